@@ -1,0 +1,1 @@
+"""ssdkd.methods."""
