@@ -1,0 +1,151 @@
+"""The interface the run engine drives, and the bookkeeping every method shares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ssdkd.methods.common import ModelInput, StudentTrainer, TransferPool, freeze_teacher
+from ssdkd.methods.config import MethodConfig
+from ssdkd.methods.precision import Precision
+
+__all__ = ["DistillationMethod", "PoolMethod"]
+
+
+class DistillationMethod(ABC):
+    """A data-free distillation method as two steps: :meth:`synthesize` and :meth:`distill_step`.
+
+    A method owns its models' optimisers, its synthetic data and its random generator; it
+    owns no loop, file or log. The engine calls :meth:`synthesize` once per round and
+    :meth:`distill_step` ``config.kd_steps`` times per round after warm-up.
+
+    Args:
+        teacher: A trained network with BatchNorm layers; put in eval mode and frozen.
+        student: The network to train (in place).
+        config: The method's frozen config.
+        num_classes: Number of classes of the teacher's output.
+        image_shape: ``(C, H, W)`` of the teacher's input images.
+        normalization: ``(mean, std)`` per channel that the teacher's inputs were
+            normalised with; synthetic images live in [0, 1] and are normalised with it.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        seed: Seeds the method's :class:`torch.Generator` (latents, targets, sampling,
+            augmentation).
+        device: Where the models and synthetic data live (default: the student's device).
+    """
+
+    needs_batchnorm: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        student: nn.Module,
+        config: MethodConfig,
+        *,
+        num_classes: int,
+        image_shape: tuple[int, int, int],
+        normalization: tuple[tuple[float, ...], tuple[float, ...]],
+        precision: str = "fp32",
+        seed: int = 0,
+        device: torch.device | None = None,
+    ) -> None:
+        if num_classes < 2:
+            raise ValueError(f"Expected `num_classes` >= 2, got {num_classes}")
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise ValueError(f"Expected `image_shape` as (C, H, W), got {image_shape}")
+        mean, std = normalization
+        if len(mean) != image_shape[0] or len(std) != image_shape[0]:
+            raise ValueError(
+                f"Expected `normalization` with {image_shape[0]} channel value(s) each, "
+                f"got mean {tuple(mean)} and std {tuple(std)}"
+            )
+        if device is None:
+            device = next(student.parameters()).device
+        self.device = torch.device(device)
+        self.teacher = freeze_teacher(teacher.to(self.device), needs_batchnorm=self.needs_batchnorm)
+        self.student = student.to(self.device)
+        self.config = config
+        self.num_classes = num_classes
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
+        self.model_input = ModelInput(mean, std)
+        self.precision = Precision(precision, self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.images_synthesized = 0
+        self.kd_steps_done = 0
+        post_warmup_rounds = config.rounds - config.warmup_rounds
+        self.trainer = StudentTrainer(
+            self.teacher,
+            self.student,
+            config,
+            total_steps=post_warmup_rounds * config.kd_steps,
+            model_input=self.model_input,
+            precision=self.precision,
+            generator=self.generator,
+        )
+
+    @abstractmethod
+    def synthesize(self, round_index: int) -> dict[str, float]:
+        """Run the synthesis of round ``round_index`` (0-based); returns its metrics."""
+
+    @abstractmethod
+    def distill_step(self) -> dict[str, float]:
+        """Run one student step; returns its metrics (``kd_loss``, ``skipped``, ...)."""
+
+    @abstractmethod
+    def synthetic_images(self) -> torch.Tensor:
+        """The synthetic images the student currently learns from, ``(N, C, H, W)``."""
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        del state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: models, optimisers, data, RNG, counters."""
+        return {
+            "trainer": self.trainer.state_dict(),
+            "precision": self.precision.state_dict(),
+            "generator": self.generator.get_state(),
+            "images_synthesized": self.images_synthesized,
+            "kd_steps_done": self.kd_steps_done,
+            **self._extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.trainer.load_state_dict(state["trainer"])
+        self.precision.load_state_dict(state["precision"])
+        self.generator.set_state(state["generator"])
+        self.images_synthesized = int(state["images_synthesized"])
+        self.kd_steps_done = int(state["kd_steps_done"])
+        self._load_extra_state(state)
+
+
+class PoolMethod(DistillationMethod):
+    """A method whose student learns from a uniformly sampled :class:`TransferPool`.
+
+    Subclasses implement :meth:`synthesize` and add their images with ``self.pool.add``.
+    """
+
+    def __init__(self, *args: Any, pool_capacity: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool = TransferPool(pool_capacity, self.generator)
+
+    def distill_step(self) -> dict[str, float]:
+        metrics, _ = self.trainer.step(self.pool.sample(self.config.kd_batch_size))
+        self.kd_steps_done += 1
+        return metrics
+
+    def synthetic_images(self) -> torch.Tensor:
+        if self.pool.images is None:
+            return torch.zeros(0, *self.image_shape, device=self.device)
+        return self.pool.images
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"pool": self.pool.state_dict()}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.pool.load_state_dict(state["pool"])

@@ -1,0 +1,195 @@
+"""Pieces every method shares: the frozen teacher, the transfer pool and the student step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ssdkd.generators import Augment, normalize
+from ssdkd.hooks import has_batchnorm
+from ssdkd.losses import kd_kl_div, weighted_mean
+from ssdkd.methods.config import MethodConfig
+from ssdkd.methods.precision import Precision
+
+__all__ = ["ModelInput", "StudentTrainer", "TransferPool", "freeze_teacher"]
+
+
+def freeze_teacher(teacher: nn.Module, *, needs_batchnorm: bool) -> nn.Module:
+    """Put ``teacher`` in eval mode and stop gradients into its weights.
+
+    Eval mode matters twice: BatchNorm then normalises with the *running* statistics (the
+    quantity the BN-statistics loss matches), and the synthetic batches never overwrite
+    those statistics.
+
+    Raises:
+        ValueError: ``needs_batchnorm`` is set and the teacher has no BatchNorm layer.
+    """
+    if needs_batchnorm and not has_batchnorm(teacher):
+        raise ValueError(
+            "Expected `teacher` to contain BatchNorm layers (the BN-statistics loss inverts "
+            f"their running statistics), got a {type(teacher).__name__} without any"
+        )
+    teacher.eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
+class ModelInput:
+    """Maps images in [0, 1] to what the networks take: ``(x - mean) / std``.
+
+    Args:
+        mean: Per-channel mean of the teacher's training data.
+        std: Per-channel standard deviation of the teacher's training data.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return normalize(images, self.mean, self.std)
+
+
+class TransferPool:
+    """The uniformly sampled image pool of Fast-DFKD and DeepInversion.
+
+    Grows by whole batches; with a ``capacity`` the oldest images are dropped first.
+
+    Args:
+        capacity: Maximum number of images (0: unbounded).
+        generator: The random source of :meth:`sample`.
+    """
+
+    def __init__(self, capacity: int, generator: torch.Generator) -> None:
+        self.capacity = capacity
+        self.generator = generator
+        self.images: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.images is None else int(self.images.shape[0])
+
+    def add(self, images: torch.Tensor) -> None:
+        """Append a batch ``(B, C, H, W)``."""
+        batch = images.detach()
+        pool = batch if self.images is None else torch.cat([self.images, batch])
+        if self.capacity and pool.shape[0] > self.capacity:
+            pool = pool[-self.capacity :]
+        self.images = pool
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """Draw ``batch_size`` images uniformly with replacement."""
+        if self.images is None:
+            raise RuntimeError("cannot sample from an empty transfer pool")
+        index = torch.randint(
+            0,
+            self.images.shape[0],
+            (batch_size,),
+            generator=self.generator,
+            device=self.generator.device,
+        )
+        return self.images[index.to(self.images.device)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"capacity": self.capacity, "images": self.images}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.capacity = int(state["capacity"])
+        self.images = state["images"]
+
+
+class StudentTrainer:
+    """One KD step of the student: per-sample KL · T², weighted mean, SGD + cosine.
+
+    Args:
+        teacher: The frozen teacher.
+        student: The student, trained in place.
+        config: Supplies the KD temperature, batch size, SGD settings and augmentation.
+        total_steps: Length of the cosine schedule (all KD steps of the run).
+        model_input: Normalisation applied to images before either network.
+        precision: Autocast mode and guarded optimiser step.
+        generator: Random source of the KD-batch augmentation.
+    """
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        student: nn.Module,
+        config: MethodConfig,
+        *,
+        total_steps: int,
+        model_input: ModelInput,
+        precision: Precision,
+        generator: torch.Generator,
+    ) -> None:
+        self.teacher = teacher
+        self.student = student
+        self.temperature = config.temperature
+        self.model_input = model_input
+        self.precision = precision
+        self.generator = generator
+        self.augment = (
+            Augment(crop_padding=config.crop_padding, flip=config.flip)
+            if config.kd_augment
+            else None
+        )
+        self.optimizer = torch.optim.SGD(
+            student.parameters(),
+            lr=config.student_lr,
+            momentum=config.student_momentum,
+            weight_decay=config.student_weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=max(1, total_steps)
+        )
+
+    def step(
+        self, images: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> tuple[dict[str, float], torch.Tensor | None]:
+        """Train the student on one batch of images in [0, 1].
+
+        Args:
+            images: ``(B, C, H, W)`` synthetic images.
+            weights: Optional ``(B,)`` per-sample weights (importance weights).
+
+        Returns:
+            The step's metrics (``loss``, ``skipped``) and the detached per-sample
+            KL(teacher ‖ student) at temperature T (without the T² factor), or ``None``
+            when the loss was not finite and the step was skipped.
+        """
+        if self.augment is not None:
+            images = self.augment(images, generator=self.generator)
+        inputs = self.model_input(images)
+        self.student.train()
+        with self.precision.autocast():
+            with torch.no_grad():
+                teacher_logits = self.teacher(inputs)
+            student_logits = self.student(inputs)
+        per_sample = kd_kl_div(
+            student_logits.float(),
+            teacher_logits.float(),
+            temperature=self.temperature,
+            reduction="none",
+        )
+        loss = weighted_mean(per_sample, weights) if weights is not None else per_sample.mean()
+        applied = self.precision.step(loss, self.optimizer)
+        self.scheduler.step()
+        metrics = {"kd_loss": float(loss.detach()), "skipped": float(not applied)}
+        if not applied:
+            return metrics, None
+        return metrics, per_sample.detach() / self.temperature**2
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "student": self.student.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.student.load_state_dict(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,349 @@
+"""Frozen configuration dataclasses of the three methods, with the published defaults.
+
+Every field is documented next to its default. Fields marked **[ours]** are choices the
+SSD-KD paper leaves open (its authors released no code); each is switchable.
+
+The defaults reproduce the papers' CIFAR settings. Scaled-down presets for the small
+offline data sets (scikit-learn digits, Fashion-MNIST) are separate, named constants at
+the end of this module; every one of them says what it scales and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "DEEPINVERSION_DIGITS",
+    "FAST2",
+    "FAST2_DIGITS",
+    "FAST5",
+    "FAST10",
+    "MethodConfig",
+    "SSDKD_DIGITS",
+    "DeepInversionConfig",
+    "FastDFKDConfig",
+    "NoiseControlConfig",
+    "SSDKDConfig",
+    "config_from_dict",
+    "config_to_dict",
+]
+
+
+def _check_positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value <= 0:
+            raise ValueError(
+                f"Expected `{name}` of {type(obj).__name__} to be positive, got {value!r}"
+            )
+
+
+def _check_non_negative(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value < 0:
+            raise ValueError(
+                f"Expected `{name}` of {type(obj).__name__} to be >= 0, got {value!r}"
+            )
+
+
+def _check_choice(obj: object, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(obj, name)
+    if value not in choices:
+        raise ValueError(
+            f"Expected `{name}` of {type(obj).__name__} to be one of {choices}, got {value!r}"
+        )
+
+
+@dataclass(frozen=True)
+class _DistillationFields:
+    """Fields every method shares: the round budget and the student's KD steps."""
+
+    rounds: int = 220
+    """Number of rounds ("epochs"); each round synthesises once, then runs ``kd_steps``."""
+    warmup_rounds: int = 20
+    """Rounds of synthesis only at the start: no KD steps and no adversarial term."""
+    kd_steps: int = 400
+    """Student SGD steps per round after warm-up."""
+    kd_batch_size: int = 256
+    """Images per student step."""
+    temperature: float = 20.0
+    """KD softmax temperature T (the loss is KL · T²); Fast-DFKD's CIFAR value."""
+    student_lr: float = 0.2
+    """Student SGD learning rate, annealed by a cosine schedule over all KD steps."""
+    student_momentum: float = 0.9
+    """Student SGD momentum."""
+    student_weight_decay: float = 1e-4
+    """Student SGD weight decay."""
+    kd_augment: bool = True
+    """Random crop (``crop_padding``) and flip on the KD batches, as Fast-DFKD's pool does."""
+    crop_padding: int = 4
+    """Zero padding of the random crop, in pixels (0 disables cropping)."""
+    flip: bool = True
+    """Random horizontal flips during synthesis and KD."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "rounds", "kd_batch_size", "temperature", "student_lr")
+        _check_non_negative(
+            self,
+            "warmup_rounds",
+            "kd_steps",
+            "student_momentum",
+            "student_weight_decay",
+            "crop_padding",
+        )
+        if self.warmup_rounds >= self.rounds:
+            raise ValueError(
+                f"Expected `warmup_rounds` < `rounds` ({self.rounds}), got {self.warmup_rounds}"
+            )
+
+
+@dataclass(frozen=True)
+class FastDFKDConfig(_DistillationFields):
+    """Fast-DFKD (Fang et al., AAAI 2022): a meta-learned generator, uniform KD on a pool.
+
+    The defaults are the published CIFAR settings of Fast-2 (resnet34 → resnet18); the
+    Fast-5 and Fast-10 presets are :data:`FAST5` and :data:`FAST10`.
+    """
+
+    synthesis_batch_size: int = 256
+    """Images synthesised per round (one batch)."""
+    latent_dim: int = 256
+    """Dimension of the generator's latent z."""
+    generator_width: int = 64
+    """DCGAN width: the generator's convolutions have 2·width and width channels."""
+    g_steps: int = 2
+    """Inner generator steps per round (the N of Fast-N)."""
+    lr_g: float = 5e-3
+    """Inner Adam learning rate of the fast generator; the meta step uses lr_g · g_steps."""
+    lr_z: float = 0.015
+    """Inner Adam learning rate of the latent codes z."""
+    meta_algorithm: Literal["fomaml", "reptile"] = "fomaml"
+    """Meta update: first-order MAML (published) or Reptile."""
+    bn_weight: float = 10.0
+    """Weight of the BN-statistics loss."""
+    bn_momentum: float = 0.9
+    """Momentum m of the BN-statistics EMA ("bn_mmt"); 0 compares the batch alone."""
+    oh_weight: float = 0.5
+    """Weight of the teacher's cross-entropy on the sampled targets (task loss)."""
+    adv_weight: float = 1.33
+    """Weight of the agreement-masked adversarial KL after warm-up."""
+    pool_capacity: int = 0
+    """Cap on the transfer pool in images (0: grows by one batch per round, as published)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive(
+            self, "synthesis_batch_size", "latent_dim", "generator_width", "g_steps", "lr_g"
+        )
+        _check_non_negative(
+            self, "lr_z", "bn_weight", "oh_weight", "adv_weight", "pool_capacity"
+        )
+        _check_choice(self, "meta_algorithm", ("fomaml", "reptile"))
+        if not 0.0 <= self.bn_momentum < 1.0:
+            raise ValueError(f"Expected `bn_momentum` in [0, 1), got {self.bn_momentum!r}")
+
+
+@dataclass(frozen=True)
+class SSDKDConfig(FastDFKDConfig):
+    """SSD-KD (Liu et al., CVPR 2024): small buffer, φ-modulated inversion, priority KD.
+
+    Inversion is the Fast-DFKD meta-generator round with the task loss weighted by φ;
+    distillation draws from a fixed small :class:`~ssdkd.sampling.PriorityBuffer` by
+    priority δ = w · KL(teacher ‖ student) with importance weights w.
+    """
+
+    buffer_size: int = 5000
+    """Buffer capacity: 10% of the original training set (5,000 for CIFAR-10)."""
+    kd_steps: int = 100
+    """[ours] KD steps per round; the paper gives no number. A quarter of Fast-DFKD's 400:
+    the small buffer is re-visited by priority instead of swept uniformly."""
+    gamma: float = 2.0
+    """[ours] Focal exponent γ of φ's difficulty factor (the paper gives no value)."""
+    phi_on_targets: bool = False
+    """[ours] Read p_T in φ as the teacher's probability of the sampled target label
+    instead of its maximum probability."""
+    use_diversity: bool = True
+    """Ablation switch: False drops φ's diversity factor."""
+    use_difficulty: bool = True
+    """Ablation switch: False drops φ's difficulty factor (γ = 0)."""
+    use_phi: bool = True
+    """Ablation switch: False trains the generator with an unweighted task loss (φ ≡ 1)."""
+    refresh_policy: Literal["lowest-phi", "fifo"] = "lowest-phi"
+    """[ours] Which entries of a full buffer a new batch replaces: the lowest-φ ones
+    (φ recomputed with the current class histogram) or the oldest ones."""
+    priority_sampling: bool = True
+    """Ablation switch: False draws KD batches uniformly from the same buffer (α = 0)."""
+    alpha: float = 0.6
+    """Priority exponent α of P(i) ∝ (δ_i + ε)^α."""
+    beta: float = 0.4
+    """Initial importance-sampling exponent β₀."""
+    beta_final: float = 1.0
+    """[ours] β is annealed linearly from ``beta`` to this value over all KD steps."""
+    priority_eps: float = 1e-6
+    """ε added to every priority."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive(self, "buffer_size", "priority_eps")
+        _check_non_negative(self, "gamma", "alpha")
+        _check_choice(self, "refresh_policy", ("lowest-phi", "fifo"))
+        for name in ("beta", "beta_final"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Expected `{name}` in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class DeepInversionConfig(_DistillationFields):
+    """DeepInversion (Yin et al., CVPR 2020): optimise the pixels of each batch directly.
+
+    Each round optimises one fresh batch for ``iterations`` Adam steps, adds it to the
+    transfer pool and then distils on the pool. Defaults are the CIFAR recipe (2,000
+    iterations, BN weight 10, batch 256) with DeepInversion's KD temperature of 3.
+    """
+
+    rounds: int = 40
+    """[ours] Batches synthesised (the published recipe sets the transfer-set size, not a
+    round count; 40 batches of 256 ≈ 10k images)."""
+    warmup_rounds: int = 0
+    """DeepInversion needs no warm-up: the student is not part of plain DeepInversion."""
+    temperature: float = 3.0
+    """KD temperature of DeepInversion's CIFAR distillation."""
+    synthesis_batch_size: int = 256
+    """Images per synthesised batch."""
+    iterations: int = 2000
+    """Adam steps per batch."""
+    lr: float = 0.1
+    """Adam learning rate of the pixels."""
+    bn_weight: float = 10.0
+    """Weight of the BN-statistics loss."""
+    first_bn_multiplier: float = 1.0
+    """Extra weight of the first BN layer (10 in the ImageNet recipe)."""
+    oh_weight: float = 1.0
+    """Weight of the teacher's cross-entropy on the targets."""
+    tv_l1_weight: float = 0.0
+    """Weight of the L1 total-variation prior."""
+    tv_l2_weight: float = 0.5
+    """[ours] Weight of the L2 total-variation prior. ssdkd's TV is a per-pixel mean
+    (independent of image size), so the published weights, set for a sum over a 224×224
+    image, do not transfer; 0.5 keeps the prior about a tenth of the task loss on noise."""
+    l2_weight: float = 0.0
+    """Weight of the image L2-norm prior (off: images are already bounded to [0, 1])."""
+    competition_weight: float = 0.0
+    """Weight of the Adaptive-DeepInversion competition term 1 − JS (0: plain DI)."""
+    roll: int = 2
+    """Maximum random roll (jitter) in pixels during inversion."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive(self, "synthesis_batch_size", "iterations", "lr")
+        _check_non_negative(
+            self,
+            "bn_weight",
+            "first_bn_multiplier",
+            "oh_weight",
+            "tv_l1_weight",
+            "tv_l2_weight",
+            "l2_weight",
+            "competition_weight",
+            "roll",
+        )
+
+
+@dataclass(frozen=True)
+class NoiseControlConfig(_DistillationFields):
+    """The sanity control: distil on uniform-noise images instead of inverted ones.
+
+    A data-free method that does not beat this control by a wide margin is not working.
+    """
+
+    pool_size: int = 5000
+    """Noise images drawn once at the start."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive(self, "pool_size")
+
+
+MethodConfig = FastDFKDConfig | SSDKDConfig | DeepInversionConfig | NoiseControlConfig
+
+FAST2 = FastDFKDConfig()
+"""Fast-2: the published CIFAR resnet34 → resnet18 settings."""
+FAST5 = FastDFKDConfig(g_steps=5, lr_g=3e-3, lr_z=0.01)
+"""Fast-5: five generator steps per round."""
+FAST10 = FastDFKDConfig(g_steps=10, lr_g=2e-3, lr_z=0.01)
+"""Fast-10: ten generator steps per round."""
+
+# Small-data presets. Digits are 8×8 single-channel images with 1,797 samples; the
+# published budgets (220 rounds × 400 KD steps at batch 256) would take hours on a CPU
+# and vastly over-train a 10-class toy problem. Every preset keeps the published loss
+# weights and learning rates of its method and scales only the budget: smaller batches
+# (64/128), far fewer rounds, no crop padding beyond 1 pixel (4 pixels of an 8-pixel
+# image would erase the digit), no flips (digits are not mirror-symmetric), and T = 4.
+_DIGITS_BUDGET: dict[str, Any] = {
+    "rounds": 30,
+    "warmup_rounds": 5,
+    "kd_batch_size": 128,
+    "temperature": 4.0,
+    "student_lr": 0.05,
+    "crop_padding": 1,
+    "flip": False,
+}
+
+FAST2_DIGITS = FastDFKDConfig(
+    **_DIGITS_BUDGET, synthesis_batch_size=128, generator_width=32, latent_dim=64, kd_steps=60
+)
+"""Fast-2 scaled to scikit-learn digits (8×8): 30 rounds of 128 images, 60 KD steps each."""
+SSDKD_DIGITS = SSDKDConfig(
+    **_DIGITS_BUDGET,
+    synthesis_batch_size=128,
+    generator_width=32,
+    latent_dim=64,
+    kd_steps=30,
+    buffer_size=1000,
+)
+"""SSD-KD scaled to digits: a 1,000-image buffer, 30 rounds of 128 images, 30 KD steps."""
+DEEPINVERSION_DIGITS = DeepInversionConfig(
+    rounds=10,
+    warmup_rounds=0,
+    kd_steps=120,
+    kd_batch_size=128,
+    temperature=4.0,
+    student_lr=0.05,
+    crop_padding=1,
+    flip=False,
+    synthesis_batch_size=128,
+    iterations=200,
+    roll=1,
+)
+"""DeepInversion scaled to digits: 10 batches of 128 images, 200 pixel steps each."""
+
+
+def config_to_dict(config: MethodConfig) -> dict[str, Any]:
+    """The config as a JSON-ready dict with its class name under ``"config_class"``."""
+    return {"config_class": type(config).__name__, **dataclasses.asdict(config)}
+
+
+_CONFIG_CLASSES: dict[str, type[MethodConfig]] = {
+    cls.__name__: cls
+    for cls in (FastDFKDConfig, SSDKDConfig, DeepInversionConfig, NoiseControlConfig)
+}
+
+
+def config_from_dict(data: dict[str, Any]) -> MethodConfig:
+    """Rebuild a config written by :func:`config_to_dict` (unknown fields raise)."""
+    values = dict(data)
+    name = values.pop("config_class", None)
+    if name not in _CONFIG_CLASSES:
+        raise ValueError(
+            f"Expected `config_class` to be one of {sorted(_CONFIG_CLASSES)}, got {name!r}"
+        )
+    cls = _CONFIG_CLASSES[name]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"Unknown fields for {name}: {unknown}")
+    return cls(**values)

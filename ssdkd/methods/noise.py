@@ -1,0 +1,45 @@
+"""The noise control: the same KD on uniform-noise images."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ssdkd.methods.base import PoolMethod
+from ssdkd.methods.config import NoiseControlConfig
+
+__all__ = ["NoiseControl"]
+
+
+class NoiseControl(PoolMethod):
+    """Distils on ``pool_size`` uniform-noise images drawn in the first round.
+
+    The control every data-free method must beat by a wide margin: it shows how much of
+    the teacher's function can be transferred without inverting anything.
+
+    See :class:`~ssdkd.methods.base.DistillationMethod` for the arguments.
+    """
+
+    needs_batchnorm: ClassVar[bool] = False
+    config: NoiseControlConfig
+
+    def __init__(
+        self, teacher: nn.Module, student: nn.Module, config: NoiseControlConfig, **kwargs: Any
+    ) -> None:
+        if not isinstance(config, NoiseControlConfig):
+            raise TypeError(
+                f"Expected `config` to be a NoiseControlConfig, got {type(config).__name__}"
+            )
+        super().__init__(teacher, student, config, **kwargs)
+
+    def synthesize(self, round_index: int) -> dict[str, float]:
+        if len(self.pool) == 0:
+            noise = torch.rand(
+                self.config.pool_size, *self.image_shape, generator=self.generator,
+                device=self.device,
+            )
+            self.pool.add(noise)
+            self.images_synthesized = self.config.pool_size
+        return {"images_synthesized": float(self.images_synthesized)}
