@@ -1,0 +1,127 @@
+"""``ssdkd.distill``: one call from a teacher to a distilled student."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ssdkd.engine.runner import RunResult, run_rounds
+from ssdkd.methods import METHODS, PRECISIONS, MethodConfig
+
+__all__ = ["distill"]
+
+
+def distill(
+    teacher: nn.Module,
+    student: nn.Module,
+    method: str = "ssd-kd",
+    *,
+    num_classes: int,
+    image_shape: Sequence[int],
+    normalization: tuple[Sequence[float], Sequence[float]],
+    config: MethodConfig | None = None,
+    rounds: int | None = None,
+    eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    seed: int = 0,
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Distil ``teacher`` into ``student`` without data, with one of the reference methods.
+
+    The teacher is put in eval mode and frozen; it must take images normalised with
+    ``normalization`` and contain BatchNorm layers (every method but ``"noise-control"``
+    inverts their running statistics). Synthetic images live in [0, 1].
+
+    Args:
+        teacher: A trained classifier, ``(B, C, H, W) → (B, num_classes)``.
+        student: The network to train (in place; also returned in the result).
+        method: ``"ssd-kd"``, ``"fast-dfkd"``, ``"deepinversion"`` or ``"noise-control"``.
+        num_classes: Number of classes of the teacher.
+        image_shape: ``(C, H, W)`` of the teacher's inputs (square images).
+        normalization: ``(mean, std)`` per channel used for the teacher's training data.
+        config: The method's config (default: its published settings, see
+            :data:`ssdkd.methods.METHODS`).
+        rounds: Override ``config.rounds`` (must exceed ``config.warmup_rounds``).
+        eval_data: Held-out real ``(images in [0, 1], labels)`` to evaluate each round.
+        device: Where to run (default: CUDA when available, else CPU).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 scales the KD loss).
+        seed: Seeds every random choice of the run (generator init, latents, sampling).
+        run_dir: Directory for the config, metrics, checkpoints and plots' inputs.
+        resume: Continue the run in ``run_dir`` from its last checkpoint.
+        progress: Show a progress bar.
+
+    Returns:
+        A :class:`~ssdkd.engine.runner.RunResult`: ``student`` (best round's weights when
+        ``eval_data`` is given), ``best_accuracy`` and ``history`` (one record per round).
+
+    Raises:
+        ValueError: An unknown method or precision, a config of the wrong class, or a
+            teacher without BatchNorm layers.
+
+    Example:
+        >>> import ssdkd
+        >>> from ssdkd.methods import SSDKD_DIGITS
+        >>> from ssdkd.models import create_model
+        >>> teacher = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
+        >>> student = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
+        >>> result = ssdkd.distill(teacher, student, "ssd-kd", num_classes=10,
+        ...     image_shape=(1, 8, 8), normalization=((0.3,), (0.4,)), config=SSDKD_DIGITS,
+        ...     rounds=2, progress=False)
+        >>> [r["round"] for r in result.history]
+        [1, 2]
+    """
+    if method not in METHODS:
+        raise ValueError(f"Expected `method` to be one of {sorted(METHODS)}, got {method!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"Expected `precision` to be one of {PRECISIONS}, got {precision!r}")
+    method_class, default_config = METHODS[method]
+    if config is None:
+        config = default_config
+    if not isinstance(config, type(default_config)):
+        raise TypeError(
+            f"Expected `config` for method {method!r} to be a {type(default_config).__name__}, "
+            f"got {type(config).__name__}"
+        )
+    if rounds is not None:
+        if rounds <= config.warmup_rounds:
+            raise ValueError(
+                f"Expected `rounds` > the config's warmup_rounds ({config.warmup_rounds}), "
+                f"got {rounds}"
+            )
+        config = dataclasses.replace(config, rounds=rounds)
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 3:
+        raise ValueError(f"Expected `image_shape` as (C, H, W), got {tuple(image_shape)}")
+    resolved = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    mean, std = (tuple(float(v) for v in normalization[0]), tuple(float(v) for v in normalization[1]))
+    torch.manual_seed(seed)
+    student = student.to(resolved)
+    runner = method_class(
+        teacher,
+        student,
+        config,
+        num_classes=num_classes,
+        image_shape=(shape[0], shape[1], shape[2]),
+        normalization=(mean, std),
+        precision=precision,
+        seed=seed,
+        device=resolved,
+    )
+    return run_rounds(
+        runner,
+        eval_data=eval_data,
+        run_dir=run_dir,
+        resume=resume,
+        progress=progress,
+        extra_config={"seed": seed, "precision": precision, "num_classes": num_classes,
+                      "image_shape": list(shape), "mean": list(mean), "std": list(std)},
+    )
