@@ -1,0 +1,296 @@
+"""Synthesis and distillation steps of each method on tiny BN nets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from ssdkd.losses import kd_kl_div, weighted_mean
+from ssdkd.methods import (
+    SSDKD,
+    DeepInversion,
+    FastDFKD,
+    NoiseControl,
+    SSDKDConfig,
+)
+from tests.methods.tiny import IMAGE_SHAPE, NUM_CLASSES, build, make_student, make_teacher
+
+
+def _fill(method: SSDKD, rounds: int) -> None:
+    for r in range(rounds):
+        method.synthesize(r)
+
+
+def test_kd_step_decreases_loss_on_a_fixed_batch(tiny_fast_config):
+    config = dataclasses.replace(tiny_fast_config, kd_augment=False, student_lr=0.1)
+    method = build(FastDFKD, config)
+    images = torch.rand(16, *IMAGE_SHAPE, generator=torch.Generator().manual_seed(3))
+    losses = [method.trainer.step(images)[0]["kd_loss"] for _ in range(30)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_meta_generator_rounds_lower_the_bn_loss(tiny_fast_config):
+    config = dataclasses.replace(tiny_fast_config, rounds=40, warmup_rounds=39, lr_g=0.02)
+    method = build(FastDFKD, config)
+    bn = [method.synthesize(r)["synth_bn"] for r in range(25)]
+    assert sum(bn[-5:]) < 0.7 * sum(bn[:5])
+
+
+def test_fast_dfkd_pool_grows_one_batch_per_round(tiny_fast_config):
+    method = build(FastDFKD, tiny_fast_config)
+    for r in range(3):
+        metrics = method.synthesize(r)
+    assert method.synthetic_images().shape == (48, *IMAGE_SHAPE)
+    assert metrics["images_synthesized"] == 48
+    assert 0.0 <= float(method.synthetic_images().min())
+    assert float(method.synthetic_images().max()) <= 1.0
+
+
+def test_reptile_meta_step_moves_the_meta_generator(tiny_fast_config):
+    method = build(FastDFKD, dataclasses.replace(tiny_fast_config, meta_algorithm="reptile"))
+    before = [p.detach().clone() for p in method.synthesis.meta.parameters()]
+    method.synthesize(0)
+    after = list(method.synthesis.meta.parameters())
+    assert any(not torch.equal(b, a) for b, a in zip(before, after))
+
+
+def test_ssdkd_buffer_receives_images_and_stays_at_capacity(tiny_ssdkd_config):
+    method = build(SSDKD, tiny_ssdkd_config)
+    method.synthesize(0)
+    assert len(method.buffer) == 16
+    _fill(method, 4)
+    assert len(method.buffer) == tiny_ssdkd_config.buffer_size
+    assert method.images_synthesized == 16 * 5
+    stored = method.buffer.data
+    assert torch.equal(stored["labels"], stored["teacher_logits"].argmax(dim=1))
+
+
+def test_lowest_phi_refresh_replaces_the_lowest_phi_entries(tiny_ssdkd_config):
+    method = build(SSDKD, tiny_ssdkd_config)
+    _fill(method, 3)  # 48 > 40: the buffer is full
+    before = {k: v.clone() for k, v in method.buffer.data.items()}
+    phi_before = method.phi(before["teacher_logits"])
+    method.synthesize(3)
+    after = method.buffer.data
+    changed = (after["images"] != before["images"]).flatten(1).any(dim=1)
+    assert int(changed.sum()) == 16
+    lowest = torch.topk(phi_before, 16, largest=False).values.max()
+    assert bool((phi_before[changed] <= lowest + 1e-12).all())
+
+
+def test_fifo_refresh_replaces_the_oldest_entries(tiny_ssdkd_config):
+    method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, refresh_policy="fifo"))
+    _fill(method, 2)
+    before = method.buffer.data["images"].clone()
+    method.synthesize(2)  # 8 free slots, then 8 overwrite slots 0..7
+    after = method.buffer.data["images"]
+    changed = (after != before[: after.shape[0]]).flatten(1).any(dim=1)
+    assert changed[:8].all()
+    assert not changed[8:32].any()
+
+
+def test_phi_modulates_the_task_loss_during_inversion(tiny_ssdkd_config, monkeypatch):
+    method = build(SSDKD, tiny_ssdkd_config)
+    calls: list[tuple[int, ...]] = []
+    original = method.phi
+
+    def spy(logits: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        calls.append(tuple(logits.shape))
+        return original(logits, targets)
+
+    monkeypatch.setattr(method, "phi", spy)
+    method.synthesize(0)
+    assert calls == [(16, NUM_CLASSES)] * tiny_ssdkd_config.g_steps
+
+
+def test_without_phi_the_task_loss_is_unweighted(tiny_ssdkd_config, monkeypatch):
+    method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, use_phi=False))
+    monkeypatch.setattr(method, "phi", lambda *a, **k: pytest.fail("phi must not be used"))
+    method.synthesize(0)
+
+
+def test_ablation_switches_reduce_phi_to_one_factor(tiny_ssdkd_config):
+    logits = torch.randn(16, NUM_CLASSES, generator=torch.Generator().manual_seed(0))
+    confidence = logits.softmax(dim=1).max(dim=1).values
+    no_div = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, use_diversity=False))
+    _fill(no_div, 2)
+    assert torch.allclose(no_div.phi(logits), (1 - confidence) ** 2)
+    no_diff = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, use_difficulty=False))
+    _fill(no_diff, 2)
+    counts = no_diff.buffer.class_counts("labels", NUM_CLASSES).double()
+    expected = 1 - counts[logits.argmax(dim=1)] / counts.sum()
+    assert torch.allclose(no_diff.phi(logits).double(), expected)
+
+
+def _spy_sample(method: SSDKD, monkeypatch: pytest.MonkeyPatch) -> list:
+    samples = []
+    original = method.buffer.sample
+
+    def spy(batch_size: int):
+        sample = original(batch_size)
+        samples.append(sample)
+        return sample
+
+    monkeypatch.setattr(method.buffer, "sample", spy)
+    return samples
+
+
+def test_priorities_of_the_drawn_items_become_w_times_kl(tiny_ssdkd_config, monkeypatch):
+    method = build(SSDKD, tiny_ssdkd_config)
+    _fill(method, 2)
+    before = method.buffer.priorities().clone()
+    assert torch.all(before == 1.0)  # new items enter with the initial maximum priority
+    samples = _spy_sample(method, monkeypatch)
+    method.distill_step()
+    after = method.buffer.priorities()
+    drawn = torch.unique(samples[0].indices)
+    assert not torch.equal(after[drawn], before[drawn])
+    untouched = torch.ones_like(after, dtype=torch.bool)
+    untouched[drawn] = False
+    assert torch.equal(after[untouched], before[untouched])
+
+
+def test_importance_weights_reach_the_kd_loss(tiny_ssdkd_config, monkeypatch):
+    config = dataclasses.replace(tiny_ssdkd_config, kd_augment=False, beta=1.0)
+    method = build(SSDKD, config)
+    _fill(method, 2)
+    # Skewed priorities make the importance weights differ from 1.
+    slots = torch.arange(len(method.buffer))
+    method.buffer.update_priorities(slots, torch.linspace(0.01, 5.0, len(slots)))
+    samples = _spy_sample(method, monkeypatch)
+    student_copy = make_student()
+    student_copy.load_state_dict(method.student.state_dict())
+    metrics = method.distill_step()
+    sample = samples[0]
+    assert float(sample.weights.min()) < 0.99
+    x = method.model_input(sample.data["images"])
+    student_copy.train()
+    with torch.no_grad():
+        kl = kd_kl_div(student_copy(x), method.teacher(x), temperature=config.temperature)
+    expected = weighted_mean(kl, sample.weights)
+    assert metrics["kd_loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert metrics["kd_loss"] != pytest.approx(float(kl.mean()), rel=1e-3)
+
+
+def test_uniform_ablation_draws_with_unit_weights(tiny_ssdkd_config, monkeypatch):
+    method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, priority_sampling=False))
+    _fill(method, 2)
+    slots = torch.arange(len(method.buffer))
+    method.buffer.update_priorities(slots, torch.linspace(0.01, 5.0, len(slots)))
+    samples = _spy_sample(method, monkeypatch)
+    method.distill_step()
+    assert torch.equal(samples[0].weights, torch.ones_like(samples[0].weights))
+
+
+def test_beta_is_annealed_towards_its_final_value(tiny_ssdkd_config):
+    method = build(SSDKD, tiny_ssdkd_config)
+    _fill(method, 1)
+    betas = [method.distill_step()["beta"] for _ in range(4)]
+    assert betas == sorted(betas)
+    assert tiny_ssdkd_config.beta < betas[0] <= tiny_ssdkd_config.beta_final
+
+
+def test_deepinversion_pixels_lower_the_inversion_loss(tiny_di_config):
+    short = build(DeepInversion, dataclasses.replace(tiny_di_config, iterations=1))
+    long = build(DeepInversion, dataclasses.replace(tiny_di_config, iterations=60))
+    assert long.synthesize(0)["synth_loss"] < short.synthesize(0)["synth_loss"]
+    assert long.synthetic_images().shape == (16, *IMAGE_SHAPE)
+
+
+def test_noise_control_accepts_a_teacher_without_batchnorm(tiny_noise_config):
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(64, NUM_CLASSES))
+    method = NoiseControl(
+        teacher, make_student(), tiny_noise_config, num_classes=NUM_CLASSES,
+        image_shape=IMAGE_SHAPE, normalization=((0.5,), (0.25,)),
+    )
+    method.synthesize(0)
+    assert method.synthetic_images().shape == (64, *IMAGE_SHAPE)
+    assert "kd_loss" in method.distill_step()
+
+
+@pytest.mark.parametrize("method_class", [SSDKD, FastDFKD, DeepInversion])
+def test_a_teacher_without_batchnorm_is_refused(method_class, tiny_ssdkd_config, tiny_fast_config, tiny_di_config):
+    config = {SSDKD: tiny_ssdkd_config, FastDFKD: tiny_fast_config, DeepInversion: tiny_di_config}
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(64, NUM_CLASSES))
+    with pytest.raises(ValueError, match="BatchNorm"):
+        method_class(
+            teacher, make_student(), config[method_class], num_classes=NUM_CLASSES,
+            image_shape=IMAGE_SHAPE, normalization=((0.5,), (0.25,)),
+        )
+
+
+def test_method_refuses_a_config_of_another_method(tiny_fast_config):
+    with pytest.raises(TypeError, match="SSDKDConfig"):
+        build(SSDKD, tiny_fast_config)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"alpha": -0.1}, "alpha"),
+        ({"beta": 1.5}, "beta"),
+        ({"rounds": 3, "warmup_rounds": 3}, "warmup_rounds"),
+        ({"refresh_policy": "random"}, "refresh_policy"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"buffer_size": 0}, "buffer_size"),
+    ],
+)
+def test_invalid_config_fields_raise(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SSDKDConfig(**changes)
+
+
+def test_a_batch_larger_than_the_buffer_is_refused(tiny_ssdkd_config):
+    with pytest.raises(ValueError, match="synthesis_batch_size"):
+        build(SSDKD, dataclasses.replace(tiny_ssdkd_config, buffer_size=8))
+
+
+def test_mismatched_normalization_is_refused(tiny_ssdkd_config):
+    with pytest.raises(ValueError, match="normalization"):
+        SSDKD(
+            make_teacher(), make_student(), tiny_ssdkd_config, num_classes=NUM_CLASSES,
+            image_shape=IMAGE_SHAPE, normalization=((0.5, 0.5), (0.2, 0.2)),
+        )
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_steps_run_on_cpu(precision, tiny_ssdkd_config):
+    method = build(SSDKD, tiny_ssdkd_config, precision=precision)
+    method.synthesize(0)
+    metrics = method.distill_step()
+    assert metrics["skipped"] == 0.0
+    assert torch.isfinite(torch.tensor(metrics["kd_loss"]))
+
+
+def test_a_non_finite_kd_loss_skips_the_step_and_keeps_the_weights(tiny_fast_config):
+    method = build(FastDFKD, tiny_fast_config)
+    method.synthesize(0)
+    before = {k: v.clone() for k, v in method.student.state_dict().items()}
+    with torch.no_grad():
+        method.student.head.bias.fill_(float("nan"))
+    poisoned = {k: v.clone() for k, v in method.student.state_dict().items()}
+    metrics = method.distill_step()
+    assert metrics["skipped"] == 1.0
+    for key, value in method.student.state_dict().items():
+        assert torch.equal(value, poisoned[key]) or torch.allclose(
+            value, poisoned[key], equal_nan=True
+        )
+    assert before.keys() == poisoned.keys()
+
+
+def test_state_dict_round_trip_continues_identically(tiny_ssdkd_config):
+    first = build(SSDKD, tiny_ssdkd_config)
+    _fill(first, 2)
+    first.distill_step()
+    state = first.state_dict()
+    second = build(SSDKD, tiny_ssdkd_config, seed=123)
+    second.load_state_dict(state)
+    for method in (first, second):
+        method.synthesize(2)
+        method.distill_step()
+    for a, b in zip(first.student.state_dict().values(), second.student.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.equal(first.buffer.priorities(), second.buffer.priorities())

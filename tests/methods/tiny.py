@@ -1,0 +1,59 @@
+"""Tiny BN networks on 8×8 single-channel images: method steps run in milliseconds."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+NUM_CLASSES = 4
+IMAGE_SHAPE = (1, 8, 8)
+NORMALIZATION = ((0.5,), (0.25,))
+
+
+class TinyNet(nn.Module):
+    """conv → BN → ReLU → pool → linear: the smallest net with a BN layer to invert."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 6) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def make_teacher(seed: int = 0) -> nn.Module:
+    """A random TinyNet whose BN running statistics come from structured inputs."""
+    torch.manual_seed(seed)
+    teacher = TinyNet()
+    teacher.train()
+    with torch.no_grad():
+        for _ in range(20):
+            x = torch.rand(64, *IMAGE_SHAPE) * torch.linspace(0, 1, 8).view(1, 1, 1, 8)
+            teacher((x - 0.5) / 0.25)
+    return teacher.eval()
+
+
+def make_student(seed: int = 1) -> nn.Module:
+    torch.manual_seed(seed)
+    return TinyNet()
+
+
+def build(method_class: type, config: object, *, seed: int = 0, **kwargs: object) -> object:
+    return method_class(
+        make_teacher(),
+        make_student(),
+        config,
+        num_classes=NUM_CLASSES,
+        image_shape=IMAGE_SHAPE,
+        normalization=NORMALIZATION,
+        seed=seed,
+        **kwargs,
+    )
