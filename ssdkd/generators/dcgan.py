@@ -1,0 +1,67 @@
+"""The DCGAN-style generator of Fast-DFKD and CMI."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["DCGANGenerator"]
+
+
+class DCGANGenerator(nn.Module):
+    """Maps latent codes to images in [0, 1] (Fast-DFKD / CMI architecture).
+
+    ``Linear(latent_dim → 2w·(S/4)²) → BN → ×2 upsample → conv3×3 2w→2w → BN → LeakyReLU(0.2)
+    → ×2 upsample → conv3×3 2w→w → BN → LeakyReLU(0.2) → conv3×3 w→C → sigmoid``, with
+    ``w = width`` and ``S = image_size``; the published generator has ``width=64``
+    (128 and 64 channels). Upsampling is nearest-neighbour.
+
+    Args:
+        latent_dim: Size of the latent code ``z``.
+        image_size: Side ``S`` of the square output, a positive multiple of 4 (8, 28, 32…).
+        channels: Image channels ``C``.
+        width: Channel width ``w`` of the last hidden convolution.
+
+    Example:
+        >>> g = DCGANGenerator(latent_dim=16, image_size=8, channels=1, width=4)
+        >>> g(torch.randn(2, 16)).shape
+        torch.Size([2, 1, 8, 8])
+    """
+
+    def __init__(
+        self, latent_dim: int = 256, image_size: int = 32, channels: int = 3, width: int = 64
+    ) -> None:
+        super().__init__()
+        for name, value in (("latent_dim", latent_dim), ("channels", channels), ("width", width)):
+            if value < 1:
+                raise ValueError(f"Expected `{name}` to be a positive integer, got {value}")
+        if image_size < 4 or image_size % 4:
+            raise ValueError(
+                f"Expected `image_size` to be a positive multiple of 4, got {image_size}"
+            )
+        self.latent_dim = latent_dim
+        self.image_size = image_size
+        self.channels = channels
+        self.init_size = image_size // 4
+        wide = 2 * width
+        self.project = nn.Linear(latent_dim, wide * self.init_size**2)
+        self.blocks = nn.Sequential(
+            nn.BatchNorm2d(wide),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(wide, wide, 3, padding=1, bias=False),
+            nn.BatchNorm2d(wide),
+            nn.LeakyReLU(0.2),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(wide, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, channels, 3, padding=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, C, S, S)`` in [0, 1] from latent codes ``z`` ``(B, latent_dim)``."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"Expected `z` of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        features = self.project(z).view(z.shape[0], -1, self.init_size, self.init_size)
+        return self.blocks(features)
