@@ -1,0 +1,59 @@
+"""``create_model``: build a model of :mod:`ssdkd.models` by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from ssdkd.models.resnet import resnet18, resnet34
+from ssdkd.models.small import small_cnn, tiny_cnn
+from ssdkd.models.vgg import vgg11_bn
+from ssdkd.models.wrn import wrn16_1, wrn16_2, wrn40_1, wrn40_2
+
+__all__ = ["MODELS", "create_model"]
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "wrn16_1": wrn16_1,
+    "wrn16_2": wrn16_2,
+    "wrn40_1": wrn40_1,
+    "wrn40_2": wrn40_2,
+    "vgg11_bn": vgg11_bn,
+    "small_cnn": small_cnn,
+    "tiny_cnn": tiny_cnn,
+}
+"""Model name → constructor taking ``num_classes``, ``in_channels`` and ``image_size``.
+
+A plain dict: add your own entry to make :func:`create_model` (and the checkpoints of
+:func:`ssdkd.engine.teacher.load_teacher`) know another architecture.
+"""
+
+
+def create_model(
+    name: str, *, num_classes: int = 10, in_channels: int = 3, image_size: int = 32
+) -> nn.Module:
+    """Build the model ``name`` of :data:`MODELS` with freshly initialised weights.
+
+    Every model has BatchNorm layers, takes normalised images
+    ``(B, in_channels, image_size, image_size)`` and returns logits ``(B, num_classes)``.
+
+    Args:
+        name: A key of :data:`MODELS`.
+        num_classes: Number of output logits.
+        in_channels: Input image channels.
+        image_size: Side of the square input images.
+
+    Raises:
+        ValueError: ``name`` is unknown (the message lists the known names) or an
+            argument is not a positive integer.
+
+    Example:
+        >>> model = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
+        >>> type(model).__name__
+        'SmallCNN'
+    """
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; known models: {', '.join(MODELS)}")
+    return MODELS[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size)
