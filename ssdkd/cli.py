@@ -1,0 +1,291 @@
+"""The ``ssdkd`` command line.
+
+Each subcommand is one ``_add_<command>(subparsers)`` function that builds its parser and
+sets ``handler`` to a function ``(args) -> int``; :data:`COMMANDS` lists them in the
+order ``ssdkd --help`` shows. Expected failures (a missing dataset, a corrupt checkpoint,
+an invalid setting) print one ``ssdkd: error: ...`` line and exit with status 1; bad
+command-line arguments give argparse's usage error and status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+Subparsers = Any
+"""argparse's subparsers action (its class is private to argparse)."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default; options whose default is ``None`` explain it in
+    their help text instead of printing "(default: None)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _float_at_least(minimum: float, strict: bool) -> Callable[[str], float]:
+    relation = ">" if strict else ">="
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value > minimum if strict else value >= minimum):
+            raise argparse.ArgumentTypeError(
+                f"expected a number {relation} {minimum}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _device(text: str) -> str:
+    import torch
+
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {text!r}"
+        ) from None
+    return text
+
+
+def _recipe_help(description: str, field: str, unit: str = "") -> str:
+    from ssdkd.engine.teacher import TEACHER_RECIPES
+
+    values = ", ".join(
+        f"{name} {getattr(recipe, field)}{unit}" for name, recipe in TEACHER_RECIPES.items()
+    )
+    return f"{description} (default: the dataset's recipe: {values})"
+
+
+def _add_train_teacher(subparsers: Subparsers) -> None:
+    from ssdkd.data import DATASETS
+    from ssdkd.models import MODELS
+
+    parser = subparsers.add_parser(
+        "train-teacher",
+        help="train a teacher on real data and save it as a checkpoint",
+        description="Train a teacher from scratch with SGD on a local dataset, evaluate it "
+        "on the held-out split, and write a checkpoint (state_dict + metadata: model, "
+        "dataset, classes, normalisation mean/std, accuracy) that loads with "
+        "torch.load(weights_only=True). The teacher expects images (x - mean) / std.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        choices=list(MODELS),
+        metavar="NAME",
+        help=f"architecture, one of: {', '.join(MODELS)}",
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=list(DATASETS),
+        metavar="NAME",
+        help=f"dataset, one of: {', '.join(DATASETS)}",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="dataset directory (default: fashion-mnist: /usr/share/datasets/fashion-mnist; "
+        "cifar10/cifar100: required; digits: unused, it ships with scikit-learn)",
+    )
+    parser.add_argument("--out", required=True, metavar="PATH", help="checkpoint file to write")
+    parser.add_argument(
+        "--epochs", type=_positive_int, help=_recipe_help("training epochs", "epochs")
+    )
+    parser.add_argument(
+        "--lr",
+        type=_float_at_least(0.0, True),
+        help=_recipe_help("initial SGD learning rate", "lr"),
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, help=_recipe_help("images per SGD step", "batch_size")
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=_float_at_least(0.0, False),
+        help=_recipe_help("L2 weight decay", "weight_decay"),
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=("cosine", "multistep"),
+        help=_recipe_help("learning-rate schedule", "schedule"),
+    )
+    parser.add_argument(
+        "--crop-padding",
+        type=_non_negative_int,
+        help=_recipe_help("random-crop padding of the augmentation", "crop_padding", " px"),
+    )
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=_recipe_help("random horizontal flips", "flip"),
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights, order, augmentation")
+    parser.add_argument(
+        "--device", type=_device, default="auto", help="'auto' (CUDA when available), 'cpu', ..."
+    )
+    parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    parser.set_defaults(handler=_run_train_teacher)
+
+
+def _run_train_teacher(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from ssdkd.data import load_dataset
+    from ssdkd.engine.teacher import TEACHER_RECIPES, save_teacher, train_teacher
+    from ssdkd.models import create_model
+
+    dataset = load_dataset(args.dataset, args.data_dir)
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "epochs",
+            "lr",
+            "batch_size",
+            "weight_decay",
+            "schedule",
+            "crop_padding",
+            "flip",
+        )
+        if getattr(args, name) is not None
+    }
+    recipe = dataclasses.replace(TEACHER_RECIPES[args.dataset], **overrides)
+    channels, size, _ = dataset.image_shape
+    torch.manual_seed(args.seed)
+    model = create_model(
+        args.model, num_classes=dataset.num_classes, in_channels=channels, image_size=size
+    )
+    print(
+        f"training {args.model} on {args.dataset} ({len(dataset.y_train)} images) for "
+        f"{recipe.epochs} epochs on {args.device}",
+        file=sys.stderr,
+    )
+    result = train_teacher(
+        model,
+        dataset,
+        **dataclasses.asdict(recipe),
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    save_teacher(
+        args.out,
+        result.model,
+        model_name=args.model,
+        dataset=dataset,
+        accuracy=result.accuracy,
+        in_channels=channels,
+        image_size=size,
+    )
+    print(
+        f"held-out accuracy {result.accuracy:.2%} on {len(dataset.y_test)} {args.dataset} "
+        f"images; trained in {result.seconds:.1f} s; teacher written to {args.out}"
+    )
+    return 0
+
+
+COMMANDS: list[Callable[[Subparsers], None]] = [_add_train_teacher]
+"""The subcommand builders, in help order; each adds one subparser with a ``handler``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ssdkd`` parser with one subparser per entry of :data:`COMMANDS`.
+
+    Example:
+        >>> args = build_parser().parse_args(
+        ...     ["train-teacher", "--model", "small_cnn", "--dataset", "digits", "--out", "t.pt"])
+        >>> args.command, args.epochs, args.seed
+        ('train-teacher', None, 0)
+    """
+    from ssdkd import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ssdkd",
+        description="Data-free knowledge distillation: SSD-KD, Fast-DFKD and DeepInversion.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from ssdkd.data import DatasetFormatError, DatasetNotFoundError
+    from ssdkd.engine.checkpoint import CheckpointError
+
+    return (
+        DatasetNotFoundError,
+        DatasetFormatError,
+        CheckpointError,
+        ModuleNotFoundError,
+        OSError,
+        ValueError,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ssdkd`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit status.
+
+    0 on success (and for ``--help``), 1 for an expected error (one line on stderr), 2 for
+    bad arguments (argparse's usage message), 130 when interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
+    try:
+        status: int = args.handler(args)
+    except _expected_errors() as exc:
+        print(f"ssdkd: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ssdkd: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
