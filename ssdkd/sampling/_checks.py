@@ -1,0 +1,144 @@
+"""Argument checks and the last-write-wins resolution shared by SumTree and PriorityBuffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def check_index_tensor(name: str, indices: object, bound: int, device: torch.device) -> Tensor:
+    """Return ``indices`` as int64 on ``device`` after checking it is ``(B,)`` in ``[0, bound)``.
+
+    The range check reads values on the host (a sync on CUDA).
+    """
+    indices = check_index_shape(name, indices, device)
+    if indices.numel():
+        bad = (indices < 0) | (indices >= bound)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise IndexError(
+                f"Expected `{name}` in [0, {bound}), got {int(indices[first])} at position {first}"
+            )
+    return indices
+
+
+def check_index_shape(name: str, indices: object, device: torch.device) -> Tensor:
+    """Type and shape check of an index tensor (host metadata only, no sync)."""
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"Expected `{name}` to be a torch.Tensor, got {type(indices).__name__}")
+    if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+        raise TypeError(f"Expected `{name}` to be an integer tensor, got dtype {indices.dtype}")
+    if indices.dim() != 1:
+        raise ValueError(f"Expected `{name}` to have shape (B,), got {tuple(indices.shape)}")
+    return indices.to(device=device, dtype=torch.int64)
+
+
+def check_priority_shape(name: str, values: object, n: int, device: torch.device) -> Tensor:
+    """Type and shape check of a priority vector; returns detached float64 on ``device``."""
+    if not isinstance(values, Tensor):
+        raise TypeError(f"Expected `{name}` to be a torch.Tensor, got {type(values).__name__}")
+    if values.dtype == torch.bool or values.dtype.is_complex:
+        raise TypeError(f"Expected `{name}` to be a real tensor, got dtype {values.dtype}")
+    if tuple(values.shape) != (n,):
+        raise ValueError(f"Expected `{name}` to have shape ({n},), got {tuple(values.shape)}")
+    return values.detach().to(device=device, dtype=torch.float64)
+
+
+def check_priority_values(name: str, values: object, n: int, device: torch.device) -> Tensor:
+    """:func:`check_priority_shape` plus finite and non-negative (a sync on CUDA)."""
+    values = check_priority_shape(name, values, n, device)
+    # NaN fails both comparisons, so one mask catches NaN, ±inf and negatives.
+    bad = ~((values >= 0) & (values < float("inf")))
+    if n and bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"Expected `{name}` to be finite and >= 0, got {values[first].item()!r} "
+            f"at position {first}"
+        )
+    return values
+
+
+def last_write_positions(indices: Tensor, valid: Tensor | None = None) -> Tensor:
+    """For each position, the position of the write that wins for its index.
+
+    The winner of an index is its last *valid* write, or its last write when none is valid.
+    Giving every duplicate the winner's value makes scattered writes order-independent,
+    which is what deterministic results on every device need. No host sync.
+
+    Args:
+        indices: ``(B,)`` int64.
+        valid: Optional ``(B,)`` bool; invalid writes lose to any valid write.
+
+    Returns:
+        ``(B,)`` int64 positions into ``indices``.
+    """
+    b = indices.shape[0]
+    position = torch.arange(b, device=indices.device)
+    # One sort orders by index, then invalid before valid, then by position; the
+    # last element of each run of equal indices is therefore the winner.
+    key = indices * (2 * b) + position
+    if valid is not None:
+        key = key + valid.to(torch.int64) * b
+    sorted_key, order = torch.sort(key)
+    sorted_index = torch.div(sorted_key, 2 * b, rounding_mode="floor")
+    run_last = torch.searchsorted(sorted_index, sorted_index, right=True) - 1
+    winner = torch.empty_like(order)
+    winner[order] = order[run_last]
+    return winner
+
+
+def check_fields(
+    fields: dict[str, Tensor], stored_fields: dict[str, Tensor], capacity: int, method: str
+) -> int:
+    """Check named fields against the stored schema (metadata only); return their row count."""
+    if not fields:
+        raise ValueError(f"Expected at least one named tensor field in `{method}`, got none")
+    for name, value in fields.items():
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"Expected field {name!r} to be a torch.Tensor, got {type(value).__name__}"
+            )
+        if value.dim() == 0:
+            raise ValueError(f"Expected field {name!r} to have a leading batch dimension")
+    if stored_fields and set(fields) != set(stored_fields):
+        raise ValueError(
+            f"Expected fields {sorted(stored_fields)}, got {sorted(fields)} "
+            f"(missing {sorted(set(stored_fields) - set(fields))}, "
+            f"extra {sorted(set(fields) - set(stored_fields))})"
+        )
+    sizes = {name: value.shape[0] for name, value in fields.items()}
+    n = next(iter(sizes.values()))
+    if any(size != n for size in sizes.values()):
+        raise ValueError(f"Expected every field to have the same leading size, got {sizes}")
+    if n > capacity:
+        raise ValueError(f"Expected at most capacity={capacity} items, got {n}")
+    for name, value in fields.items():
+        stored = stored_fields.get(name)
+        if stored is None:
+            continue
+        if value.shape[1:] != stored.shape[1:]:
+            raise ValueError(
+                f"Expected field {name!r} items of shape {tuple(stored.shape[1:])}, "
+                f"got {tuple(value.shape[1:])}"
+            )
+        if value.dtype != stored.dtype:
+            raise TypeError(f"Expected field {name!r} of dtype {stored.dtype}, got {value.dtype}")
+    return n
+
+
+def last_write_positions_host(indices: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """numpy twin of :func:`last_write_positions` for the CPU fast path (same ordering)."""
+    b = indices.shape[0]
+    key = indices * (2 * b) + np.arange(b)
+    if valid is not None:
+        key += valid * b
+    if (key[1:] > key[:-1]).all():
+        # Already ordered (indices straight from a sample are sorted): no sort needed.
+        return np.searchsorted(indices, indices, side="right") - 1
+    order = np.argsort(key)
+    sorted_index = key.take(order) // (2 * b)
+    run_last = np.searchsorted(sorted_index, sorted_index, side="right") - 1
+    winner = np.empty_like(order)
+    winner[order] = order.take(run_last)
+    return winner
