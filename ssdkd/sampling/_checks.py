@@ -31,6 +31,8 @@ def check_index_shape(name: str, indices: object, device: torch.device) -> Tenso
         raise TypeError(f"Expected `{name}` to be an integer tensor, got dtype {indices.dtype}")
     if indices.dim() != 1:
         raise ValueError(f"Expected `{name}` to have shape (B,), got {tuple(indices.shape)}")
+    if indices.dtype == torch.int64 and indices.device == device:
+        return indices  # skipping the no-op .to() saves microseconds on every hot call
     return indices.to(device=device, dtype=torch.int64)
 
 
@@ -42,7 +44,10 @@ def check_priority_shape(name: str, values: object, n: int, device: torch.device
         raise TypeError(f"Expected `{name}` to be a real tensor, got dtype {values.dtype}")
     if tuple(values.shape) != (n,):
         raise ValueError(f"Expected `{name}` to have shape ({n},), got {tuple(values.shape)}")
-    return values.detach().to(device=device, dtype=torch.float64)
+    values = values.detach()
+    if values.dtype == torch.float64 and values.device == device:
+        return values
+    return values.to(device=device, dtype=torch.float64)
 
 
 def check_priority_values(name: str, values: object, n: int, device: torch.device) -> Tensor:

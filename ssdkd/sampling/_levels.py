@@ -41,7 +41,10 @@ _TORCH_OPS: dict[str, Callable[..., Any]] = {
 
 
 class ReductionLevels:
-    """Per-channel binary reductions (sum/min/max) of the same leaf values, float64.
+    """Per-channel binary reductions (sum/min/max) of per-channel leaf values, float64.
+
+    Every method takes one value array per channel: numpy arrays when :attr:`host` is set
+    (CPU), tensors on the device otherwise.
 
     Args:
         capacity: Number of leaves, ≥ 1.
@@ -60,75 +63,70 @@ class ReductionLevels:
         ]
         # numpy views share the tensors' memory, so both names always see the same values.
         self.host = [h.numpy() for h in self.heaps] if device.type == "cpu" else None
+        arrays = self._arrays()
+        self.tops: list[Any] = [h[self.top : 2 * self.top] for h in arrays]
+        self.leaf_views: list[Any] = [h[self.width : self.width + capacity] for h in arrays]
+        self._pairs = [h.reshape(-1, 2) for h in self.host] if self.host is not None else []
 
-    def top_row(self, channel: int) -> Tensor:
-        """The flat top row of a channel, shape ``(top,)`` (a view)."""
-        return self.heaps[channel][self.top : 2 * self.top]
-
-    def leaves(self, channel: int) -> Tensor:
-        """Leaf values of a channel, shape ``(capacity,)`` (a view)."""
-        return self.heaps[channel][self.width : self.width + self.capacity]
-
-    def write(self, indices: Tensor, values: Tensor) -> None:
-        """Set leaves ``indices`` to ``values`` in every channel and fix their ancestors.
+    def write(self, indices: Any, values: Sequence[Any]) -> None:
+        """Set leaves ``indices`` (one value array per channel) and fix their ancestors.
 
         Duplicate indices must carry identical values (callers resolve last-write-wins
         first), so the order in which a backend applies them cannot matter.
         """
         if self.host is not None:
-            self._write_host(indices.numpy(), values.numpy())
+            self._write_host(indices, values)
         else:
             self._write_device(indices, values)
 
-    def _write_host(self, indices: np.ndarray, values: np.ndarray) -> None:
+    def _write_host(self, indices: np.ndarray, values: Sequence[np.ndarray]) -> None:
         g = indices + self.width
-        for h in self.host or ():
-            h[g] = values
+        channels = list(zip(self.host or (), self._pairs, self.kinds, values, strict=True))
+        for h, _, _, v in channels:
+            h[g] = v
         width = self.width
         while width > self.top:
             width >>= 1
             if g.size >= width:
                 # As many paths as nodes: recomputing the whole level (and all above it)
                 # with contiguous slices is cheaper than gathering.
-                self._recompute_levels(2 * width, 4 * width, width * 2)
+                self._recompute_levels(2 * width, 4 * width, 2 * width)
                 return
             np.right_shift(g, 1, out=g)
-            for h, kind in zip(self.host or (), self.kinds, strict=True):
-                pairs = h.reshape(-1, 2).take(g, axis=0)
-                h[g] = _NUMPY_OPS[kind](pairs[:, 0], pairs[:, 1])
+            for h, pairs, kind, _ in channels:
+                children = pairs.take(g, axis=0)
+                h[g] = _NUMPY_OPS[kind](children[:, 0], children[:, 1])
 
-    def _write_device(self, indices: Tensor, values: Tensor) -> None:
+    def _write_device(self, indices: Tensor, values: Sequence[Tensor]) -> None:
         g = indices + self.width
-        for h in self.heaps:
-            h.index_copy_(0, g, values)
+        for h, v in zip(self.heaps, values, strict=True):
+            h.index_copy_(0, g, v)
         width = self.width
         while width > self.top:
             width >>= 1
             if g.numel() >= width:
-                self._recompute_levels(2 * width, 4 * width, width * 2)
+                self._recompute_levels(2 * width, 4 * width, 2 * width)
                 return
             g = torch.div(g, 2, rounding_mode="floor")
             for h, kind in zip(self.heaps, self.kinds, strict=True):
-                pairs = h.view(-1, 2).index_select(0, g)
-                h.index_copy_(0, g, _TORCH_OPS[kind](pairs[:, 0], pairs[:, 1]))
+                children = h.view(-1, 2).index_select(0, g)
+                h.index_copy_(0, g, _TORCH_OPS[kind](children[:, 0], children[:, 1]))
 
-    def write_range(self, start: int, values: Tensor) -> None:
-        """Set the contiguous leaves ``[start, start + n)`` (no wrap-around) and fix ancestors."""
-        n = values.shape[0]
+    def write_range(self, start: int, values: Sequence[Any]) -> None:
+        """Set the contiguous leaves ``[start, start + n)`` (no wrap-around), fix ancestors."""
+        n = values[0].shape[0]
         if n == 0:
             return
         lo = start + self.width
-        src: Any = values.numpy() if self.host is not None else values
-        for h in self._arrays():
-            h[lo : lo + n] = src
+        for h, v in zip(self._arrays(), values, strict=True):
+            h[lo : lo + n] = v
         self._recompute_levels(lo, lo + n, self.width)
 
-    def rebuild(self, values: Tensor) -> None:
-        """Make leaves ``[0, n)`` equal ``values``, reset the rest to the identity, recompute."""
-        n = values.shape[0]
-        src: Any = values.numpy() if self.host is not None else values
-        for h, kind in zip(self._arrays(), self.kinds, strict=True):
-            h[self.width : self.width + n] = src
+    def rebuild(self, values: Sequence[Any]) -> None:
+        """Leaves ``[0, n)`` become ``values``, the rest the identity; recompute all levels."""
+        n = values[0].shape[0]
+        for h, kind, v in zip(self._arrays(), self.kinds, values, strict=True):
+            h[self.width : self.width + n] = v
             h[self.width + n :] = _IDENTITY[kind]
         self._recompute_levels(self.width, 2 * self.width, self.width)
 

@@ -19,13 +19,13 @@ from ssdkd.sampling._checks import (
     last_write_positions,
     last_write_positions_host,
 )
-from ssdkd.sampling._levels import ReductionLevels
 from ssdkd.sampling._state import SCHEMA_VERSION, check_state
 from ssdkd.sampling.sum_tree import SumTree
 from ssdkd.sampling.weights import (
     importance_weights,
     importance_weights_host,
     priority_leaves,
+    priority_leaves_host,
     sampling_probabilities,
 )
 
@@ -147,8 +147,8 @@ class PriorityBuffer:
         self.weight_norm = weight_norm
         self.stratified = bool(stratified)
         self.validate = bool(validate)
-        self._tree = SumTree(capacity, device=self._device)
-        self._max_raw = ReductionLevels(capacity, ("max",), self._device)
+        # Leaves are keyed by raw priority so the tree also yields the maximum raw priority.
+        self._tree = SumTree(capacity, device=self._device, track_max_key=True)
         self._raw = torch.zeros(capacity, dtype=torch.float64, device=self._device)
         self._generations = torch.zeros(capacity, dtype=torch.int64, device=self._device)
         self._fields: dict[str, Tensor] = {}
@@ -157,6 +157,10 @@ class PriorityBuffer:
         # On CPU the hot paths run on numpy views of the same memory (numpy calls on a few
         # hundred elements cost a fraction of a torch call); elsewhere everything is torch.
         self._host = self._device.type == "cpu"
+        if self._host:
+            self._raw_np = self._raw.numpy()
+            self._generations_np = self._generations.numpy()
+            self._leaves_np = self._tree.leaves.numpy()
 
     # ----------------------------------------------------------------- properties
     @property
@@ -275,7 +279,7 @@ class PriorityBuffer:
                 priorities.
         """
         n = check_fields(fields, self._fields, self._capacity, "extend")
-        raw = self._check_new_priorities(priorities, n)
+        raw = self._new_raw(priorities, n)
         if n == 0:
             return torch.zeros(0, dtype=torch.int64, device=self._device)
         if not self._fields:
@@ -297,16 +301,22 @@ class PriorityBuffer:
         return (torch.arange(n, device=self._device) + start) % self._capacity
 
     def _write_range(
-        self, slot: int, lo: int, hi: int, fields: dict[str, Tensor], raw: Tensor
+        self, slot: int, lo: int, hi: int, fields: dict[str, Tensor], raw: Any
     ) -> None:
+        """Write items ``[lo, hi)`` of ``fields``/``raw`` to slots ``slot, slot + 1, ...``."""
         end = slot + hi - lo
         for name, value in fields.items():
-            self._fields[name][slot:end] = value[lo:hi]
-        part = raw[lo:hi]
-        self._raw[slot:end] = part
-        self._generations[slot:end] += 1
-        self._tree.write_range(slot, priority_leaves(part, self._alpha, self._eps))
-        self._max_raw.write_range(slot, part)
+            self._fields[name][slot:end].copy_(value[lo:hi])
+        if self._host:
+            part_np = self._raw_np[slot:end]
+            part_np[:] = raw[lo:hi]
+            self._generations_np[slot:end] += 1
+            self._tree.write_range(slot, self._leaves_host(part_np), part_np)
+        else:
+            part = raw[lo:hi]
+            self._raw[slot:end] = part
+            self._generations[slot:end] += 1
+            self._tree.write_range(slot, self._leaves_device(part), part)
 
     def replace(self, slots: Tensor, priorities: Tensor | None = None, **fields: Tensor) -> Tensor:
         """Overwrite chosen live slots with new items (all fields required).
@@ -334,13 +344,14 @@ class PriorityBuffer:
         n = check_fields(fields, self._fields, self._capacity, "replace")
         if n != slots.shape[0]:
             raise ValueError(f"Expected fields with {slots.shape[0]} rows (one per slot), got {n}")
-        raw = self._check_new_priorities(priorities, n)
+        raw = self._new_raw(priorities, n)
+        if self._host:
+            raw = torch.from_numpy(np.ascontiguousarray(raw))
         for name, value in fields.items():
             self._fields[name].index_copy_(0, slots, value.to(self._device))
         self._raw.index_copy_(0, slots, raw)
         self._generations.index_add_(0, slots, torch.ones_like(slots))
-        self._tree.write(slots, priority_leaves(raw, self._alpha, self._eps))
-        self._max_raw.write(slots, raw)
+        self._tree.write(slots, self._leaves_device(raw), raw)
         return slots
 
     def update_priorities(
@@ -384,8 +395,7 @@ class PriorityBuffer:
             # A stale winner means no valid write for that slot: keep its current value.
             new_raw = torch.where(valid[winner], new_raw, self._raw[indices])
         self._raw.index_copy_(0, indices, new_raw)
-        self._tree.write(indices, priority_leaves(new_raw, self._alpha, self._eps))
-        self._max_raw.write(indices, new_raw)
+        self._tree.write(indices, self._leaves_device(new_raw), new_raw)
 
     def _update_host(self, idx: np.ndarray, raw: np.ndarray, gens: np.ndarray | None) -> None:
         if self.validate:
@@ -395,18 +405,15 @@ class PriorityBuffer:
                 check_index_tensor("indices", torch.from_numpy(idx), self._size, self._device)
             if not (raw.min() >= 0 and raw.max() < math.inf):
                 check_priority_values("priorities", torch.from_numpy(raw), raw.size, self._device)
-        stored_raw = self._raw.numpy()
-        valid = None if gens is None else self._generations.numpy().take(idx) == gens
+        stored_raw = self._raw_np
+        valid = None if gens is None else self._generations_np.take(idx) == gens
         winner = last_write_positions_host(idx, valid)
         new_raw = raw.take(winner)
         if valid is not None:
             # A stale winner means no valid write for that slot: keep its current value.
             new_raw = np.where(valid.take(winner), new_raw, stored_raw.take(idx))
         stored_raw[idx] = new_raw
-        leaves = priority_leaves(torch.from_numpy(new_raw), self._alpha, self._eps)
-        idx_t = torch.from_numpy(idx)
-        self._tree.write(idx_t, leaves)
-        self._max_raw.write(idx_t, torch.from_numpy(new_raw))
+        self._tree.write_host(idx, self._leaves_host(new_raw), new_raw)
 
     # ----------------------------------------------------------------- sampling
     def sample(self, batch_size: int) -> PrioritySample:
@@ -454,8 +461,8 @@ class PriorityBuffer:
         tree = self._tree
         total = tree.prefix_sums().numpy()[-1]
         idx = tree.find_host(u * total)
-        leaves = tree.leaves.numpy().take(idx)
-        min_leaf = float(tree.min) if self.weight_norm == "max" else float(leaves.min())
+        leaves = self._leaves_np.take(idx)
+        min_leaf = tree.min_host() if self.weight_norm == "max" else float(leaves.min())
         weights = importance_weights_host(leaves, min_leaf, self._beta)
         indices = torch.from_numpy(idx)
         return PrioritySample(
@@ -463,7 +470,7 @@ class PriorityBuffer:
             indices=indices,
             weights=torch.from_numpy(weights).to(torch.get_default_dtype()),
             probabilities=torch.from_numpy(leaves / total),
-            generations=torch.from_numpy(self._generations.numpy().take(idx)),
+            generations=torch.from_numpy(self._generations_np.take(idx)),
         )
 
     # ----------------------------------------------------------------- state
@@ -513,27 +520,44 @@ class PriorityBuffer:
         # Copy into the existing tensors: the CPU fast path holds numpy views of them.
         self._raw.copy_(state["raw_priorities"])
         self._generations.copy_(state["generations"])
-        self._tree.rebuild(state["leaves"][: self._size].to(self._device, torch.float64))
-        self._max_raw.rebuild(self._raw[: self._size])
+        leaves = state["leaves"][: self._size].to(self._device, torch.float64)
+        live = self._raw[: self._size]
+        if self._host:
+            self._tree.rebuild(leaves.numpy(), live.numpy())
+        else:
+            self._tree.rebuild(leaves, live)
 
     # ----------------------------------------------------------------- helpers
     def _rebuild_trees(self) -> None:
         live = self._raw[: self._size]
-        self._tree.rebuild(priority_leaves(live, self._alpha, self._eps))
-        self._max_raw.rebuild(live)
+        if self._host:
+            self._tree.rebuild(self._leaves_host(live.numpy()), live.numpy())
+        else:
+            self._tree.rebuild(self._leaves_device(live), live)
+
+    def _leaves_host(self, raw: np.ndarray) -> np.ndarray:
+        return priority_leaves_host(raw, self._alpha, self._eps)
+
+    def _leaves_device(self, raw: Tensor) -> Tensor:
+        return priority_leaves(raw, self._alpha, self._eps)
 
     def _max_priority(self) -> Tensor:
         """Maximum raw priority present (1.0 when empty), 0-dim float64, no sync."""
         if self._size == 0:
             return torch.ones((), dtype=torch.float64, device=self._device)
-        return self._max_raw.top_row(0).max()
+        return self._tree.max_key
 
-    def _check_new_priorities(self, priorities: Tensor | None, n: int) -> Tensor:
+    def _new_raw(self, priorities: Tensor | None, n: int) -> Any:
+        """Checked raw priorities of new items: numpy on CPU, a tensor on other devices."""
         if priorities is None:
+            if self._host:
+                return np.full(n, self._tree.max_key_host() if self._size else 1.0)
             return self._max_priority().expand(n)
         if self.validate:
-            return check_priority_values("priorities", priorities, n, self._device)
-        return check_priority_shape("priorities", priorities, n, self._device)
+            raw = check_priority_values("priorities", priorities, n, self._device)
+        else:
+            raw = check_priority_shape("priorities", priorities, n, self._device)
+        return raw.numpy() if self._host else raw
 
 
 def _check_unit(name: str, value: object) -> None:

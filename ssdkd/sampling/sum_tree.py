@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -27,13 +29,16 @@ class SumTree:
     (possible through rounding) lands on the last positive leaf, and a descent that rounding
     would push into a zero-mass subtree stays on the positive side.
 
-    On CPU, CPU and CUDA give identical indices whenever the partial sums are exact (the top
-    row's prefix sums are sequential on CPU and a parallel scan on CUDA, so otherwise they
-    can differ only for masses within rounding error of a boundary).
+    CPU and CUDA give identical indices whenever the partial sums are exact (the top row's
+    prefix sums are sequential on CPU and a parallel scan on CUDA, so otherwise they can
+    differ only for masses within rounding error of a boundary).
 
     Args:
         capacity: Number of leaves, ≥ 1.
         device: Device of the tree (default: CPU).
+        track_max_key: Also keep the maximum of a second per-leaf value, a *key* given to
+            the unchecked writers (``keys=``) and read with :attr:`max_key`;
+            :class:`~ssdkd.sampling.PriorityBuffer` keys leaves by raw priority.
 
     Example:
         >>> import torch
@@ -45,11 +50,25 @@ class SumTree:
         tensor([0, 2, 2, 4])
     """
 
-    def __init__(self, capacity: int, *, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        device: torch.device | str | None = None,
+        track_max_key: bool = False,
+    ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"Expected `capacity` to be an int >= 1, got {capacity!r}")
         self._device = torch.device(device) if device is not None else torch.device("cpu")
-        self._levels = ReductionLevels(capacity, ("sum", "min"), self._device)
+        kinds = ("sum", "min", "max") if track_max_key else ("sum", "min")
+        self._levels = ReductionLevels(capacity, kinds, self._device)
+        self._track_max_key = track_max_key
+        # CPU trees run their hot loops on numpy views of the same memory.
+        self.host = self._levels.host is not None
+        levels = self._levels
+        self._leaves = levels.heaps[0][levels.width : levels.width + capacity]
+        self._top_sum = levels.heaps[0][levels.top : 2 * levels.top]
+        self._top_min = levels.heaps[1][levels.top : 2 * levels.top]
         self._prefix: Tensor | None = None
 
     @property
@@ -66,7 +85,7 @@ class SumTree:
     def leaves(self) -> Tensor:
         """Leaf values, float64 of shape ``(capacity,)``; a read-only view (write with
         :meth:`update`)."""
-        return self._levels.leaves(0)
+        return self._leaves
 
     @property
     def total(self) -> Tensor:
@@ -76,14 +95,33 @@ class SumTree:
     @property
     def min(self) -> Tensor:
         """Minimum over live leaves (``inf`` before any write), 0-dim float64 tensor."""
-        return self._levels.top_row(1).min()
+        return self._top_min.min()
+
+    @property
+    def max_key(self) -> Tensor:
+        """Maximum key over written leaves (``-inf`` before any), 0-dim float64 tensor.
+
+        Raises:
+            RuntimeError: The tree was built without ``track_max_key``.
+        """
+        if not self._track_max_key:
+            raise RuntimeError("This SumTree was built with track_max_key=False")
+        return self._levels.heaps[2][self._levels.top : 2 * self._levels.top].max()
+
+    def max_key_host(self) -> float:
+        """:attr:`max_key` as a Python float via numpy (CPU trees; no torch call)."""
+        return float(self._levels.tops[2].max())
+
+    def min_host(self) -> float:
+        """:attr:`min` as a Python float via numpy (CPU trees; no torch call)."""
+        return float(self._levels.tops[1].min())
 
     def prefix_sums(self) -> Tensor:
         """Inclusive prefix sums of the top row, monotone, shape ``(top,)``; cached."""
         if self._prefix is None:
-            top = self._levels.top_row(0)
+            top = self._top_sum
             scan = torch.cumsum(top, 0)
-            if self._levels.host is None:
+            if not self.host:
                 # A parallel scan need not be monotone after rounding: force it, and let a
                 # zero-mass node repeat its predecessor's prefix so it can never be chosen.
                 # (torch's CPU scan is sequential: monotone, and exactly repeating the
@@ -93,7 +131,7 @@ class SumTree:
         return self._prefix
 
     def update(self, indices: Tensor, values: Tensor) -> None:
-        """Set leaves; duplicate indices: the last write wins.
+        """Set leaves; duplicate indices: the last write wins (keys, if tracked, = values).
 
         Args:
             indices: ``(B,)`` integer leaf indices in ``[0, capacity)``.
@@ -107,28 +145,50 @@ class SumTree:
         indices = check_index_tensor("indices", indices, self.capacity, self._device)
         values = check_priority_values("values", values, indices.shape[0], self._device)
         # Every duplicate takes the winner's value, so the order of writes cannot matter.
-        self.write(indices, values[last_write_positions(indices)])
+        values = values[last_write_positions(indices)]
+        self.write(indices, values, values if self._track_max_key else None)
 
-    def write(self, indices: Tensor, values: Tensor) -> None:
+    def write(self, indices: Tensor, values: Tensor, keys: Tensor | None = None) -> None:
         """Unchecked leaf write for callers that validated and deduplicated already.
 
         Args:
             indices: ``(B,)`` int64 leaf indices on :attr:`device`; duplicates must carry
                 identical values.
             values: ``(B,)`` float64 values on :attr:`device`.
+            keys: ``(B,)`` float64 keys (only with ``track_max_key``).
         """
-        self._levels.write(indices, values)
+        if self.host:
+            self.write_host(indices.numpy(), values.numpy(), None if keys is None else keys.numpy())
+            return
+        self._levels.write(indices, self._channels(values, keys))
         self._prefix = None
 
-    def write_range(self, start: int, values: Tensor) -> None:
-        """Unchecked write of the contiguous leaves ``[start, start + len(values))``."""
-        self._levels.write_range(start, values)
+    def write_host(
+        self, indices: np.ndarray, values: np.ndarray, keys: np.ndarray | None = None
+    ) -> None:
+        """:meth:`write` with numpy arrays, for CPU trees."""
+        self._levels.write(indices, self._channels(values, keys))
         self._prefix = None
 
-    def rebuild(self, values: Tensor) -> None:
-        """Unchecked: leaves ``[0, n)`` become ``values``; the others become empty (0)."""
-        self._levels.rebuild(values)
+    def write_range(self, start: int, values: Any, keys: Any = None) -> None:
+        """Unchecked write of the contiguous leaves ``[start, start + n)``.
+
+        ``values`` (and ``keys``) are numpy arrays on CPU trees and tensors otherwise.
+        """
+        self._levels.write_range(start, self._channels(values, keys))
         self._prefix = None
+
+    def rebuild(self, values: Any, keys: Any = None) -> None:
+        """Unchecked: leaves ``[0, n)`` become ``values``, the others empty (numpy on CPU)."""
+        self._levels.rebuild(self._channels(values, keys))
+        self._prefix = None
+
+    def _channels(self, values: Any, keys: Any) -> list[Any]:
+        if self._track_max_key != (keys is not None):
+            raise ValueError(
+                f"Expected `keys` exactly when track_max_key=True ({self._track_max_key})"
+            )
+        return [values, values, keys] if keys is not None else [values, values]
 
     def find(self, masses: Tensor, *, validate: bool = True) -> Tensor:
         """Inverse CDF: for each mass ``u`` the leaf ``i`` with ``prefix(i) ≤ u < prefix(i+1)``.
@@ -156,7 +216,7 @@ class SumTree:
                     f"Expected `masses` to be finite and >= 0, got {masses[first].item()!r} "
                     f"at position {first}"
                 )
-        if self._levels.host is not None:
+        if self.host:
             return torch.from_numpy(self.find_host(masses.numpy()))
         node, rest = self._top_step(masses, prefix)
         return self._descend_protected(node, rest)
