@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---:|---:|---|---:|---:|---:|---:|")
     for n in args.sizes:
         for b in args.batch_sizes:
+            if b > n:
+                continue  # extend by B items needs B <= N
             rows = [
                 ("PriorityBuffer", bench_priority_buffer(n, b, args.repeats)),
                 ("flat + torch.multinomial", bench_flat(n, b, args.repeats)),

@@ -231,7 +231,7 @@ class PriorityBuffer:
             num_classes: Length of the histogram, ≥ 1.
 
         Returns:
-            ``(num_classes,)`` int64 counts.
+            ``(num_classes,)`` int64 counts (all zero before the first :meth:`extend`).
 
         Raises:
             KeyError: ``field`` is not stored.
@@ -240,6 +240,9 @@ class PriorityBuffer:
         """
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"Expected `num_classes` to be an int >= 1, got {num_classes!r}")
+        if not self._fields:
+            # Nothing stored yet (no schema either): every class has count 0.
+            return torch.zeros(num_classes, dtype=torch.int64, device=self._device)
         if field not in self._fields:
             raise KeyError(f"Expected `field` to be one of {sorted(self._fields)}, got {field!r}")
         stored = self._fields[field]

@@ -212,6 +212,7 @@ def test_replace_overwrites_slots_with_max_priority_and_bumps_generation() -> No
 
 def test_class_counts_histogram_of_live_items() -> None:
     buf = make(6)
+    assert buf.class_counts("labels", 3).tolist() == [0, 0, 0]  # before any item
     buf.extend(labels=torch.tensor([0, 2, 2, 1]))
     assert buf.class_counts("labels", 4).tolist() == [1, 1, 2, 0]
     with pytest.raises(ValueError, match=r"`labels` values in \[0, 2\), got 2 at slot 1"):
