@@ -223,7 +223,199 @@ def _run_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Subparsers], None]] = [_add_train_teacher]
+def _add_demo(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="SSD-KD on scikit-learn digits with a noise control (about a minute on a CPU)",
+        description="Train (or reuse from the cache) a small_cnn teacher on scikit-learn "
+        "digits, distil a tiny_cnn student with SSD-KD without real images, distil the same "
+        "student on uniform noise as a control, evaluate both on the held-out real digits, "
+        "print a table and write run directories and plots to --out.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--out", default="ssdkd-demo", metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="where the trained teacher is cached (default: $XDG_CACHE_HOME/ssdkd or "
+        "~/.cache/ssdkd)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive_int,
+        default=None,
+        help="SSD-KD rounds, for a smaller budget (default: the digits preset's 40)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the teacher and both runs")
+    parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ssdkd.engine.demo import format_report, run_demo
+
+    if args.rounds is not None and args.rounds < 2:
+        raise ValueError(f"Expected --rounds >= 2 (one warm-up round), got {args.rounds}")
+    report = run_demo(
+        args.out,
+        cache_dir=args.cache_dir,
+        rounds=args.rounds,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    print(format_report(report))
+    return 0
+
+
+def _add_distill(subparsers: Subparsers) -> None:
+    from ssdkd.data import DATASETS
+    from ssdkd.methods import PRECISIONS, PRESETS
+    from ssdkd.models import MODELS
+
+    presets = "; ".join(f"{m}: {', '.join(p)}" for m, p in PRESETS.items())
+    parser = subparsers.add_parser(
+        "distill",
+        help="distil a teacher checkpoint into a student without data",
+        description="Distil a teacher written by `ssdkd train-teacher` into a student with "
+        "one of the reference methods, evaluating the student on the dataset's held-out "
+        "real images after every round. The run directory receives config.json, "
+        "metrics.jsonl, checkpoints/{last,best}.pt, synthetic.pt and PNG plots.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--method", required=True, choices=list(PRESETS), help="distillation method"
+    )
+    parser.add_argument("--teacher", required=True, metavar="CKPT", help="teacher checkpoint")
+    parser.add_argument(
+        "--student",
+        required=True,
+        choices=list(MODELS),
+        metavar="NAME",
+        help=f"student architecture, one of: {', '.join(MODELS)}",
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=list(DATASETS),
+        metavar="NAME",
+        help=f"held-out data for evaluation, one of: {', '.join(DATASETS)}",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="dataset directory (as train-teacher)"
+    )
+    parser.add_argument(
+        "--preset", default="paper", help=f"config preset of the method ({presets})"
+    )
+    parser.add_argument(
+        "--rounds", type=_positive_int, default=None, help="rounds (default: the preset's)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set a config field, e.g. --set buffer_size=6000 (repeatable)",
+    )
+    parser.add_argument("--run-dir", required=True, metavar="DIR", help="run directory")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the run directory's last checkpoint"
+    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast mode")
+    parser.add_argument(
+        "--device", type=_device, default="auto", help="'auto' (CUDA when available), 'cpu', ..."
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    parser.set_defaults(handler=_run_distill)
+
+
+def _run_distill(args: argparse.Namespace) -> int:
+    import torch
+
+    from ssdkd.data import load_dataset
+    from ssdkd.engine.distill import distill
+    from ssdkd.engine.teacher import load_teacher
+    from ssdkd.methods import PRESETS, apply_overrides
+    from ssdkd.models import create_model
+
+    presets = PRESETS[args.method]
+    if args.preset not in presets:
+        raise ValueError(
+            f"Expected --preset for {args.method} to be one of {list(presets)}, got {args.preset!r}"
+        )
+    config = apply_overrides(presets[args.preset], args.settings)
+    teacher, meta = load_teacher(args.teacher)
+    dataset = load_dataset(args.dataset, args.data_dir)
+    channels, size, _ = dataset.image_shape
+    if (meta["num_classes"], meta["in_channels"], meta["image_size"]) != (
+        dataset.num_classes,
+        channels,
+        size,
+    ):
+        raise ValueError(
+            f"teacher {args.teacher!r} takes {meta['in_channels']}x{meta['image_size']}"
+            f"x{meta['image_size']} images of {meta['num_classes']} classes, but dataset "
+            f"{args.dataset!r} has {channels}x{size}x{size} images of {dataset.num_classes}"
+        )
+    torch.manual_seed(args.seed)
+    student = create_model(
+        args.student, num_classes=dataset.num_classes, in_channels=channels, image_size=size
+    )
+    result = distill(
+        teacher,
+        student,
+        args.method,
+        num_classes=dataset.num_classes,
+        image_shape=dataset.image_shape,
+        normalization=(meta["mean"], meta["std"]),
+        config=config,
+        rounds=args.rounds,
+        eval_data=(dataset.x_test, dataset.y_test),
+        device=args.device,
+        precision=args.precision,
+        seed=args.seed,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    last = result.history[-1]
+    print(
+        f"{args.method}: best held-out accuracy {result.best_accuracy:.2%} "
+        f"(teacher {meta['accuracy']:.2%}); {last['images_synthesized']} synthetic images, "
+        f"{last['kd_steps']} KD steps, {last['overall_seconds']:.1f} s synthesis + KD; "
+        f"run directory {args.run_dir}"
+    )
+    return 0
+
+
+def _add_plot(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plot",
+        help="draw a run directory's plots again",
+        description="Write samples.png, buffer_histograms.png and accuracy.png into a run "
+        "directory from its metrics.jsonl and synthetic.pt (needs matplotlib).",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `ssdkd distill`")
+    parser.set_defaults(handler=_run_plot)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from ssdkd.engine.plots import plot_run
+
+    for path in plot_run(args.run_dir):
+        print(path)
+    return 0
+
+
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    _add_demo,
+    _add_distill,
+    _add_train_teacher,
+    _add_plot,
+]
 """The subcommand builders, in help order; each adds one subparser with a ``handler``."""
 
 

@@ -13,8 +13,14 @@ from ssdkd.sampling import PriorityBuffer
 
 
 def net() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, 10),
+    )
 
 
 torch.manual_seed(0)
@@ -32,7 +38,8 @@ for batch in range(4):
             logits = teacher(x)
             weights = phi(logits.detach(), buffer.class_counts("labels", 10))  # + φ
             loss = bn_stat_loss(bn.stats) + weighted_mean(
-                F.cross_entropy(logits, y, reduction="none"), weights)
+                F.cross_entropy(logits, y, reduction="none"), weights
+            )
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -15,8 +16,9 @@ from ssdkd.data import load_dataset
 from ssdkd.engine.checkpoint import CheckpointError
 from ssdkd.engine.distill import distill
 from ssdkd.engine.plots import plot_accuracy_vs_time
+from ssdkd.engine.runner import RunResult
 from ssdkd.engine.teacher import TEACHER_RECIPES, load_teacher, save_teacher, train_teacher
-from ssdkd.methods import SSDKD_DIGITS, NoiseControlConfig
+from ssdkd.methods import SSDKD_DIGITS, MethodConfig, NoiseControlConfig
 from ssdkd.models import create_model
 
 __all__ = ["DemoReport", "default_cache_dir", "format_report", "run_demo"]
@@ -76,6 +78,8 @@ def _teacher(cache_dir: Path, seed: int, progress: bool) -> tuple[nn.Module, flo
         batch_size=recipe.batch_size,
         weight_decay=recipe.weight_decay,
         schedule=recipe.schedule,
+        crop_padding=recipe.crop_padding,
+        flip=recipe.flip,
         seed=seed,
         progress=progress,
     )
@@ -122,8 +126,12 @@ def run_demo(
         Path(cache_dir) if cache_dir is not None else default_cache_dir(), seed, progress
     )
     teacher_seconds = time.perf_counter() - start
-    config = SSDKD_DIGITS if rounds is None else dataclasses.replace(
-        SSDKD_DIGITS, rounds=rounds, warmup_rounds=min(SSDKD_DIGITS.warmup_rounds, rounds - 1)
+    config = (
+        SSDKD_DIGITS
+        if rounds is None
+        else dataclasses.replace(
+            SSDKD_DIGITS, rounds=rounds, warmup_rounds=min(SSDKD_DIGITS.warmup_rounds, rounds - 1)
+        )
     )
     control = NoiseControlConfig(
         rounds=config.rounds,
@@ -136,14 +144,6 @@ def run_demo(
         flip=config.flip,
         pool_size=config.buffer_size,
     )
-    common = {
-        "num_classes": dataset.num_classes,
-        "image_shape": dataset.image_shape,
-        "normalization": (dataset.mean, dataset.std),
-        "eval_data": (dataset.x_test, dataset.y_test),
-        "seed": seed,
-        "progress": progress,
-    }
 
     def student() -> nn.Module:
         torch.manual_seed(seed)
@@ -154,19 +154,30 @@ def run_demo(
             image_size=dataset.image_shape[1],
         )
 
+    def run(method: str, config: MethodConfig) -> RunResult:
+        return distill(
+            teacher,
+            student(),
+            method,
+            num_classes=dataset.num_classes,
+            image_shape=dataset.image_shape,
+            normalization=(dataset.mean, dataset.std),
+            config=config,
+            eval_data=(dataset.x_test, dataset.y_test),
+            seed=seed,
+            run_dir=out / method,
+            progress=progress,
+        )
+
     t0 = time.perf_counter()
-    ssd = distill(teacher, student(), "ssd-kd", config=config, run_dir=out / "ssd-kd", **common)
+    ssd = run("ssd-kd", config)
     t1 = time.perf_counter()
-    noise = distill(
-        teacher, student(), "noise-control", config=control, run_dir=out / "noise-control", **common
-    )
+    noise = run("noise-control", control)
     t2 = time.perf_counter()
-    try:
+    with contextlib.suppress(ImportError):  # plots need the optional matplotlib
         plot_accuracy_vs_time(
             {"SSD-KD": ssd.history, "noise control": noise.history}, out / "accuracy.png"
         )
-    except ImportError:
-        pass
     last = ssd.history[-1]
     return DemoReport(
         teacher_accuracy=teacher_accuracy,

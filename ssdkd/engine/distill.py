@@ -66,16 +66,17 @@ def distill(
             teacher without BatchNorm layers.
 
     Example:
-        >>> import ssdkd
+        >>> import dataclasses, ssdkd
         >>> from ssdkd.methods import SSDKD_DIGITS
         >>> from ssdkd.models import create_model
         >>> teacher = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
         >>> student = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
+        >>> config = dataclasses.replace(SSDKD_DIGITS, warmup_rounds=1, kd_steps=5)
         >>> result = ssdkd.distill(teacher, student, "ssd-kd", num_classes=10,
-        ...     image_shape=(1, 8, 8), normalization=((0.3,), (0.4,)), config=SSDKD_DIGITS,
-        ...     rounds=2, progress=False)
-        >>> [r["round"] for r in result.history]
-        [1, 2]
+        ...     image_shape=(1, 8, 8), normalization=((0.3,), (0.4,)), config=config,
+        ...     rounds=3, progress=False)
+        >>> [(r["round"], r["kd_steps"]) for r in result.history]
+        [(1, 0), (2, 5), (3, 10)]
     """
     if method not in METHODS:
         raise ValueError(f"Expected `method` to be one of {sorted(METHODS)}, got {method!r}")
@@ -99,10 +100,15 @@ def distill(
     shape = tuple(int(s) for s in image_shape)
     if len(shape) != 3:
         raise ValueError(f"Expected `image_shape` as (C, H, W), got {tuple(image_shape)}")
-    resolved = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu"
+    resolved = (
+        torch.device(device)
+        if device is not None
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
-    mean, std = (tuple(float(v) for v in normalization[0]), tuple(float(v) for v in normalization[1]))
+    mean, std = (
+        tuple(float(v) for v in normalization[0]),
+        tuple(float(v) for v in normalization[1]),
+    )
     torch.manual_seed(seed)
     student = student.to(resolved)
     runner = method_class(
@@ -122,6 +128,12 @@ def distill(
         run_dir=run_dir,
         resume=resume,
         progress=progress,
-        extra_config={"seed": seed, "precision": precision, "num_classes": num_classes,
-                      "image_shape": list(shape), "mean": list(mean), "std": list(std)},
+        extra_config={
+            "seed": seed,
+            "precision": precision,
+            "num_classes": num_classes,
+            "image_shape": list(shape),
+            "mean": list(mean),
+            "std": list(std),
+        },
     )

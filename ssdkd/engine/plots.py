@@ -39,7 +39,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_samples(images: torch.Tensor, path: str | os.PathLike[str], *, max_images: int = 64) -> Path:
+def plot_samples(
+    images: torch.Tensor, path: str | os.PathLike[str], *, max_images: int = 64
+) -> Path:
     """Save a square grid of up to ``max_images`` images ``(N, C, H, W)`` in [0, 1]."""
     plt = _pyplot()
     shown = images[:max_images].detach().float().clamp(0, 1).cpu()
@@ -96,14 +98,17 @@ def plot_accuracy_vs_time(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for label, history in histories.items():
-        points = [(r["overall_seconds"], r["accuracy"]) for r in history if r.get("accuracy") is not None]
+        points = [
+            (r["overall_seconds"], r["accuracy"]) for r in history if r.get("accuracy") is not None
+        ]
         if points:
-            xs, ys = zip(*points)
+            xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, marker=".", label=label)
     ax.set_xlabel("overall time (s): synthesis + KD")
     ax.set_ylabel("held-out accuracy")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=100)
@@ -126,7 +131,8 @@ def plot_run(run_dir: str | os.PathLike[str]) -> list[Path]:
         written.append(plot_samples(state["images"], directory / "samples.png"))
         written.append(
             plot_buffer_histograms(
-                state["teacher_logits"], directory / "buffer_histograms.png",
+                state["teacher_logits"],
+                directory / "buffer_histograms.png",
                 num_classes=int(state["num_classes"]),
             )
         )

@@ -66,7 +66,9 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"no metrics file {str(path)!r}: is {str(run_dir)!r} a run directory?")
+        raise FileNotFoundError(
+            f"no metrics file {str(path)!r}: is {str(run_dir)!r} a run directory?"
+        )
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -80,7 +82,9 @@ class Progress:
         description: Label of the bar.
     """
 
-    def __init__(self, total: int, *, initial: int = 0, enabled: bool = True, description: str = "") -> None:
+    def __init__(
+        self, total: int, *, initial: int = 0, enabled: bool = True, description: str = ""
+    ) -> None:
         self.total = total
         self.enabled = enabled
         self.description = description
@@ -107,7 +111,9 @@ class Progress:
             self._bar.update(1)
         else:
             parts = " ".join(f"{k}={v}" for k, v in shown.items())
-            print(f"{self.description} round {record['round']}/{self.total} {parts}", file=sys.stderr)
+            print(
+                f"{self.description} round {record['round']}/{self.total} {parts}", file=sys.stderr
+            )
 
     def __enter__(self) -> Progress:
         return self

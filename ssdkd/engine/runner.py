@@ -17,15 +17,11 @@ from ssdkd.engine.checkpoint import CheckpointError, atomic_save, load_checkpoin
 from ssdkd.engine.evaluation import evaluate_accuracy
 from ssdkd.engine.plots import plot_run
 from ssdkd.engine.records import MetricsLog, Progress
-from ssdkd.methods import DistillationMethod, config_to_dict
+from ssdkd.methods import DistillationMethod, NonFiniteLossError, config_to_dict
 
 __all__ = ["CHECKPOINT_VERSION", "NonFiniteLossError", "RunResult", "run_rounds"]
 
 CHECKPOINT_VERSION = 1
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive KD steps had a non-finite loss; the run stopped unharmed."""
 
 
 @dataclass
@@ -168,7 +164,9 @@ def run_rounds(
     overall = history[-1]["overall_seconds"] if history else 0.0
     consecutive_nonfinite = 0
     try:
-        with Progress(cfg.rounds, initial=start_round, enabled=progress, description=type(method).__name__) as bar:
+        with Progress(
+            cfg.rounds, initial=start_round, enabled=progress, description=type(method).__name__
+        ) as bar:
             for round_index in range(start_round, cfg.rounds):
                 _sync(method.device)
                 t0 = time.perf_counter()
@@ -210,8 +208,12 @@ def run_rounds(
                         best_state = copy.deepcopy(method.student.state_dict())
                         if best_path is not None:
                             atomic_save(
-                                {"kind": "student", "round": round_index + 1,
-                                 "accuracy": accuracy, "state_dict": best_state},
+                                {
+                                    "kind": "student",
+                                    "round": round_index + 1,
+                                    "accuracy": accuracy,
+                                    "state_dict": best_state,
+                                },
                                 best_path,
                             )
                 record: dict[str, Any] = {

@@ -21,13 +21,14 @@ from ssdkd.methods.config import (
     MethodConfig,
     NoiseControlConfig,
     SSDKDConfig,
+    apply_overrides,
     config_from_dict,
     config_to_dict,
 )
 from ssdkd.methods.deepinversion import DeepInversion
 from ssdkd.methods.fast_dfkd import FastDFKD
 from ssdkd.methods.noise import NoiseControl
-from ssdkd.methods.precision import PRECISIONS, Precision
+from ssdkd.methods.precision import PRECISIONS, NonFiniteLossError, Precision
 from ssdkd.methods.ssd_kd import SSDKD
 
 METHODS: dict[str, tuple[type[DistillationMethod], MethodConfig]] = {
@@ -38,6 +39,15 @@ METHODS: dict[str, tuple[type[DistillationMethod], MethodConfig]] = {
 }
 """Method name → (class, published default config)."""
 
+PRESETS: dict[str, dict[str, MethodConfig]] = {
+    "ssd-kd": {"paper": SSDKDConfig(), "digits": SSDKD_DIGITS},
+    "fast-dfkd": {"paper": FAST2, "fast-5": FAST5, "fast-10": FAST10, "digits": FAST2_DIGITS},
+    "deepinversion": {"paper": DeepInversionConfig(), "digits": DEEPINVERSION_DIGITS},
+    "noise-control": {"paper": NoiseControlConfig()},
+}
+"""Method name → preset name → config. "paper" is the published setting (Fast-2 for
+Fast-DFKD); "digits" is the budget scaled to scikit-learn digits."""
+
 __all__ = [
     "DEEPINVERSION_DIGITS",
     "FAST2",
@@ -46,6 +56,7 @@ __all__ = [
     "FAST10",
     "METHODS",
     "PRECISIONS",
+    "PRESETS",
     "SSDKD",
     "SSDKD_DIGITS",
     "DeepInversion",
@@ -56,9 +67,11 @@ __all__ = [
     "MethodConfig",
     "NoiseControl",
     "NoiseControlConfig",
+    "NonFiniteLossError",
     "PoolMethod",
     "Precision",
     "SSDKDConfig",
+    "apply_overrides",
     "config_from_dict",
     "config_to_dict",
 ]

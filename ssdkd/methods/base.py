@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -115,7 +116,13 @@ class DistillationMethod(ABC):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        The state is deep-copied first: optimisers keep the tensors they are given, so
+        loading a live method's state would otherwise tie the two methods' optimiser
+        moments together.
+        """
+        state = copy.deepcopy(state)
         self.trainer.load_state_dict(state["trainer"])
         self.precision.load_state_dict(state["precision"])
         self.generator.set_state(state["generator"])

@@ -164,6 +164,9 @@ class StudentTrainer:
             images = self.augment(images, generator=self.generator)
         inputs = self.model_input(images)
         self.student.train()
+        # A skipped step must leave the student exactly as it was, BN running statistics
+        # included (an overflowing forward pass would write inf/NaN into them).
+        buffers = [b.clone() for b in self.student.buffers()]
         with self.precision.autocast():
             with torch.no_grad():
                 teacher_logits = self.teacher(inputs)
@@ -176,10 +179,13 @@ class StudentTrainer:
         )
         loss = weighted_mean(per_sample, weights) if weights is not None else per_sample.mean()
         applied = self.precision.step(loss, self.optimizer)
-        self.scheduler.step()
         metrics = {"kd_loss": float(loss.detach()), "skipped": float(not applied)}
         if not applied:
+            with torch.no_grad():
+                for buffer, saved in zip(self.student.buffers(), buffers, strict=True):
+                    buffer.copy_(saved)
             return metrics, None
+        self.scheduler.step()
         return metrics, per_sample.detach() / self.temperature**2
 
     def state_dict(self) -> dict[str, Any]:

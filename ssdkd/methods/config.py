@@ -11,6 +11,8 @@ the end of this module; every one of them says what it scales and why.
 from __future__ import annotations
 
 import dataclasses
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,12 +22,13 @@ __all__ = [
     "FAST2_DIGITS",
     "FAST5",
     "FAST10",
-    "MethodConfig",
     "SSDKD_DIGITS",
     "DeepInversionConfig",
     "FastDFKDConfig",
+    "MethodConfig",
     "NoiseControlConfig",
     "SSDKDConfig",
+    "apply_overrides",
     "config_from_dict",
     "config_to_dict",
 ]
@@ -44,9 +47,7 @@ def _check_non_negative(obj: object, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
         if value < 0:
-            raise ValueError(
-                f"Expected `{name}` of {type(obj).__name__} to be >= 0, got {value!r}"
-            )
+            raise ValueError(f"Expected `{name}` of {type(obj).__name__} to be >= 0, got {value!r}")
 
 
 def _check_choice(obj: object, name: str, choices: tuple[str, ...]) -> None:
@@ -138,9 +139,7 @@ class FastDFKDConfig(_DistillationFields):
         _check_positive(
             self, "synthesis_batch_size", "latent_dim", "generator_width", "g_steps", "lr_g"
         )
-        _check_non_negative(
-            self, "lr_z", "bn_weight", "oh_weight", "adv_weight", "pool_capacity"
-        )
+        _check_non_negative(self, "lr_z", "bn_weight", "oh_weight", "adv_weight", "pool_capacity")
         _check_choice(self, "meta_algorithm", ("fomaml", "reptile"))
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"Expected `bn_momentum` in [0, 1), got {self.bn_momentum!r}")
@@ -298,14 +297,14 @@ FAST2_DIGITS = FastDFKDConfig(
 )
 """Fast-2 scaled to scikit-learn digits (8×8): 30 rounds of 128 images, 60 KD steps each."""
 SSDKD_DIGITS = SSDKDConfig(
-    **_DIGITS_BUDGET,
+    **{**_DIGITS_BUDGET, "rounds": 40},
     synthesis_batch_size=128,
     generator_width=32,
     latent_dim=64,
-    kd_steps=30,
+    kd_steps=50,
     buffer_size=1000,
 )
-"""SSD-KD scaled to digits: a 1,000-image buffer, 30 rounds of 128 images, 30 KD steps."""
+"""SSD-KD scaled to digits: a 1,000-image buffer, 40 rounds of 128 images, 50 KD steps."""
 DEEPINVERSION_DIGITS = DeepInversionConfig(
     rounds=10,
     warmup_rounds=0,
@@ -347,3 +346,53 @@ def config_from_dict(data: dict[str, Any]) -> MethodConfig:
     if unknown:
         raise ValueError(f"Unknown fields for {name}: {unknown}")
     return cls(**values)
+
+
+def _parse_value(cls: type, name: str, text: str) -> Any:
+    hint = typing.get_type_hints(cls)[name]
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        if text not in choices:
+            raise ValueError(f"Expected `{name}` to be one of {choices}, got {text!r}")
+        return text
+    if hint is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ValueError(f"Expected `{name}` to be true or false, got {text!r}")
+    try:
+        return hint(text)
+    except ValueError:
+        raise ValueError(f"Expected `{name}` to be a {hint.__name__}, got {text!r}") from None
+
+
+def apply_overrides(config: MethodConfig, assignments: Sequence[str]) -> MethodConfig:
+    """A copy of ``config`` with ``field=value`` assignments applied (the CLI's ``--set``).
+
+    Values are parsed by the field's type (int, float, bool as true/false, or one of a
+    Literal's choices); the new config is validated like any other.
+
+    Raises:
+        ValueError: Malformed assignment, unknown field (the message lists the known ones)
+            or a value of the wrong type or range.
+
+    Example:
+        >>> apply_overrides(SSDKDConfig(), ["buffer_size=6000", "use_phi=false"]).buffer_size
+        6000
+    """
+    cls = type(config)
+    known = [f.name for f in dataclasses.fields(cls)]
+    changes: dict[str, Any] = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"Expected a setting as field=value, got {assignment!r}")
+        if name not in known:
+            raise ValueError(
+                f"Unknown field {name!r} for {cls.__name__}; known fields: {', '.join(known)}"
+            )
+        changes[name] = _parse_value(cls, name, text.strip())
+    return dataclasses.replace(config, **changes)

@@ -63,7 +63,10 @@ class DeepInversion(PoolMethod):
             cfg.synthesis_batch_size, channels, size, generator=self.generator
         ).to(self.device)
         targets = torch.randint(
-            0, self.num_classes, (cfg.synthesis_batch_size,), generator=self.generator,
+            0,
+            self.num_classes,
+            (cfg.synthesis_batch_size,),
+            generator=self.generator,
             device=self.device,
         )
         optimizer = torch.optim.Adam(pixels.parameters(), lr=cfg.lr, betas=(0.5, 0.9))

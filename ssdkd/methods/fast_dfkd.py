@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from ssdkd.methods.base import PoolMethod
@@ -40,9 +39,13 @@ class FastDFKD(PoolMethod):
 
     config: FastDFKDConfig
 
-    def __init__(self, teacher: nn.Module, student: nn.Module, config: FastDFKDConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, teacher: nn.Module, student: nn.Module, config: FastDFKDConfig, **kwargs: Any
+    ) -> None:
         if not isinstance(config, FastDFKDConfig):
-            raise TypeError(f"Expected `config` to be a FastDFKDConfig, got {type(config).__name__}")
+            raise TypeError(
+                f"Expected `config` to be a FastDFKDConfig, got {type(config).__name__}"
+            )
         super().__init__(teacher, student, config, pool_capacity=config.pool_capacity, **kwargs)
         self.synthesis = MetaGeneratorSynthesis(
             self.teacher,

@@ -16,7 +16,7 @@ from ssdkd.hooks import BNStatsHook
 from ssdkd.losses import BNStatMomentum, adversarial_kl, weighted_mean
 from ssdkd.methods.common import ModelInput
 from ssdkd.methods.config import FastDFKDConfig
-from ssdkd.methods.precision import Precision
+from ssdkd.methods.precision import NonFiniteLossError, Precision
 
 __all__ = ["MetaGeneratorSynthesis", "SynthesisOutput", "TaskWeights"]
 
@@ -104,7 +104,10 @@ class MetaGeneratorSynthesis:
             cfg.synthesis_batch_size, cfg.latent_dim, generator=self.generator, device=device
         ).requires_grad_()
         targets = torch.randint(
-            0, self.num_classes, (cfg.synthesis_batch_size,), generator=self.generator,
+            0,
+            self.num_classes,
+            (cfg.synthesis_batch_size,),
+            generator=self.generator,
             device=device,
         )
         inner = torch.optim.Adam(
@@ -147,16 +150,19 @@ class MetaGeneratorSynthesis:
             last_stats = stats
             # Keep the lowest-loss batch without a host round-trip.
             better = loss.detach() < best_loss
-            best_images = images.detach() if best_images.numel() == 0 else torch.where(
-                better, images.detach(), best_images
+            best_images = (
+                images.detach()
+                if best_images.numel() == 0
+                else torch.where(better, images.detach(), best_images)
             )
             parts = torch.stack([loss, loss_bn, loss_task, loss_adv]).detach()
             best_parts = torch.where(better, parts, best_parts)
             best_loss = torch.minimum(best_loss, loss.detach())
         self.student.train(student_was_training)
         if last_stats is None:
-            raise FloatingPointError(
-                "every inner generator step of this round had a non-finite loss"
+            raise NonFiniteLossError(
+                f"all {cfg.g_steps} inner generator steps of this round had a non-finite "
+                "loss; the generator was not updated"
             )
         if cfg.meta_algorithm == "reptile":
             reptile_gradient(self.meta, fast)
@@ -169,7 +175,9 @@ class MetaGeneratorSynthesis:
             images=best_images,
             targets=targets,
             teacher_logits=teacher_logits,
-            metrics={f"synth_{n}": float(v) for n, v in zip(names, best_parts.tolist())},
+            metrics={
+                f"synth_{n}": float(v) for n, v in zip(names, best_parts.tolist(), strict=True)
+            },
         )
 
     def state_dict(self) -> dict[str, Any]:

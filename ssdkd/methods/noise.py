@@ -37,7 +37,9 @@ class NoiseControl(PoolMethod):
     def synthesize(self, round_index: int) -> dict[str, float]:
         if len(self.pool) == 0:
             noise = torch.rand(
-                self.config.pool_size, *self.image_shape, generator=self.generator,
+                self.config.pool_size,
+                *self.image_shape,
+                generator=self.generator,
                 device=self.device,
             )
             self.pool.add(noise)

@@ -8,12 +8,16 @@ from typing import Any, Literal, get_args
 
 import torch
 
-__all__ = ["PRECISIONS", "Precision", "PrecisionName"]
+__all__ = ["PRECISIONS", "NonFiniteLossError", "Precision", "PrecisionName"]
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Losses kept coming out NaN/inf; the run stopped before they could reach the weights."""
 
 
 class Precision:

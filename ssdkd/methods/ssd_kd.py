@@ -55,7 +55,9 @@ class SSDKD(DistillationMethod):
 
     config: SSDKDConfig
 
-    def __init__(self, teacher: nn.Module, student: nn.Module, config: SSDKDConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, teacher: nn.Module, student: nn.Module, config: SSDKDConfig, **kwargs: Any
+    ) -> None:
         if not isinstance(config, SSDKDConfig):
             raise TypeError(f"Expected `config` to be an SSDKDConfig, got {type(config).__name__}")
         if config.synthesis_batch_size > config.buffer_size:
@@ -95,7 +97,9 @@ class SSDKD(DistillationMethod):
             return torch.zeros(self.num_classes, dtype=torch.long, device=self.device)
         return self.buffer.class_counts("labels", self.num_classes)
 
-    def phi(self, teacher_logits: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+    def phi(
+        self, teacher_logits: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """φ of a batch against the buffer's current class histogram, shape ``(B,)``."""
         return diversity_difficulty_weights(
             teacher_logits,

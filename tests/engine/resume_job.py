@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 
 import torch
 
 from ssdkd.engine import atomic_save
 from ssdkd.engine.runner import run_rounds
-from ssdkd.methods import SSDKD, SSDKD_DIGITS
-from tests.methods.tiny import build
-
-CONFIG = dataclasses.replace(
-    SSDKD_DIGITS, rounds=4, warmup_rounds=1, kd_steps=3, kd_batch_size=16,
-    synthesis_batch_size=16, buffer_size=40, latent_dim=8, generator_width=4,
-)
+from ssdkd.methods import SSDKD
+from tests.methods.tiny import TINY_SSDKD, build
 
 
 def main() -> None:
@@ -29,7 +23,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    method = build(SSDKD, CONFIG)
+    method = build(SSDKD, TINY_SSDKD)
     if args.kill_round >= 0:
         synthesize, distill_step = method.synthesize, method.distill_step
         state = {"round": -1, "steps": 0}

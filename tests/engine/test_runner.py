@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,8 +14,8 @@ import torch
 
 from ssdkd.engine import CheckpointError, load_checkpoint
 from ssdkd.engine.runner import NonFiniteLossError, run_rounds
-from ssdkd.methods import SSDKD, FastDFKD
-from tests.methods.tiny import build
+from ssdkd.methods import SSDKD, FastDFKD, NoiseControl
+from tests.methods.tiny import TINY_FAST, TINY_NOISE, TINY_SSDKD, build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,9 +23,22 @@ ROOT = Path(__file__).resolve().parents[2]
 def _job(tmp_path: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "tests.engine.resume_job", "--run-dir", str(tmp_path / "run"),
-         "--out", str(tmp_path / f"{name}.pt"), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tests.engine.resume_job",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / f"{name}.pt"),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -47,9 +61,13 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kill_round", "kill_after"), [(2, 0), (2, 1)], ids=["between", "mid-round"])
+@pytest.mark.parametrize(
+    ("kill_round", "kill_after"), [(2, 0), (2, 1)], ids=["between", "mid-round"]
+)
 def test_a_killed_run_resumes_bit_identical(tmp_path, uninterrupted, kill_round, kill_after):
-    killed = _job(tmp_path, "partial", "--kill-round", str(kill_round), "--kill-after-steps", str(kill_after))
+    killed = _job(
+        tmp_path, "partial", "--kill-round", str(kill_round), "--kill-after-steps", str(kill_after)
+    )
     assert killed.returncode == 3, killed.stderr
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["round"] == 2
     resumed = _job(tmp_path, "final", "--resume")
@@ -59,8 +77,8 @@ def test_a_killed_run_resumes_bit_identical(tmp_path, uninterrupted, kill_round,
     assert [json.loads(line)["round"] for line in lines] == [1, 2, 3, 4]
 
 
-def test_run_writes_config_metrics_checkpoints_and_history(tmp_path, tiny_ssdkd_config):
-    method = build(SSDKD, tiny_ssdkd_config)
+def test_run_writes_config_metrics_checkpoints_and_history(tmp_path):
+    method = build(SSDKD, TINY_SSDKD)
     x = torch.rand(32, 1, 8, 8)
     y = torch.randint(0, 4, (32,))
     result = run_rounds(method, eval_data=(x, y), run_dir=tmp_path, progress=False)
@@ -70,7 +88,7 @@ def test_run_writes_config_metrics_checkpoints_and_history(tmp_path, tiny_ssdkd_
     assert result.best_accuracy == max(r["accuracy"] for r in result.history)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["method"] == "SSDKD"
-    assert config["buffer_size"] == tiny_ssdkd_config.buffer_size
+    assert config["buffer_size"] == TINY_SSDKD.buffer_size
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 4
     last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert last["round"] == 4
@@ -82,33 +100,39 @@ def test_run_writes_config_metrics_checkpoints_and_history(tmp_path, tiny_ssdkd_
     assert (tmp_path / "synthetic.pt").is_file()
 
 
-def test_resume_without_a_checkpoint_starts_fresh(tmp_path, tiny_fast_config):
-    result = run_rounds(build(FastDFKD, tiny_fast_config), run_dir=tmp_path, resume=True, progress=False)
-    assert len(result.history) == tiny_fast_config.rounds
+def test_resume_without_a_checkpoint_starts_fresh(tmp_path):
+    result = run_rounds(build(FastDFKD, TINY_FAST), run_dir=tmp_path, resume=True, progress=False)
+    assert len(result.history) == TINY_FAST.rounds
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
-def test_a_corrupt_checkpoint_gives_an_error_naming_the_file(tmp_path, tiny_fast_config, damage):
-    run_rounds(build(FastDFKD, tiny_fast_config), run_dir=tmp_path, progress=False)
+def test_a_corrupt_checkpoint_gives_an_error_naming_the_file(tmp_path, damage):
+    run_rounds(build(FastDFKD, TINY_FAST), run_dir=tmp_path, progress=False)
     last = tmp_path / "checkpoints" / "last.pt"
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"last\.pt"):
-        run_rounds(build(FastDFKD, tiny_fast_config), run_dir=tmp_path, resume=True, progress=False)
+        run_rounds(build(FastDFKD, TINY_FAST), run_dir=tmp_path, resume=True, progress=False)
 
 
-def test_resume_with_another_config_is_refused(tmp_path, tiny_fast_config):
-    run_rounds(build(FastDFKD, tiny_fast_config), run_dir=tmp_path, progress=False)
-    import dataclasses
-
-    other = dataclasses.replace(tiny_fast_config, kd_steps=5)
+def test_resume_with_another_config_is_refused(tmp_path):
+    run_rounds(build(FastDFKD, TINY_FAST), run_dir=tmp_path, progress=False)
+    other = dataclasses.replace(TINY_FAST, kd_steps=5)
     with pytest.raises(CheckpointError, match="another config"):
         run_rounds(build(FastDFKD, other), run_dir=tmp_path, resume=True, progress=False)
 
 
-def test_repeated_non_finite_losses_stop_the_run(tiny_fast_config):
-    method = build(FastDFKD, tiny_fast_config)
+def test_repeated_non_finite_kd_losses_stop_the_run():
+    method = build(NoiseControl, TINY_NOISE)
     with torch.no_grad():
         method.student.head.bias.fill_(float("inf"))
-    with pytest.raises(NonFiniteLossError, match="consecutive"):
+    with pytest.raises(NonFiniteLossError, match="3 consecutive KD steps"):
         run_rounds(method, progress=False, max_nonfinite_steps=3)
+
+
+def test_a_generator_round_without_a_finite_loss_stops_the_run():
+    method = build(FastDFKD, TINY_FAST)
+    with torch.no_grad():
+        method.student.head.bias.fill_(float("inf"))  # poisons the adversarial term
+    with pytest.raises(NonFiniteLossError, match="inner generator steps"):
+        run_rounds(method, progress=False)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
+from ssdkd.methods import (
+    DEEPINVERSION_DIGITS,
+    FAST2_DIGITS,
+    SSDKD_DIGITS,
+    NoiseControlConfig,
+)
 
 NUM_CLASSES = 4
 IMAGE_SHAPE = (1, 8, 8)
@@ -57,3 +65,21 @@ def build(method_class: type, config: object, *, seed: int = 0, **kwargs: object
         seed=seed,
         **kwargs,
     )
+
+
+TINY_BUDGET = {"rounds": 4, "warmup_rounds": 1, "kd_steps": 3, "kd_batch_size": 16}
+TINY_SSDKD = dataclasses.replace(
+    SSDKD_DIGITS,
+    **TINY_BUDGET,
+    synthesis_batch_size=16,
+    buffer_size=40,
+    latent_dim=8,
+    generator_width=4,
+)
+TINY_FAST = dataclasses.replace(
+    FAST2_DIGITS, **TINY_BUDGET, synthesis_batch_size=16, latent_dim=8, generator_width=4
+)
+TINY_DI = dataclasses.replace(
+    DEEPINVERSION_DIGITS, **TINY_BUDGET, synthesis_batch_size=16, iterations=5
+)
+TINY_NOISE = NoiseControlConfig(**TINY_BUDGET, pool_size=64, crop_padding=1, flip=False)
