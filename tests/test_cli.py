@@ -1,0 +1,225 @@
+"""The ``ssdkd`` command: demo, distill, plot; usage errors and expected errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssdkd.cli import main
+from ssdkd.data import load_dataset
+from ssdkd.engine.teacher import save_teacher
+from ssdkd.models import create_model
+
+
+@pytest.mark.slow
+def test_demo_with_a_reduced_budget_prints_the_table_and_writes_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    argv = [
+        "demo",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--rounds",
+        "3",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    for row in (
+        "teacher accuracy",
+        "student accuracy, SSD-KD",
+        "noise control",
+        "synthetic images generated",
+        "KD steps",
+        "total time",
+    ):
+        assert row in text
+    assert "(trained)" in text
+    for name in (
+        "accuracy.png",
+        "ssd-kd/samples.png",
+        "ssd-kd/buffer_histograms.png",
+        "ssd-kd/metrics.jsonl",
+        "noise-control/metrics.jsonl",
+    ):
+        assert (out / name).is_file(), name
+    # The second run reuses the cached teacher.
+    assert main(argv) == 0
+    assert "(cached)" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained small_cnn saved as a digits teacher: enough to drive the CLI."""
+    torch.manual_seed(0)
+    model = create_model("small_cnn", num_classes=10, in_channels=1, image_size=8)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
+    save_teacher(
+        path,
+        model,
+        model_name="small_cnn",
+        dataset=load_dataset("digits"),
+        accuracy=0.1,
+        in_channels=1,
+        image_size=8,
+    )
+    return path
+
+
+def _distill_args(teacher: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [
+        "distill",
+        "--method",
+        "ssd-kd",
+        "--teacher",
+        str(teacher),
+        "--student",
+        "tiny_cnn",
+        "--dataset",
+        "digits",
+        "--preset",
+        "digits",
+        "--rounds",
+        "2",
+        "--set",
+        "warmup_rounds=1",
+        "--set",
+        "kd_steps=2",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_distill_resume_and_plot_from_the_command_line(
+    tmp_path: Path, teacher_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    assert main(_distill_args(teacher_file, run_dir)) == 0
+    assert "best held-out accuracy" in capsys.readouterr().out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["kd_steps"], config["warmup_rounds"], config["rounds"]) == (2, 1, 2)
+    assert main(_distill_args(teacher_file, run_dir, "--resume")) == 0
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    (run_dir / "samples.png").unlink()
+    assert main(["plot", str(run_dir)]) == 0
+    assert (run_dir / "samples.png").is_file()
+    assert "samples.png" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["distill"],
+        [
+            "distill",
+            "--method",
+            "magic",
+            "--teacher",
+            "t.pt",
+            "--student",
+            "tiny_cnn",
+            "--dataset",
+            "digits",
+            "--run-dir",
+            "r",
+        ],
+        [
+            "distill",
+            "--method",
+            "ssd-kd",
+            "--teacher",
+            "t.pt",
+            "--student",
+            "nope",
+            "--dataset",
+            "digits",
+            "--run-dir",
+            "r",
+        ],
+        ["demo", "--rounds", "zero"],
+        ["plot"],
+        ["unknown-command"],
+    ],
+)
+def test_bad_arguments_give_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "bufer_size=3"], "Unknown field 'bufer_size'"),
+        (["--set", "buffer_size=-1"], "buffer_size"),
+        (["--preset", "fast-5"], "--preset for ssd-kd"),
+    ],
+)
+def test_bad_settings_are_a_one_line_error(
+    tmp_path: Path,
+    teacher_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    assert main(_distill_args(teacher_file, tmp_path / "run", *extra)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ssdkd: error:")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_teacher_file_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_distill_args(tmp_path / "missing.pt", tmp_path / "run")) == 1
+    assert "missing.pt" in capsys.readouterr().err
+
+
+def test_plot_of_a_directory_without_metrics_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plot", str(tmp_path)]) == 1
+    assert "metrics.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["demo", "distill", "plot"])
+def test_help_lists_every_option_with_its_default(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    expected = {
+        "demo": ["--out DIR", "(default: ssdkd-demo)", "--cache-dir", "--rounds", "--seed"],
+        "distill": [
+            "--method",
+            "--teacher",
+            "--student",
+            "--dataset",
+            "--data-dir",
+            "--preset",
+            "(default: paper)",
+            "--rounds",
+            "--set",
+            "--run-dir",
+            "--resume",
+            "--precision",
+            "(default: fp32)",
+            "--device",
+            "--seed",
+        ],
+        "plot": ["RUN_DIR"],
+    }[command]
+    for item in expected:
+        assert item in text, item
