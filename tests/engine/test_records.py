@@ -1,0 +1,94 @@
+"""Metrics file, TensorBoard mirroring and the progress display."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from ssdkd.engine.records import MetricsLog, Progress, read_metrics
+
+
+class FakeWriter:
+    """Stands in for tensorboard's SummaryWriter and records what it is given."""
+
+    instances: ClassVar[list[FakeWriter]] = []
+
+    def __init__(self, log_dir: str) -> None:
+        self.log_dir = log_dir
+        self.scalars: list[tuple[str, float, int]] = []
+        self.closed = False
+        FakeWriter.instances.append(self)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.append((tag, value, step))
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_metrics_log_rewrites_history_then_appends(tmp_path: Path) -> None:
+    (tmp_path / "metrics.jsonl").write_text('{"round": 1}\n{"round": 2}\n{"round": 3}\n')
+    log = MetricsLog(tmp_path, history=[{"round": 1}, {"round": 2}])
+    log.write({"round": 3, "accuracy": 0.5})
+    log.close()
+    assert read_metrics(tmp_path) == [{"round": 1}, {"round": 2}, {"round": 3, "accuracy": 0.5}]
+
+
+def test_numbers_are_mirrored_to_tensorboard_when_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = types.ModuleType("torch.utils.tensorboard")
+    module.SummaryWriter = FakeWriter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
+    log = MetricsLog(tmp_path)
+    log.write({"round": 2, "accuracy": 0.75, "kd_loss": None, "method": "x"})
+    log.close()
+    writer = FakeWriter.instances[-1]
+    assert writer.log_dir == str(tmp_path / "tensorboard")
+    assert writer.scalars == [("accuracy", 0.75, 2)]
+    assert writer.closed
+
+
+def test_read_metrics_of_a_non_run_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="run directory"):
+        read_metrics(tmp_path)
+
+
+def test_progress_without_tqdm_prints_one_line_per_round(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_import = builtins.__import__
+
+    def no_tqdm(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("tqdm"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    with Progress(2, description="SSDKD") as bar:
+        bar.update({"round": 1, "accuracy": 0.5, "images_synthesized": 128})
+    err = capsys.readouterr().err
+    assert "SSDKD round 1/2" in err
+    assert "accuracy=0.5" in err
+
+
+def test_disabled_progress_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    with Progress(2, enabled=False) as bar:
+        bar.update({"round": 1, "accuracy": 0.5})
+    assert capsys.readouterr() == ("", "")
+
+
+def test_metrics_lines_are_json(tmp_path: Path) -> None:
+    log = MetricsLog(tmp_path)
+    log.write({"round": 1, "accuracy": None})
+    log.close()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"round": 1, "accuracy": None}
