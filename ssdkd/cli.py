@@ -81,6 +81,17 @@ def _device(text: str) -> str:
     return text
 
 
+def _add_name(parser: argparse.ArgumentParser, flag: str, names: Sequence[str], what: str) -> None:
+    """A required ``--flag NAME`` whose choices are listed in the help."""
+    parser.add_argument(
+        flag,
+        required=True,
+        choices=list(names),
+        metavar="NAME",
+        help=f"{what}, one of: {', '.join(names)}",
+    )
+
+
 def _recipe_help(description: str, field: str, unit: str = "") -> str:
     from ssdkd.engine.teacher import TEACHER_RECIPES
 
@@ -103,20 +114,8 @@ def _add_train_teacher(subparsers: Subparsers) -> None:
         "torch.load(weights_only=True). The teacher expects images (x - mean) / std.",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        choices=list(MODELS),
-        metavar="NAME",
-        help=f"architecture, one of: {', '.join(MODELS)}",
-    )
-    parser.add_argument(
-        "--dataset",
-        required=True,
-        choices=list(DATASETS),
-        metavar="NAME",
-        help=f"dataset, one of: {', '.join(DATASETS)}",
-    )
+    _add_name(parser, "--model", list(MODELS), "architecture")
+    _add_name(parser, "--dataset", DATASETS, "dataset")
     parser.add_argument(
         "--data-dir",
         default=None,
@@ -287,20 +286,8 @@ def _add_distill(subparsers: Subparsers) -> None:
         "--method", required=True, choices=list(PRESETS), help="distillation method"
     )
     parser.add_argument("--teacher", required=True, metavar="CKPT", help="teacher checkpoint")
-    parser.add_argument(
-        "--student",
-        required=True,
-        choices=list(MODELS),
-        metavar="NAME",
-        help=f"student architecture, one of: {', '.join(MODELS)}",
-    )
-    parser.add_argument(
-        "--dataset",
-        required=True,
-        choices=list(DATASETS),
-        metavar="NAME",
-        help=f"held-out data for evaluation, one of: {', '.join(DATASETS)}",
-    )
+    _add_name(parser, "--student", list(MODELS), "student architecture")
+    _add_name(parser, "--dataset", DATASETS, "held-out data for evaluation")
     parser.add_argument(
         "--data-dir", default=None, metavar="DIR", help="dataset directory (as train-teacher)"
     )

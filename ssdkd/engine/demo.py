@@ -18,7 +18,7 @@ from ssdkd.engine.distill import distill
 from ssdkd.engine.plots import plot_accuracy_vs_time
 from ssdkd.engine.runner import RunResult
 from ssdkd.engine.teacher import TEACHER_RECIPES, load_teacher, save_teacher, train_teacher
-from ssdkd.methods import SSDKD_DIGITS, MethodConfig, NoiseControlConfig
+from ssdkd.methods import SSDKD_DIGITS, MethodConfig, noise_control_for
 from ssdkd.models import create_model
 
 __all__ = ["DemoReport", "default_cache_dir", "format_report", "run_demo"]
@@ -133,17 +133,7 @@ def run_demo(
             SSDKD_DIGITS, rounds=rounds, warmup_rounds=min(SSDKD_DIGITS.warmup_rounds, rounds - 1)
         )
     )
-    control = NoiseControlConfig(
-        rounds=config.rounds,
-        warmup_rounds=config.warmup_rounds,
-        kd_steps=config.kd_steps,
-        kd_batch_size=config.kd_batch_size,
-        temperature=config.temperature,
-        student_lr=config.student_lr,
-        crop_padding=config.crop_padding,
-        flip=config.flip,
-        pool_size=config.buffer_size,
-    )
+    control = noise_control_for(config, pool_size=config.buffer_size)
 
     def student() -> nn.Module:
         torch.manual_seed(seed)

@@ -71,7 +71,7 @@ def _write_snapshot(method: DistillationMethod, directory: Path, max_images: int
         # An evenly spaced subset keeps old and new entries alike.
         images = images[torch.linspace(0, images.shape[0] - 1, max_images).long()]
     with torch.no_grad(), method.precision.autocast():
-        logits = method.teacher(method.model_input(images)).float() if len(images) else images
+        logits = method.teacher(method.model_input(images)).float()
     atomic_save(
         {
             "kind": "synthetic",

@@ -24,6 +24,7 @@ from ssdkd.methods.config import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
+    noise_control_for,
 )
 from ssdkd.methods.deepinversion import DeepInversion
 from ssdkd.methods.fast_dfkd import FastDFKD
@@ -74,4 +75,5 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
+    "noise_control_for",
 ]

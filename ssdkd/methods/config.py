@@ -31,6 +31,7 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
+    "noise_control_for",
 ]
 
 
@@ -268,6 +269,18 @@ class NoiseControlConfig(_DistillationFields):
 
 
 MethodConfig = FastDFKDConfig | SSDKDConfig | DeepInversionConfig | NoiseControlConfig
+
+
+def noise_control_for(config: MethodConfig, pool_size: int) -> NoiseControlConfig:
+    """The noise control with the same KD budget and student settings as ``config``.
+
+    Example:
+        >>> noise_control_for(SSDKDConfig(), 5000).kd_steps
+        100
+    """
+    shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(_DistillationFields)}
+    return NoiseControlConfig(**shared, pool_size=pool_size)
+
 
 FAST2 = FastDFKDConfig()
 """Fast-2: the published CIFAR resnet34 → resnet18 settings."""

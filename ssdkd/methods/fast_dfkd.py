@@ -47,16 +47,7 @@ class FastDFKD(PoolMethod):
                 f"Expected `config` to be a FastDFKDConfig, got {type(config).__name__}"
             )
         super().__init__(teacher, student, config, pool_capacity=config.pool_capacity, **kwargs)
-        self.synthesis = MetaGeneratorSynthesis(
-            self.teacher,
-            self.student,
-            config,
-            num_classes=self.num_classes,
-            image_shape=self.image_shape,
-            model_input=self.model_input,
-            precision=self.precision,
-            generator=self.generator,
-        )
+        self.synthesis = MetaGeneratorSynthesis.for_method(self, config)
 
     def synthesize(self, round_index: int) -> dict[str, float]:
         out = self.synthesis.run(adversarial=round_index >= self.config.warmup_rounds)

@@ -14,6 +14,7 @@ from torch import nn
 from ssdkd.generators import Augment, DCGANGenerator, fomaml_accumulate, reptile_gradient
 from ssdkd.hooks import BNStatsHook
 from ssdkd.losses import BNStatMomentum, adversarial_kl, weighted_mean
+from ssdkd.methods.base import DistillationMethod
 from ssdkd.methods.common import ModelInput
 from ssdkd.methods.config import FastDFKDConfig
 from ssdkd.methods.precision import NonFiniteLossError, Precision
@@ -93,6 +94,22 @@ class MetaGeneratorSynthesis:
         )
         self.bn_loss = BNStatMomentum(momentum=config.bn_momentum)
         self.augment = Augment(crop_padding=config.crop_padding, flip=config.flip)
+
+    @classmethod
+    def for_method(
+        cls, method: DistillationMethod, config: FastDFKDConfig
+    ) -> MetaGeneratorSynthesis:
+        """The synthesis of ``method``: its models, input mapping, precision and generator."""
+        return cls(
+            method.teacher,
+            method.student,
+            config,
+            num_classes=method.num_classes,
+            image_shape=method.image_shape,
+            model_input=method.model_input,
+            precision=method.precision,
+            generator=method.generator,
+        )
 
     def run(self, *, adversarial: bool, task_weights: TaskWeights | None = None) -> SynthesisOutput:
         """Synthesise one batch and take one meta step."""

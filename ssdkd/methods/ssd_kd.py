@@ -66,16 +66,7 @@ class SSDKD(DistillationMethod):
                 f"got {config.synthesis_batch_size}"
             )
         super().__init__(teacher, student, config, **kwargs)
-        self.synthesis = MetaGeneratorSynthesis(
-            self.teacher,
-            self.student,
-            config,
-            num_classes=self.num_classes,
-            image_shape=self.image_shape,
-            model_input=self.model_input,
-            precision=self.precision,
-            generator=self.generator,
-        )
+        self.synthesis = MetaGeneratorSynthesis.for_method(self, config)
         buffer_generator = torch.Generator(device=self.device).manual_seed(
             int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.device))
         )

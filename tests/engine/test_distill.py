@@ -16,7 +16,7 @@ from ssdkd.methods import (
     FAST2_DIGITS,
     SSDKD_DIGITS,
     FastDFKDConfig,
-    NoiseControlConfig,
+    noise_control_for,
 )
 from ssdkd.models import create_model
 
@@ -69,17 +69,7 @@ def _distill(teacher: nn.Module, digits: Dataset, method: str, config: object) -
 @pytest.fixture(scope="module")
 def noise_accuracy(teacher: nn.Module, digits: Dataset) -> float:
     ssd = BUDGETS["ssd-kd"]
-    control = NoiseControlConfig(
-        rounds=ssd.rounds,
-        warmup_rounds=ssd.warmup_rounds,
-        kd_steps=ssd.kd_steps,
-        kd_batch_size=ssd.kd_batch_size,
-        temperature=ssd.temperature,
-        student_lr=ssd.student_lr,
-        crop_padding=ssd.crop_padding,
-        flip=ssd.flip,
-        pool_size=ssd.buffer_size,
-    )
+    control = noise_control_for(ssd, pool_size=ssd.buffer_size)
     return _distill(teacher, digits, "noise-control", control)
 
 
