@@ -124,8 +124,9 @@ class SSDKD(DistillationMethod):
         """Add a batch: fill free slots, then replace old entries by ``refresh_policy``."""
         count = fields["images"].shape[0]
         room = self.buffer.capacity - len(self.buffer)
+        just_written = None
         if room > 0:
-            self.buffer.extend(**{k: v[:room] for k, v in fields.items()})
+            just_written = self.buffer.extend(**{k: v[:room] for k, v in fields.items()})
         rest = count - max(room, 0)
         if rest <= 0:
             return
@@ -133,8 +134,9 @@ class SSDKD(DistillationMethod):
         if self.config.refresh_policy == "fifo":
             self.buffer.extend(**remaining)
             return
-        stored = self.buffer.data
-        phi_stored = self.phi(stored["teacher_logits"])
+        phi_stored = self.phi(self.buffer.data["teacher_logits"])
+        if just_written is not None:
+            phi_stored[just_written] = float("inf")  # never evict this round's own images
         slots = torch.topk(phi_stored, rest, largest=False, sorted=False).indices
         self.buffer.replace(slots, **remaining)
 

@@ -81,6 +81,25 @@ def test_lowest_phi_refresh_replaces_the_lowest_phi_entries(tiny_ssdkd_config):
     assert bool((phi_before[changed] <= lowest + 1e-12).all())
 
 
+def test_a_batch_that_fills_the_buffer_never_evicts_its_own_images(tiny_ssdkd_config, monkeypatch):
+    method = build(SSDKD, tiny_ssdkd_config)
+    _fill(method, 2)  # 32 of 40 slots used
+    outputs = []
+    run = method.synthesis.run
+
+    def spy(**kwargs):
+        outputs.append(run(**kwargs))
+        return outputs[-1]
+
+    monkeypatch.setattr(method.synthesis, "run", spy)
+    method.synthesize(2)  # 8 images fill the free slots, 8 replace older entries
+    stored = method.buffer.data["images"].flatten(1)
+    new = outputs[0].images.flatten(1)
+    present = (stored[None, :, :] == new[:, None, :]).all(dim=2).any(dim=1)
+    assert present.all()
+    assert len(method.buffer) == 40
+
+
 def test_fifo_refresh_replaces_the_oldest_entries(tiny_ssdkd_config):
     method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, refresh_policy="fifo"))
     _fill(method, 2)
