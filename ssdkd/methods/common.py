@@ -156,7 +156,7 @@ class StudentTrainer:
             weights: Optional ``(B,)`` per-sample weights (importance weights).
 
         Returns:
-            The step's metrics (``loss``, ``skipped``) and the detached per-sample
+            The step's metrics (``kd_loss``, ``skipped``) and the detached per-sample
             KL(teacher ‖ student) at temperature T (without the T² factor), or ``None``
             when the loss was not finite and the step was skipped.
         """
