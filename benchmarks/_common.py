@@ -1,0 +1,66 @@
+"""Helpers shared by the benchmark scripts: machine description and docs sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count, Python/torch versions and thread settings of this run."""
+    model = platform.processor() or "unknown"
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        match = re.search(r"^Model name:\s*(.+)$", lscpu, re.MULTILINE)
+        if match:
+            model = match.group(1).strip()
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    """One markdown line naming the machine of ``info``."""
+    return (
+        f"{info['cpu']}, {info['cores']} cores, Python {info['python']}, "
+        f"torch {info['torch']}, {info['torch_threads']} torch threads"
+    )
+
+
+def command_line() -> str:
+    """The command that started this process, as a shell line."""
+    return "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
+
+
+def write_section(path: Path, key: str, body: str) -> None:
+    """Put ``body`` between ``<!-- key begin -->`` / ``<!-- key end -->`` markers in ``path``.
+
+    An existing section with the same key is replaced in place; otherwise the section is
+    appended, so the other sections of the file are kept as they are.
+    """
+    begin, end = f"<!-- {key} begin -->", f"<!-- {key} end -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}\n"
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = head + block.rstrip("\n") + tail
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

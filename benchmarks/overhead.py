@@ -1,0 +1,259 @@
+"""Cost of one SSD-KD distillation step against a bare PyTorch KD step (median ratio).
+
+The SSD-KD step is the library's own ``SSDKD.distill_step()``: ``PriorityBuffer.sample``,
+teacher and student forward, per-sample ``kd_kl_div`` × importance weight through
+``weighted_mean``, backward, SGD + cosine step, ``update_priorities`` of the drawn items
+and the β schedule. KD augmentation is off (``kd_augment=False``) so that both steps do
+the same tensor work. The bare step indexes a plain tensor of the *same* images with
+``torch.randint``, runs the same teacher and student on the same batch size, and takes
+``F.kl_div(log_softmax(s/T), softmax(t/T), reduction="batchmean") · T²`` with a plain
+SGD step. Steps alternate A/B in one process (after warm-up steps), so drifts of a shared
+machine hit both alike; the report is the median per-step time of each and the median of
+the per-pair ratios.
+
+Pairs: (a) digits small_cnn → tiny_cnn (1×8×8, batch 128, buffer 1,000) and (b)
+CIFAR-shaped resnet34 → resnet18 (3×32×32, batch 64, buffer 5,000), random weights.
+
+    OMP_NUM_THREADS=2 python benchmarks/overhead.py                 # full run (minutes)
+    OMP_NUM_THREADS=2 python benchmarks/overhead.py --quick --out /tmp/o.json \\
+        --markdown /tmp/o.md                                        # smoke run (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from _common import command_line, machine_info, machine_line, write_section
+from torch import nn
+
+from ssdkd.methods.config import SSDKDConfig
+from ssdkd.methods.ssd_kd import SSDKD
+from ssdkd.models import create_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """A teacher/student pair and the shapes of its step."""
+
+    name: str
+    teacher: str
+    student: str
+    channels: int
+    size: int
+    batch: int
+    buffer: int
+
+
+PAIRS = {
+    "digits": Pair("digits small_cnn → tiny_cnn", "small_cnn", "tiny_cnn", 1, 8, 128, 1000),
+    "cifar": Pair("CIFAR resnet34 → resnet18", "resnet34", "resnet18", 3, 32, 64, 5000),
+}
+
+
+class BareKD:
+    """Plain PyTorch KD: uniform ``torch.randint`` indexing into an image tensor."""
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        student: nn.Module,
+        images: torch.Tensor,
+        *,
+        batch: int,
+        temperature: float,
+        lr: float,
+        mean: float,
+        std: float,
+    ) -> None:
+        self.teacher, self.student, self.images = teacher, student, images
+        self.batch, self.temperature = batch, temperature
+        self.mean, self.std = mean, std
+        self.optimizer = torch.optim.SGD(student.parameters(), lr=lr, momentum=0.9)
+
+    def step(self) -> None:
+        index = torch.randint(0, self.images.shape[0], (self.batch,))
+        x = (self.images[index] - self.mean) / self.std
+        self.student.train()
+        with torch.no_grad():
+            t = self.teacher(x)
+        s = self.student(x)
+        temperature = self.temperature
+        loss = F.kl_div(
+            F.log_softmax(s / temperature, dim=1),
+            F.softmax(t / temperature, dim=1),
+            reduction="batchmean",
+        ) * (temperature**2)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+
+def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str, Any]:
+    """Interleave ``pairs`` SSD-KD and bare steps; medians of times and per-pair ratios."""
+    torch.manual_seed(seed)
+    kwargs = {"num_classes": 10, "in_channels": pair.channels, "image_size": pair.size}
+    teacher = create_model(pair.teacher, **kwargs).eval()
+    student = create_model(pair.student, **kwargs)
+    mean, std = 0.5, 0.25
+    config = dataclasses.replace(
+        SSDKDConfig(),
+        kd_batch_size=pair.batch,
+        synthesis_batch_size=pair.batch,
+        buffer_size=pair.buffer,
+        kd_augment=False,
+        rounds=2,
+        warmup_rounds=1,
+        kd_steps=2 * (pairs + warmup),
+    )
+    method = SSDKD(
+        teacher,
+        student,
+        config,
+        num_classes=10,
+        image_shape=(pair.channels, pair.size, pair.size),
+        normalization=((mean,) * pair.channels, (std,) * pair.channels),
+        seed=seed,
+        device=torch.device("cpu"),
+    )
+    images = torch.rand(pair.buffer, pair.channels, pair.size, pair.size)
+    # The buffer also stores each image's teacher class and logits (read by φ when the
+    # buffer is refreshed, never by the KD step): random stand-ins of the right shape
+    # save a teacher pass over the whole buffer.
+    logits = torch.randn(pair.buffer, 10)
+    method.buffer.extend(images=images, labels=logits.argmax(dim=1), teacher_logits=logits)
+    bare = BareKD(
+        method.teacher,
+        student,
+        images.clone(),
+        batch=pair.batch,
+        temperature=config.temperature,
+        lr=config.student_lr,
+        mean=mean,
+        std=std,
+    )
+    for _ in range(warmup):
+        method.distill_step()
+        bare.step()
+    ssd_times, bare_times, ratios = [], [], []
+    for i in range(pairs):
+        # Alternate which of the two goes first, so neither always follows the other.
+        order = ("ssd", "bare") if i % 2 == 0 else ("bare", "ssd")
+        times: dict[str, float] = {}
+        for which in order:
+            start = time.perf_counter()
+            if which == "ssd":
+                method.distill_step()
+            else:
+                bare.step()
+            times[which] = time.perf_counter() - start
+        ssd_times.append(times["ssd"])
+        bare_times.append(times["bare"])
+        ratios.append(times["ssd"] / times["bare"])
+    return {
+        "pair": pair.name,
+        "teacher": pair.teacher,
+        "student": pair.student,
+        "image_shape": [pair.channels, pair.size, pair.size],
+        "batch": pair.batch,
+        "buffer": pair.buffer,
+        "pairs": pairs,
+        "warmup": warmup,
+        "ssd_ms_median": 1000 * statistics.median(ssd_times),
+        "bare_ms_median": 1000 * statistics.median(bare_times),
+        "ratio_median": statistics.median(ratios),
+        "ratio_p25": statistics.quantiles(ratios, n=4)[0] if len(ratios) > 1 else ratios[0],
+        "ratio_p75": statistics.quantiles(ratios, n=4)[2] if len(ratios) > 1 else ratios[0],
+        "ssd_ms": [1000 * t for t in ssd_times],
+        "bare_ms": [1000 * t for t in bare_times],
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The markdown section of ``results``."""
+    lines = [
+        "### Overhead of the SSD-KD step over a bare PyTorch KD step",
+        "",
+        f"Machine: {machine_line(results['machine'])}. Run {results['started']}.",
+        "",
+        "```bash",
+        results["command"],
+        "```",
+        "",
+        "| pair | input | batch | buffer | pairs timed | SSD-KD step ms | bare step ms "
+        "| ratio median (IQR) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in results["pairs"]:
+        shape = "×".join(str(s) for s in row["image_shape"])
+        lines.append(
+            f"| {row['pair']} | {shape} | {row['batch']} | {row['buffer']} | {row['pairs']} "
+            f"| {row['ssd_ms_median']:.2f} | {row['bare_ms_median']:.2f} "
+            f"| {row['ratio_median']:.3f} ({row['ratio_p25']:.3f}–{row['ratio_p75']:.3f}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--pairs", nargs="+", choices=sorted(PAIRS), default=["digits", "cifar"])
+    parser.add_argument("--digits-steps", type=int, default=300, help="A/B pairs for digits")
+    parser.add_argument("--cifar-steps", type=int, default=30, help="A/B pairs for resnet34")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps of each first")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a few steps (smoke test)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "overhead.json"))
+    parser.add_argument("--markdown", default=str(ROOT / "docs" / "benchmarks.md"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {
+        "command": command_line(),
+        "machine": machine_info(),
+        "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "pairs": [],
+    }
+    for key in args.pairs:
+        pair = PAIRS[key]
+        steps = args.digits_steps if key == "digits" else args.cifar_steps
+        if args.quick:
+            steps = 3
+            pair = dataclasses.replace(
+                pair, buffer=min(pair.buffer, 256), batch=min(pair.batch, 16)
+            )
+        warmup = 1 if args.quick else args.warmup
+        row = measure_pair(pair, pairs=steps, warmup=warmup, seed=args.seed)
+        print(
+            f"{row['pair']}: SSD-KD {row['ssd_ms_median']:.2f} ms, bare "
+            f"{row['bare_ms_median']:.2f} ms, ratio {row['ratio_median']:.3f}",
+            flush=True,
+        )
+        results["pairs"].append(row)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    write_section(Path(args.markdown), "overhead", markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
