@@ -24,7 +24,18 @@ def machine_info() -> dict[str, Any]:
             model = match.group(1).strip()
     except OSError:
         pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
     return {
+        "git_commit": commit or None,
         "cpu": model,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
@@ -43,8 +54,10 @@ def machine_line(info: dict[str, Any]) -> str:
 
 
 def command_line() -> str:
-    """The command that started this process, as a shell line."""
-    return "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
+    """The command that started this process, as a shell line (with OMP_NUM_THREADS)."""
+    threads = os.environ.get("OMP_NUM_THREADS")
+    prefix = f"OMP_NUM_THREADS={threads} " if threads else ""
+    return prefix + "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
 
 
 def write_section(path: Path, key: str, body: str) -> None:
