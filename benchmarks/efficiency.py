@@ -69,7 +69,7 @@ LIBRARY_METHOD = {
     "fast-5": "fast-dfkd",
     "ssd-kd": "ssd-kd",
 }
-ABLATIONS: dict[str, dict[str, bool]] = {
+ABLATIONS: dict[str, dict[str, Any]] = {
     "ssd-kd": {},
     "no-diversity": {"use_diversity": False},
     "no-difficulty": {"use_difficulty": False},
@@ -154,6 +154,7 @@ def schedules(dataset: str, quick: bool = False) -> dict[str, MethodConfig]:
 def ablation_schedules(dataset: str, quick: bool = False) -> dict[str, MethodConfig]:
     """The SSD-KD schedule of ``dataset`` with each Table-4 switch applied."""
     base = schedules(dataset, quick)["ssd-kd"]
+    assert isinstance(base, SSDKDConfig)
     return {name: dataclasses.replace(base, **changes) for name, changes in ABLATIONS.items()}
 
 
@@ -562,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "command": command_line(),
             "machine": machine_info(),
-            "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "total_wall_seconds": 0.0,
             "runs": [],
         }
