@@ -148,7 +148,11 @@ class SSDKD(DistillationMethod):
             # δ_i = w_i · KL_i (the paper's priority): the importance weight of the draw
             # times the teacher-student divergence measured in this step.
             self.buffer.update_priorities(
-                sample.indices, sample.weights * kl, generations=sample.generations
+                # KL ≥ 0, but float32 rounding gives values like −1e-7 when teacher and
+                # student agree; the buffer rightly rejects negative priorities.
+                sample.indices,
+                (sample.weights * kl).clamp_min(0.0),
+                generations=sample.generations,
             )
         self.kd_steps_done += 1
         total = (cfg.rounds - cfg.warmup_rounds) * cfg.kd_steps

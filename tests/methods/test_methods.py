@@ -330,3 +330,18 @@ def test_state_dict_round_trip_continues_identically(tiny_ssdkd_config):
     ):
         assert torch.equal(a, b)
     assert torch.equal(first.buffer.priorities(), second.buffer.priorities())
+
+
+def test_a_rounding_negative_kl_does_not_stop_the_run(tiny_ssdkd_config, monkeypatch):
+    """Regression: float32 KL of agreeing networks can be -1e-7, a negative priority."""
+    method = build(SSDKD, tiny_ssdkd_config)
+    _fill(method, 1)
+    step = method.trainer.step
+
+    def negative_kl(images, weights=None):
+        metrics, kl = step(images, weights)
+        return metrics, torch.full_like(kl, -1e-7)
+
+    monkeypatch.setattr(method.trainer, "step", negative_kl)
+    method.distill_step()
+    assert bool((method.buffer.priorities() >= 0).all())
