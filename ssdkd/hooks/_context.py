@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from types import TracebackType
 
 from torch.utils.hooks import RemovableHandle
@@ -10,7 +11,7 @@ from typing_extensions import Self
 __all__ = ["RecordingContext"]
 
 
-class RecordingContext:
+class RecordingContext(ABC):
     """Base of the hook context managers: owns the handles and the "is it open" state.
 
     Subclasses implement :meth:`_register` (attach hooks, appending each handle to the
@@ -29,13 +30,15 @@ class RecordingContext:
         self._handles: list[RemovableHandle] = []
         self._open = False
 
+    @abstractmethod
     def _register(self, handles: list[RemovableHandle]) -> None:
-        raise NotImplementedError
+        """Attach the hooks, appending each handle to ``handles``."""
 
+    @abstractmethod
     def _clear(self) -> None:
-        raise NotImplementedError
+        """Drop what was recorded."""
 
-    def _check_enter(self) -> None:
+    def _check_enter(self) -> None:  # noqa: B027 (an optional hook: no checks by default)
         """Extra checks before any handle is attached (the model is left untouched)."""
 
     @property
