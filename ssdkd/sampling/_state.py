@@ -53,9 +53,10 @@ def check_state(state: Any, capacity: int) -> None:
     eps = state["eps"]
     if not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
         raise ValueError(f"Expected `state['eps']` to be a finite float > 0, got {eps!r}")
-    if state["weight_norm"] not in ("max", "batch"):
+    if state["weight_norm"] not in ("max", "batch", "mean"):
         raise ValueError(
-            f"Expected `state['weight_norm']` in ('max', 'batch'), got {state['weight_norm']!r}"
+            "Expected `state['weight_norm']` in ('max', 'batch', 'mean'), "
+            f"got {state['weight_norm']!r}"
         )
     size, cursor = state["size"], state["cursor"]
     if not isinstance(size, int) or not 0 <= size <= capacity:

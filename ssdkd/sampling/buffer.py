@@ -31,7 +31,7 @@ from ssdkd.sampling.weights import (
 
 __all__ = ["PriorityBuffer", "PrioritySample"]
 
-_WEIGHT_NORMS = ("max", "batch")
+_WEIGHT_NORMS = ("max", "batch", "mean")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class PrioritySample:
     Attributes:
         data: Each stored field's rows for the drawn slots, ``(B, *field_shape)``.
         indices: ``(B,)`` int64 slots drawn (pass back to ``update_priorities``).
-        weights: ``(B,)`` importance weights in ``(0, 1]``, default float dtype.
+        weights: ``(B,)`` importance weights, default float dtype: in ``(0, 1]`` for
+            ``weight_norm`` "max" and "batch", with mean 1 for "mean".
         probabilities: ``(B,)`` float64 ``P(i)`` of each draw.
         generations: ``(B,)`` int64 write counters of the drawn slots at draw time.
     """
@@ -63,9 +64,18 @@ class PriorityBuffer:
       :attr:`alpha` rebuilds the leaves from the raw values, so α is never applied twice.
     * Items added without a priority get the maximum raw priority currently stored
       (1.0 when empty), transformed once.
-    * Importance weights ``w_i = (N·P(i))^(−β)`` are normalised by the maximum over all live
-      items, which reduces to ``(leaf_i / min_leaf)^(−β) ∈ (0, 1]``
-      (``weight_norm="batch"`` normalises by the batch maximum instead).
+    * Importance weights ``w_i = (N·P(i))^(−β)`` are normalised (``weight_norm``):
+
+      - ``"max"`` (the PER paper's): by the maximum over all live items, which reduces to
+        ``(leaf_i / min_leaf)^(−β) ∈ (0, 1]``. One near-zero priority anywhere in the
+        buffer makes ``min_leaf`` tiny and scales *every* weight down towards 0.
+      - ``"batch"``: by the maximum over the drawn batch, ``(leaf_i / min_batch)^(−β)``,
+        in (0, 1]. A near-zero priority only matters once it is drawn, which its small
+        P(i) makes rare.
+      - ``"mean"``: to mean 1 over the drawn batch, ``w_i / mean_j w_j`` (self-normalised
+        importance sampling). The weighted loss keeps the scale of an unweighted one
+        whatever the priorities, so a learning rate tuned for uniform draws still fits;
+        weights lie in (0, B].
     * Draws are independent (``stratified=True``: one per equal-mass stratum) and returned
       in slot order (the uniform variates are sorted before the search, which changes
       nothing about the multiset drawn and makes the search faster).
@@ -90,7 +100,7 @@ class PriorityBuffer:
         device: Device of storage and tree (default CPU).
         generator: Source of randomness on ``device``; default: a new generator seeded from
             torch's global generator.
-        weight_norm: ``"max"`` (buffer-wide, default) or ``"batch"``.
+        weight_norm: ``"max"`` (buffer-wide, default), ``"batch"`` or ``"mean"``; see above.
         stratified: Draw one mass per equal stratum of the total instead of independently.
         validate: Check values of inputs (syncs on CUDA); see above.
 
@@ -451,10 +461,13 @@ class PriorityBuffer:
         indices = self._tree.find(u * total, validate=False)
         leaves = self._tree.leaves.index_select(0, indices)
         min_leaf = self._tree.min if self.weight_norm == "max" else leaves.min()
+        weights = importance_weights(leaves, min_leaf, self._beta)
+        if self.weight_norm == "mean":
+            weights = weights / weights.mean()
         return PrioritySample(
             data={name: value.index_select(0, indices) for name, value in self._fields.items()},
             indices=indices,
-            weights=importance_weights(leaves, min_leaf, self._beta).to(torch.get_default_dtype()),
+            weights=weights.to(torch.get_default_dtype()),
             probabilities=sampling_probabilities(leaves, total),
             generations=self._generations.index_select(0, indices),
         )
@@ -467,6 +480,8 @@ class PriorityBuffer:
         leaves = self._leaves_np.take(idx)
         min_leaf = tree.min_host() if self.weight_norm == "max" else float(leaves.min())
         weights = importance_weights_host(leaves, min_leaf, self._beta)
+        if self.weight_norm == "mean":
+            weights /= weights.mean()
         indices = torch.from_numpy(idx)
         return PrioritySample(
             data={name: value.index_select(0, indices) for name, value in self._fields.items()},

@@ -129,6 +129,40 @@ def test_batch_weight_norm_uses_batch_minimum() -> None:
         assert s.weights.max().item() == 1.0
 
 
+@pytest.mark.parametrize("device_path", ["host", "torch"])
+def test_one_zero_priority_does_not_switch_off_mean_or_batch_normalised_weights(
+    device_path: str,
+) -> None:
+    """Regression: buffer-wide ("max") normalisation divides by the weight of the smallest
+    priority, so one item the student already fits (KL ≈ 0) scaled every importance weight,
+    and with it SSD-KD's KD gradient, down to ~5e-4 at β = 1. "mean" and "batch" do not."""
+    n = 6000
+    raw = torch.linspace(0.05, 0.55, n, dtype=torch.float64)
+    means = {}
+    for norm in ("max", "batch", "mean"):
+        buf = make(n, alpha=0.6, beta=1.0, weight_norm=norm)
+        if device_path == "torch":
+            buf._host = False  # the device code path, run on CPU tensors
+        buf.extend(x=torch.arange(n), priorities=raw.clone())
+        buf.update_priorities(torch.tensor([0]), torch.zeros(1))
+        means[norm] = float(torch.stack([buf.sample(256).weights for _ in range(20)]).mean())
+    assert means["max"] < 1e-3  # the failure, still available on request
+    assert means["batch"] > 0.2
+    assert means["mean"] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_mean_weight_norm_gives_mean_one_and_keeps_the_ratios() -> None:
+    buf = make(8, alpha=1.0, beta=1.0, weight_norm="mean")
+    buf.extend(x=torch.arange(2), priorities=torch.tensor([1.0, 3.0]))
+    for _ in range(20):
+        s = buf.sample(4)
+        assert float(s.weights.mean()) == pytest.approx(1.0, rel=1e-6)
+        ratio = s.weights[s.data["x"] == 1] / s.weights.max()
+        if 0 < ratio.numel() < 4:
+            # (l_1 / l_0)^-1 = (3 + ε) / (1 + ε) inverted: the draw of item 1 weighs 1/3.
+            assert torch.allclose(ratio, torch.tensor(1 / 3), rtol=1e-5)
+
+
 def test_alpha_zero_is_uniform_with_unit_weights() -> None:
     buf = make(8, alpha=0.0, beta=1.0)
     buf.extend(x=torch.arange(5), priorities=torch.tensor([0.0, 1.0, 10.0, 100.0, 1e6]))

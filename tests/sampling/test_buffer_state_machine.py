@@ -35,7 +35,7 @@ class BufferMachine(RuleBasedStateMachine):
         alpha=unit,
         beta=unit,
         eps=st.sampled_from([1e-6, 0.5]),
-        weight_norm=st.sampled_from(["max", "batch"]),
+        weight_norm=st.sampled_from(["max", "batch", "mean"]),
         stratified=st.booleans(),
         seed=st.integers(0, 2**31),
     )
@@ -138,12 +138,17 @@ class BufferMachine(RuleBasedStateMachine):
         w = s.weights.numpy()
         assert np.isfinite(w).all()
         assert (w > 0).all()
-        assert (w <= 1).all()
         norm = leaves.min() if self.buf.weight_norm == "max" else leaves[idx].min()
-        np.testing.assert_allclose(w, (leaves[idx] / norm) ** -self.buf.beta, rtol=1e-6)
-        assert (w[leaves[idx] == norm] == 1).all()
+        expected = (leaves[idx] / norm) ** -self.buf.beta
+        if self.buf.weight_norm == "mean":
+            expected = expected / expected.mean()
+            np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-6)
+        else:
+            assert (w <= 1).all()
+            assert (w[leaves[idx] == norm] == 1).all()
+        np.testing.assert_allclose(w, expected, rtol=1e-6)
         if self.alpha == 0:
-            assert (w == 1).all()
+            np.testing.assert_allclose(w, 1.0, rtol=1e-6)
         assert s.data["x"].tolist() == self.payload[idx].tolist()
         assert s.generations.tolist() == self.gens[idx].tolist()
 
