@@ -10,8 +10,10 @@ command-line arguments give argparse's usage error and status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -222,6 +224,18 @@ def _run_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _collapse_warnings_shown_once(*, progress: bool) -> Iterator[None]:
+    """Show a run's collapse warning once: with a progress display, the run prints its
+    sentence there, so Python's display of the same warning is switched off."""
+    from ssdkd.engine import CollapseWarning
+
+    with warnings.catch_warnings():
+        if progress:
+            warnings.simplefilter("ignore", CollapseWarning)
+        yield
+
+
 def _add_demo(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
@@ -256,13 +270,14 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     if args.rounds is not None and args.rounds < 2:
         raise ValueError(f"Expected --rounds >= 2 (one warm-up round), got {args.rounds}")
-    report = run_demo(
-        args.out,
-        cache_dir=args.cache_dir,
-        rounds=args.rounds,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
+    with _collapse_warnings_shown_once(progress=not args.no_progress):
+        report = run_demo(
+            args.out,
+            cache_dir=args.cache_dir,
+            rounds=args.rounds,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
     print(format_report(report))
     return 0
 
@@ -278,8 +293,10 @@ def _add_distill(subparsers: Subparsers) -> None:
         help="distil a teacher checkpoint into a student without data",
         description="Distil a teacher written by `ssdkd train-teacher` into a student with "
         "one of the reference methods, evaluating the student on the dataset's held-out "
-        "real images after every round. The run directory receives config.json, "
-        "metrics.jsonl, checkpoints/{last,best}.pt, synthetic.pt and PNG plots.",
+        "real images after every round, and report the final round's accuracy. The run "
+        "directory receives config.json, metrics.jsonl (one record per round, with "
+        "collapse diagnostics), checkpoints/last.pt, checkpoints/best.pt (the round most "
+        "accurate on the held-out images, so selected on them), synthetic.pt and PNG plots.",
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -350,26 +367,27 @@ def _run_distill(args: argparse.Namespace) -> int:
     student = create_model(
         args.student, num_classes=dataset.num_classes, in_channels=channels, image_size=size
     )
-    result = distill(
-        teacher,
-        student,
-        args.method,
-        num_classes=dataset.num_classes,
-        image_shape=dataset.image_shape,
-        normalization=(meta["mean"], meta["std"]),
-        config=config,
-        rounds=args.rounds,
-        eval_data=(dataset.x_test, dataset.y_test),
-        device=args.device,
-        precision=args.precision,
-        seed=args.seed,
-        run_dir=args.run_dir,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
+    with _collapse_warnings_shown_once(progress=not args.no_progress):
+        result = distill(
+            teacher,
+            student,
+            args.method,
+            num_classes=dataset.num_classes,
+            image_shape=dataset.image_shape,
+            normalization=(meta["mean"], meta["std"]),
+            config=config,
+            rounds=args.rounds,
+            eval_data=(dataset.x_test, dataset.y_test),
+            device=args.device,
+            precision=args.precision,
+            seed=args.seed,
+            run_dir=args.run_dir,
+            resume=args.resume,
+            progress=not args.no_progress,
+        )
     last = result.history[-1]
     print(
-        f"{args.method}: best held-out accuracy {result.best_accuracy:.2%} "
+        f"{args.method}: final-round held-out accuracy {result.final_accuracy:.2%} "
         f"(teacher {meta['accuracy']:.2%}); {last['images_synthesized']} synthetic images, "
         f"{last['kd_steps']} KD steps, {last['overall_seconds']:.1f} s synthesis + KD; "
         f"run directory {args.run_dir}"
@@ -381,8 +399,10 @@ def _add_plot(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "plot",
         help="draw a run directory's plots again",
-        description="Write samples.png, buffer_histograms.png and accuracy.png into a run "
-        "directory from its metrics.jsonl and synthetic.pt (needs matplotlib).",
+        description="Write accuracy.png, diagnostics.png (the per-round collapse "
+        "diagnostics the run recorded), samples.png (labelled with the teacher's class and "
+        "confidence) and buffer_histograms.png into a run directory from its metrics.jsonl "
+        "and synthetic.pt (needs matplotlib).",
         formatter_class=HelpFormatter,
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `ssdkd distill`")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,8 @@ def test_demo_with_a_reduced_budget_prints_the_table_and_writes_plots(
     text = capsys.readouterr().out
     for row in (
         "teacher accuracy",
-        "student accuracy, SSD-KD",
-        "noise control",
+        "final-round student accuracy, SSD-KD",
+        "final-round student accuracy, noise control",
         "synthetic images generated",
         "KD steps",
         "total time",
@@ -44,6 +45,7 @@ def test_demo_with_a_reduced_budget_prints_the_table_and_writes_plots(
     for name in (
         "accuracy.png",
         "ssd-kd/samples.png",
+        "ssd-kd/diagnostics.png",
         "ssd-kd/buffer_histograms.png",
         "ssd-kd/metrics.jsonl",
         "noise-control/metrics.jsonl",
@@ -103,7 +105,10 @@ def test_distill_resume_and_plot_from_the_command_line(
 ) -> None:
     run_dir = tmp_path / "run"
     assert main(_distill_args(teacher_file, run_dir)) == 0
-    assert "best held-out accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    final = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["accuracy"]
+    assert f"final-round held-out accuracy {final:.2%}" in out
+    assert "best" not in out
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["kd_steps"], config["warmup_rounds"], config["rounds"]) == (2, 1, 2)
     assert main(_distill_args(teacher_file, run_dir, "--resume")) == 0
@@ -111,7 +116,9 @@ def test_distill_resume_and_plot_from_the_command_line(
     (run_dir / "samples.png").unlink()
     assert main(["plot", str(run_dir)]) == 0
     assert (run_dir / "samples.png").is_file()
-    assert "samples.png" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "samples.png" in printed
+    assert "diagnostics.png" in printed
 
 
 @pytest.mark.parametrize(
@@ -223,3 +230,17 @@ def test_help_lists_every_option_with_its_default(
     }[command]
     for item in expected:
         assert item in text, item
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_a_collapse_warning_is_shown_once_on_the_command_line(progress: bool) -> None:
+    """With a progress display the run prints the sentence itself; Python's copy is off."""
+    from ssdkd.cli import _collapse_warnings_shown_once
+    from ssdkd.engine import CollapseWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _collapse_warnings_shown_once(progress=progress):
+            warnings.warn("collapsed", CollapseWarning, stacklevel=1)
+            warnings.warn("other", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == (["other"] if progress else ["collapsed", "other"])

@@ -58,8 +58,11 @@ def distill(
         progress: Show a progress bar.
 
     Returns:
-        A :class:`~ssdkd.engine.runner.RunResult`: ``student`` (best round's weights when
-        ``eval_data`` is given), ``best_accuracy`` and ``history`` (one record per round).
+        A :class:`~ssdkd.engine.runner.RunResult`: ``student`` (the final round's
+        weights), ``final_accuracy`` (the final round's accuracy on ``eval_data``),
+        ``best_eval_accuracy``/``best_round`` (selected on ``eval_data``, so not an
+        unbiased estimate) and ``history`` (one record per round, see
+        :func:`~ssdkd.engine.runner.run_rounds`).
 
     Raises:
         ValueError: An unknown method or precision, a config of the wrong class, or a

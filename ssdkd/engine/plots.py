@@ -1,4 +1,5 @@
-"""PNG figures of a run: synthetic samples, buffer balance and difficulty, accuracy vs time.
+"""PNG figures of a run: accuracy vs time, per-round diagnostics, synthetic samples, buffer
+balance and difficulty.
 
 Needs matplotlib (``pip install "ssdkd[plot]"``). The inputs are the files a run directory
 holds: ``metrics.jsonl`` and ``synthetic.pt`` (a sample of the synthetic images with the
@@ -19,11 +20,25 @@ from ssdkd.engine.checkpoint import load_checkpoint
 from ssdkd.engine.records import read_metrics
 
 __all__ = [
+    "DIAGNOSTIC_PANELS",
     "plot_accuracy_vs_time",
     "plot_buffer_histograms",
+    "plot_diagnostics",
     "plot_run",
     "plot_samples",
 ]
+
+DIAGNOSTIC_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "class entropy (1 = balanced)",
+        ("synth_class_entropy", "data_class_entropy", "eval_class_entropy"),
+    ),
+    ("teacher on the round's batch", ("teacher_confidence", "target_agreement")),
+    ("KD loss", ("kd_loss", "kl")),
+    ("SSD-KD weights", ("phi_mean", "weight_mean")),
+    ("student on evaluation data", ("accuracy", "eval_top_class_share")),
+)
+"""The panels of :func:`plot_diagnostics`: a title and the record keys drawn in it."""
 
 
 def _pyplot() -> Any:
@@ -40,14 +55,40 @@ def _pyplot() -> Any:
 
 
 def plot_samples(
-    images: torch.Tensor, path: str | os.PathLike[str], *, max_images: int = 64
+    images: torch.Tensor,
+    path: str | os.PathLike[str],
+    *,
+    teacher_logits: torch.Tensor | None = None,
+    max_images: int = 64,
 ) -> Path:
-    """Save a square grid of up to ``max_images`` images ``(N, C, H, W)`` in [0, 1]."""
+    """Save a square grid of up to ``max_images`` images ``(N, C, H, W)`` in [0, 1].
+
+    With ``teacher_logits`` ``(N, K)`` each image is titled with the teacher's class and
+    its probability, e.g. ``3 0.97``.
+
+    Raises:
+        ValueError: ``teacher_logits`` is not ``(N, K)`` for the N images.
+    """
+    if teacher_logits is not None and (
+        teacher_logits.dim() != 2 or teacher_logits.shape[0] != images.shape[0]
+    ):
+        raise ValueError(
+            f"Expected `teacher_logits` of shape ({images.shape[0]}, K) for the "
+            f"{images.shape[0]} images, got {tuple(teacher_logits.shape)}"
+        )
     plt = _pyplot()
     shown = images[:max_images].detach().float().clamp(0, 1).cpu()
     count = shown.shape[0]
+    titles: list[str] = []
+    if teacher_logits is not None:
+        probs = teacher_logits[:max_images].detach().float().softmax(dim=1).cpu()
+        confidence, predicted = probs.max(dim=1)
+        titles = [
+            f"{c} {p:.2f}" for c, p in zip(predicted.tolist(), confidence.tolist(), strict=True)
+        ]
     side = max(1, math.ceil(math.sqrt(count)))
-    fig, axes = plt.subplots(side, side, figsize=(side * 0.9, side * 0.9))
+    cell = 1.1 if titles else 0.9  # room for the titles
+    fig, axes = plt.subplots(side, side, figsize=(side * 0.9, side * cell))
     for i, ax in enumerate(axes.flat if hasattr(axes, "flat") else [axes]):
         ax.axis("off")
         if i < count:
@@ -56,7 +97,10 @@ def plot_samples(
                 ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
             else:
                 ax.imshow(image.permute(1, 2, 0).numpy())
-    fig.suptitle(f"{count} synthetic samples")
+            if titles:
+                ax.set_title(titles[i], fontsize=6, pad=2)
+    suffix = " (teacher's class and confidence)" if titles else ""
+    fig.suptitle(f"{count} synthetic samples{suffix}")
     out = Path(path)
     fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -116,8 +160,70 @@ def plot_accuracy_vs_time(
     return out
 
 
+def _diagnostic_panels(
+    history: Sequence[dict[str, Any]],
+) -> list[tuple[str, list[tuple[str, list[int], list[float]]]]]:
+    """The :data:`DIAGNOSTIC_PANELS` with data: ``(title, [(key, rounds, values)])``."""
+    panels = []
+    for title, keys in DIAGNOSTIC_PANELS:
+        curves = []
+        for key in keys:
+            points = [(int(r["round"]), float(r[key])) for r in history if r.get(key) is not None]
+            if points:
+                rounds, values = zip(*points, strict=True)
+                curves.append((key, list(rounds), list(values)))
+        if curves:
+            panels.append((title, curves))
+    return panels
+
+
+def plot_diagnostics(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Save the per-round diagnostics of a run against the round, one panel per group.
+
+    Only the panels of :data:`DIAGNOSTIC_PANELS` whose keys the records hold are drawn
+    (methods report different diagnostics): the class entropies of the synthetic batch,
+    of the data the student learns from and of the student's predictions on the
+    evaluation data; the teacher's confidence and target agreement on the round's batch;
+    the optimised ``kd_loss`` against the unweighted ``kl``; SSD-KD's mean φ and mean
+    importance weight; the student's accuracy and top-class share on the evaluation data.
+
+    Args:
+        history: The run's records (:func:`~ssdkd.engine.records.read_metrics`).
+        path: The PNG file to write.
+
+    Raises:
+        ValueError: No record holds any diagnostic key.
+    """
+    panels = _diagnostic_panels(history)
+    if not panels:
+        keys = sorted(key for _, group in DIAGNOSTIC_PANELS for key in group)
+        raise ValueError(f"Expected records with at least one of the keys {keys}, got none")
+    plt = _pyplot()
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
+    for ax, (title, curves) in zip(axes.flat, panels, strict=False):
+        for key, rounds, values in curves:
+            ax.plot(rounds, values, marker=".", label=key)
+        ax.set_title(title)
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def plot_run(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write ``samples.png``, ``buffer_histograms.png`` and ``accuracy.png`` into ``run_dir``.
+    """Write a run directory's figures into it and return their paths.
+
+    ``accuracy.png`` always; ``diagnostics.png`` when the records hold diagnostics (see
+    :func:`plot_diagnostics`); ``samples.png`` (labelled with the teacher's class and
+    confidence) and ``buffer_histograms.png`` when the run wrote ``synthetic.pt``.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no ``metrics.jsonl``.
@@ -125,10 +231,16 @@ def plot_run(run_dir: str | os.PathLike[str]) -> list[Path]:
     directory = Path(run_dir)
     history = read_metrics(directory)
     written = [plot_accuracy_vs_time({directory.name: history}, directory / "accuracy.png")]
+    if _diagnostic_panels(history):
+        written.append(plot_diagnostics(history, directory / "diagnostics.png"))
     synthetic = directory / "synthetic.pt"
     if synthetic.is_file():
         state = load_checkpoint(synthetic, kind="synthetic")
-        written.append(plot_samples(state["images"], directory / "samples.png"))
+        written.append(
+            plot_samples(
+                state["images"], directory / "samples.png", teacher_logits=state["teacher_logits"]
+            )
+        )
         written.append(
             plot_buffer_histograms(
                 state["teacher_logits"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -72,8 +73,25 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+_SHOWN: tuple[tuple[tuple[str, str], ...], ...] = (
+    (("accuracy", "acc"),),
+    (("kl", "kl"), ("kd_loss", "kd_loss")),
+    (("eval_top_class_share", "top_share"),),
+    (("data_class_entropy", "data_H"), ("synth_class_entropy", "synth_H")),
+    (("images_synthesized", "images"),),
+)
+"""What the progress display shows: for each slot, the first key the record holds (not
+``None``), with its short label."""
+
+
 class Progress:
     """A progress bar over rounds: tqdm when installed, else one line per round on stderr.
+
+    Each round shows, when its record holds them: ``acc`` (held-out accuracy), ``kl``
+    (the mean unweighted KL·T² of the round's KD steps; ``kd_loss``, the optimised loss,
+    for a method that reports no ``kl``), ``top_share`` (``eval_top_class_share``),
+    ``data_H`` (``data_class_entropy``; ``synth_H``, ``synth_class_entropy``, for a method
+    that reports no ``data_class_entropy``) and ``images`` (images synthesised so far).
 
     Args:
         total: Number of rounds of the run.
@@ -101,11 +119,13 @@ class Progress:
         """Advance by one round and show its headline numbers."""
         if not self.enabled:
             return
-        shown = {
-            key: f"{record[key]:.4g}" if isinstance(record[key], float) else record[key]
-            for key in ("accuracy", "kd_loss", "images_synthesized")
-            if record.get(key) is not None
-        }
+        shown = {}
+        for slot in _SHOWN:
+            for key, label in slot:
+                value = record.get(key)
+                if value is not None:
+                    shown[label] = f"{value:.3g}" if isinstance(value, float) else value
+                    break
         if self._bar is not None:
             self._bar.set_postfix(shown, refresh=False)
             self._bar.update(1)
@@ -114,6 +134,28 @@ class Progress:
             print(
                 f"{self.description} round {record['round']}/{self.total} {parts}", file=sys.stderr
             )
+
+    def write(self, message: str) -> None:
+        """Print ``message`` on its own line of stderr, above the bar (nothing when disabled)."""
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def warn(self, message: str, category: type[Warning], *, stacklevel: int = 1) -> None:
+        """Print ``warning: message`` (as :meth:`write`), then issue it as a Python warning.
+
+        The warning is issued with the bar cleared, so that its display on stderr starts a
+        line of its own. ``stacklevel`` counts from the caller, as for :func:`warnings.warn`.
+        """
+        self.write(f"warning: {message}")
+        if self._bar is None:
+            warnings.warn(message, category, stacklevel=stacklevel + 1)
+            return
+        with self._bar.external_write_mode(file=sys.stderr):
+            warnings.warn(message, category, stacklevel=stacklevel + 1)
 
     def __enter__(self) -> Progress:
         return self

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
@@ -14,14 +13,29 @@ import torch
 from torch import nn
 
 from ssdkd.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
-from ssdkd.engine.evaluation import evaluate_accuracy
+from ssdkd.engine.collapse import (
+    DEFAULT_MAX_TOP_CLASS_SHARE,
+    DEFAULT_MIN_CLASS_ENTROPY,
+    CollapseWarning,
+    check_collapse_thresholds,
+    collapse_message,
+)
+from ssdkd.engine.evaluation import accuracy_of, evaluate_predictions
 from ssdkd.engine.plots import plot_run
 from ssdkd.engine.records import MetricsLog, Progress
 from ssdkd.methods import DistillationMethod, NonFiniteLossError, config_to_dict
+from ssdkd.methods.diagnostics import class_entropy, top_class_share
 
 __all__ = ["CHECKPOINT_VERSION", "NonFiniteLossError", "RunResult", "run_rounds"]
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+# Version 1 also stored the best round's student weights and accuracy. A version-1 file
+# still resumes: those entries are ignored, the best round is read from the history.
+_READABLE_CHECKPOINT_VERSIONS = (1, CHECKPOINT_VERSION)
+
+_LAST_VALUE_STEP_METRICS = ("beta",)
+"""Step metrics recorded as the round's last value instead of the mean over its steps: a
+schedule's position, not a quantity measured on each step's batch."""
 
 
 @dataclass
@@ -29,15 +43,21 @@ class RunResult:
     """What a run produced."""
 
     student: nn.Module
-    """The student with the weights of its best evaluated round (the last round's weights
-    when no evaluation data was given)."""
-    best_accuracy: float | None
-    """Best held-out accuracy over the rounds, or ``None`` without evaluation data."""
+    """The student as the final round left it (never swapped for the weights of a better
+    evaluated round)."""
+    final_accuracy: float | None
+    """Accuracy of the final round's student on the evaluation data: the run's headline
+    number. ``None`` without evaluation data."""
+    best_eval_accuracy: float | None
+    """The highest accuracy of any round on the evaluation data. The round is *selected on
+    the evaluation data*, so this is an optimistic number, not an unbiased estimate of the
+    student's accuracy on new data; report :attr:`final_accuracy`. ``None`` without
+    evaluation data."""
+    best_round: int | None
+    """The round (1-based, the earliest on ties) of :attr:`best_eval_accuracy`; with a run
+    directory its student is in ``checkpoints/best.pt``. ``None`` without evaluation data."""
     history: list[dict[str, Any]] = field(default_factory=list)
-    """One record per round: ``round``, ``images_synthesized``, ``kd_steps``,
-    ``synthesis_seconds``/``kd_seconds`` (this round), ``overall_seconds`` (cumulative
-    synthesis + KD time), ``accuracy``, ``kd_loss`` (mean over the round's steps),
-    ``nonfinite_steps`` and the synthesis loss parts."""
+    """One record per round, as written to ``metrics.jsonl``; see :func:`run_rounds`."""
     run_dir: Path | None = None
     """The run directory, when one was used."""
 
@@ -87,6 +107,76 @@ def _write_snapshot(method: DistillationMethod, directory: Path, max_images: int
         return
 
 
+def _summarize_steps(steps: list[dict[str, float]]) -> dict[str, float | None]:
+    """One round's KD-step metrics: the mean over the applied (not skipped) steps.
+
+    ``kd_loss`` is always present (``None`` in a round without applied steps); the other
+    keys are those the method's steps returned, except ``skipped`` (counted by the caller
+    as ``nonfinite_steps``) and the :data:`_LAST_VALUE_STEP_METRICS`, which keep the last
+    step's value.
+    """
+    summary: dict[str, float | None] = {"kd_loss": None}
+    applied = [step for step in steps if not step["skipped"]]
+    for key in dict.fromkeys(key for step in steps for key in step):
+        if key == "skipped":
+            continue
+        if key in _LAST_VALUE_STEP_METRICS:
+            summary[key] = next(step[key] for step in reversed(steps) if key in step)
+            continue
+        # A skipped step's loss is NaN/inf: it stays out of the round's mean.
+        values = [step[key] for step in applied if isinstance(step.get(key), (int, float))]
+        summary[key] = sum(values) / len(values) if values else None
+    return summary
+
+
+def _evaluate(
+    method: DistillationMethod, eval_data: tuple[torch.Tensor, torch.Tensor]
+) -> dict[str, float]:
+    """Accuracy and class-coverage diagnostics of the student, from one prediction pass."""
+    predictions = evaluate_predictions(
+        method.student,
+        eval_data[0],
+        device=method.device,
+        normalize=(method.model_input.mean, method.model_input.std),
+    )
+    return {
+        "accuracy": accuracy_of(predictions, eval_data[1]),
+        "eval_top_class_share": float(top_class_share(predictions, method.num_classes)),
+        "eval_class_entropy": float(class_entropy(predictions, method.num_classes)),
+    }
+
+
+def _best_round(history: list[dict[str, Any]]) -> tuple[float | None, int | None]:
+    """``(accuracy, round)`` of the most accurate round so far, the earliest on ties."""
+    best: tuple[float | None, int | None] = (None, None)
+    for record in history:
+        accuracy = record.get("accuracy")
+        if accuracy is not None and (best[0] is None or accuracy > best[0]):
+            best = (accuracy, int(record["round"]))
+    return best
+
+
+def _check_eval_data(eval_data: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    if eval_data is None:
+        return
+    if (
+        not isinstance(eval_data, tuple)
+        or len(eval_data) != 2
+        or not all(isinstance(part, torch.Tensor) for part in eval_data)
+    ):
+        raise TypeError(
+            f"Expected `eval_data` to be a tuple (images, labels) of tensors, got {eval_data!r}"
+        )
+    images, labels = eval_data
+    if images.dim() != 4 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            "Expected `eval_data` as images (N, C, H, W) and labels (N,), got shapes "
+            f"{tuple(images.shape)} and {tuple(labels.shape)}"
+        )
+    if labels.shape[0] == 0:
+        raise ValueError("Expected `eval_data` with at least one image, got none")
+
+
 def run_rounds(
     method: DistillationMethod,
     *,
@@ -95,20 +185,61 @@ def run_rounds(
     resume: bool = False,
     progress: bool = True,
     max_nonfinite_steps: int = 20,
+    min_class_entropy: float = DEFAULT_MIN_CLASS_ENTROPY,
+    max_top_class_share: float = DEFAULT_MAX_TOP_CLASS_SHARE,
     extra_config: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run ``method.config.rounds`` rounds of synthesis and distillation.
 
     Round r (0-based) calls ``method.synthesize(r)``; after ``warmup_rounds`` rounds it
     also runs ``kd_steps`` student steps; then it evaluates the student on ``eval_data``
-    (real held-out images in [0, 1], normalised like the teacher's inputs) and keeps the
-    best student. With a ``run_dir`` every round ends with an atomic checkpoint
-    (``checkpoints/last.pt``, and ``checkpoints/best.pt`` on a new best), a line of
-    ``metrics.jsonl`` and TensorBoard scalars; ``config.json`` holds the resolved config.
+    (real held-out images in [0, 1], normalised like the teacher's inputs). The result's
+    student is the final round's; the best evaluated round is reported separately and is
+    selected on the evaluation data (see :class:`RunResult`). With a ``run_dir`` every
+    round ends with an atomic checkpoint (``checkpoints/last.pt``, and
+    ``checkpoints/best.pt`` — the student of the round most accurate on the evaluation
+    data, so selected on it — on a new best), a line of ``metrics.jsonl`` and TensorBoard
+    scalars; ``config.json`` holds the resolved config.
+
+    Each round's record (a line of ``metrics.jsonl``, an item of ``RunResult.history``)
+    holds:
+
+    - ``round`` (1-based), ``images_synthesized`` and ``kd_steps`` (cumulative),
+      ``synthesis_seconds`` and ``kd_seconds`` (this round), ``overall_seconds``
+      (cumulative synthesis + KD time; evaluation is not counted);
+    - from the evaluation, ``None`` without ``eval_data``: ``accuracy``,
+      ``eval_top_class_share`` (share of the evaluation images given the student's most
+      frequent predicted class, in [1/K, 1]) and ``eval_class_entropy`` (normalised
+      entropy of the student's predicted classes, in [0, 1]);
+    - from the KD steps: ``kd_loss`` (``None`` in a round without applied steps) and
+      every other numeric metric the method's steps return — for the reference methods
+      ``kl`` (unweighted KL(teacher ‖ student)·T², comparable across methods) and, for
+      SSD-KD, ``weight_mean`` — each the mean over the round's applied steps; ``beta``
+      (SSD-KD) is the value after the round's last step; ``nonfinite_steps`` counts the
+      skipped steps;
+    - the metrics of ``method.synthesize`` (loss parts, ``buffer_size``,
+      ``synth_class_entropy``, ``data_class_entropy``, ``teacher_confidence``,
+      ``target_agreement``, ``phi_mean``, ... as the method reports them); the engine's own
+      keys above take precedence over a synthesis metric of the same name;
+    - ``warnings``: only in the round that issued the collapse warning, a list holding its
+      sentence.
+
+    **Collapse warning.** From the end of the second round with KD steps on, a round whose
+    record shows mode collapse — ``data_class_entropy`` (``synth_class_entropy`` when
+    the method reports no ``data_class_entropy``) ``< min_class_entropy``, or
+    ``eval_top_class_share >= max_top_class_share`` — issues a
+    :class:`~ssdkd.engine.CollapseWarning` (and, with ``progress``, prints the same
+    sentence on stderr); see :func:`~ssdkd.engine.collapse.collapse_message`. The first
+    KD round is left out because a student that has just started learning often predicts
+    one class. A run warns at most once: a run resumed from a history that holds a
+    ``warnings`` entry does not warn again, in this process or a new one. The warning is
+    issued after the round is checkpointed and logged, so turning it into an error
+    (``warnings.simplefilter("error", CollapseWarning)``) stops a run that can resume.
 
     Args:
         method: A freshly built method (its models, optimisers and generator).
-        eval_data: ``(images, labels)`` of held-out real data, or ``None``.
+        eval_data: ``(images (N, C, H, W), labels (N,))`` of held-out real data, or
+            ``None``.
         run_dir: Directory for checkpoints and logs, or ``None`` for none.
         resume: Continue from ``run_dir/checkpoints/last.pt`` if it exists (a fresh run
             otherwise). On the CPU, a resumed run ends bit-identical to an uninterrupted
@@ -117,6 +248,10 @@ def run_rounds(
         max_nonfinite_steps: Stop with :class:`NonFiniteLossError` after this many
             consecutive KD steps whose loss was NaN/inf (each such step is skipped and
             counted in ``nonfinite_steps``; the student is never updated by it).
+        min_class_entropy: Warn when the synthetic data's normalised class entropy falls
+            below this, in [0, 1] (0 turns this sign off).
+        max_top_class_share: Warn when the student gives one class to at least this
+            share of the evaluation images, in [0, 1].
         extra_config: More entries for ``config.json`` (teacher, data, seed...).
 
     Returns:
@@ -125,23 +260,26 @@ def run_rounds(
     Raises:
         CheckpointError: ``resume`` found a corrupt checkpoint, or one of another config.
         NonFiniteLossError: See ``max_nonfinite_steps``.
+        TypeError: ``eval_data`` is not a pair of tensors, or a threshold not a number.
+        ValueError: ``eval_data`` of mismatched or empty shapes, or a threshold outside
+            [0, 1].
     """
+    _check_eval_data(eval_data)
+    check_collapse_thresholds(min_class_entropy, max_top_class_share)
     cfg = method.config
     directory = Path(run_dir) if run_dir is not None else None
     config_record = {"method": type(method).__name__, **config_to_dict(cfg), **(extra_config or {})}
     history: list[dict[str, Any]] = []
-    best_accuracy: float | None = None
-    best_state: dict[str, torch.Tensor] | None = None
     start_round = 0
     last_path = directory / "checkpoints" / "last.pt" if directory else None
     best_path = directory / "checkpoints" / "best.pt" if directory else None
 
     if resume and last_path is not None and last_path.exists():
         state = load_checkpoint(last_path, kind="run")
-        if state.get("version") != CHECKPOINT_VERSION:
+        if state.get("version") not in _READABLE_CHECKPOINT_VERSIONS:
             raise CheckpointError(
                 f"checkpoint file {str(last_path)!r} has version {state.get('version')!r}, "
-                f"expected {CHECKPOINT_VERSION}"
+                f"expected one of {_READABLE_CHECKPOINT_VERSIONS}"
             )
         if state["config"] != json.loads(json.dumps(config_record)):
             raise CheckpointError(
@@ -151,8 +289,6 @@ def run_rounds(
         method.load_state_dict(state["method"])
         _set_rng_state(state["rng"])
         history = list(state["history"])
-        best_accuracy = state["best_accuracy"]
-        best_state = state["best_student"]
         start_round = int(state["round"])
 
     log: MetricsLog | None = None
@@ -161,6 +297,8 @@ def run_rounds(
         (directory / "config.json").write_text(json.dumps(config_record, indent=2) + "\n")
         log = MetricsLog(directory, history)
 
+    best_so_far, _ = _best_round(history)
+    warned = any(record.get("warnings") for record in history)
     overall = history[-1]["overall_seconds"] if history else 0.0
     consecutive_nonfinite = 0
     try:
@@ -173,49 +311,45 @@ def run_rounds(
                 synth_metrics = method.synthesize(round_index)
                 _sync(method.device)
                 t1 = time.perf_counter()
-                kd_loss_sum, kd_count, nonfinite = 0.0, 0, 0
+                steps: list[dict[str, float]] = []
                 if round_index >= cfg.warmup_rounds:
                     for _ in range(cfg.kd_steps):
                         step = method.distill_step()
-                        if step["skipped"]:
-                            nonfinite += 1
-                            consecutive_nonfinite += 1
-                            if consecutive_nonfinite >= max_nonfinite_steps:
-                                raise NonFiniteLossError(
-                                    f"{consecutive_nonfinite} consecutive KD steps had a "
-                                    f"non-finite loss (round {round_index + 1}); the student "
-                                    "was not updated by them. Lower the learning rate or use "
-                                    "fp32/bf16 instead of fp16"
-                                )
-                        else:
+                        steps.append(step)
+                        if not step["skipped"]:
                             consecutive_nonfinite = 0
-                            kd_loss_sum += step["kd_loss"]
-                            kd_count += 1
+                            continue
+                        consecutive_nonfinite += 1
+                        if consecutive_nonfinite >= max_nonfinite_steps:
+                            raise NonFiniteLossError(
+                                f"{consecutive_nonfinite} consecutive KD steps had a "
+                                f"non-finite loss (round {round_index + 1}); the student "
+                                "was not updated by them. Lower the learning rate or use "
+                                "fp32/bf16 instead of fp16"
+                            )
                 _sync(method.device)
                 t2 = time.perf_counter()
                 overall += t2 - t0
-                accuracy = None
+                evaluation: dict[str, float | None] = {
+                    "accuracy": None,
+                    "eval_top_class_share": None,
+                    "eval_class_entropy": None,
+                }
                 if eval_data is not None:
-                    accuracy = evaluate_accuracy(
-                        method.student,
-                        eval_data[0],
-                        eval_data[1],
-                        device=method.device,
-                        normalize=(method.model_input.mean, method.model_input.std),
-                    )
-                    if best_accuracy is None or accuracy > best_accuracy:
-                        best_accuracy = accuracy
-                        best_state = copy.deepcopy(method.student.state_dict())
-                        if best_path is not None:
-                            atomic_save(
-                                {
-                                    "kind": "student",
-                                    "round": round_index + 1,
-                                    "accuracy": accuracy,
-                                    "state_dict": best_state,
-                                },
-                                best_path,
-                            )
+                    evaluation.update(_evaluate(method, eval_data))
+                accuracy = evaluation["accuracy"]
+                if accuracy is not None and (best_so_far is None or accuracy > best_so_far):
+                    best_so_far = accuracy
+                    if best_path is not None:
+                        atomic_save(
+                            {
+                                "kind": "student",
+                                "round": round_index + 1,
+                                "accuracy": accuracy,
+                                "state_dict": method.student.state_dict(),
+                            },
+                            best_path,
+                        )
                 record: dict[str, Any] = {
                     "round": round_index + 1,
                     "images_synthesized": method.images_synthesized,
@@ -223,11 +357,24 @@ def run_rounds(
                     "synthesis_seconds": t1 - t0,
                     "kd_seconds": t2 - t1,
                     "overall_seconds": overall,
-                    "accuracy": accuracy,
-                    "kd_loss": kd_loss_sum / kd_count if kd_count else None,
-                    "nonfinite_steps": nonfinite,
-                    **{k: v for k, v in synth_metrics.items() if k != "images_synthesized"},
+                    **evaluation,
+                    **_summarize_steps(steps),
+                    "nonfinite_steps": sum(1 for step in steps if step["skipped"]),
                 }
+                for key, value in synth_metrics.items():
+                    # The engine's count of images_synthesized is authoritative.
+                    record.setdefault(key, value)
+                message = None
+                # Rounds up to the first KD round are noisy: see the docstring.
+                if not warned and round_index >= cfg.warmup_rounds + 1:
+                    message = collapse_message(
+                        record,
+                        min_class_entropy=min_class_entropy,
+                        max_top_class_share=max_top_class_share,
+                    )
+                if message is not None:
+                    record["warnings"] = [message]
+                    warned = True
                 history.append(record)
                 if last_path is not None:
                     atomic_save(
@@ -239,22 +386,26 @@ def run_rounds(
                             "method": method.state_dict(),
                             "rng": _rng_state(),
                             "history": history,
-                            "best_accuracy": best_accuracy,
-                            "best_student": best_state,
                         },
                         last_path,
                     )
                 if log is not None:
                     log.write(record)
                 bar.update(record)
+                if message is not None:
+                    bar.warn(message, CollapseWarning, stacklevel=2)
     finally:
         if log is not None:
             log.close()
 
     if directory is not None:
         _write_snapshot(method, directory)
-    if best_state is not None:
-        method.student.load_state_dict(best_state)
+    best_eval_accuracy, best_round = _best_round(history)
     return RunResult(
-        student=method.student, best_accuracy=best_accuracy, history=history, run_dir=directory
+        student=method.student,
+        final_accuracy=history[-1]["accuracy"] if history else None,
+        best_eval_accuracy=best_eval_accuracy,
+        best_round=best_round,
+        history=history,
+        run_dir=directory,
     )

@@ -20,6 +20,9 @@ from ssdkd.methods import (
 )
 from ssdkd.models import create_model
 
+# The noise control's student collapses onto one class early on, by design.
+pytestmark = pytest.mark.filterwarnings("ignore::ssdkd.engine.CollapseWarning")
+
 # Small budgets: a few seconds each on two CPU cores, far below the demo's.
 BUDGETS = {
     "ssd-kd": dataclasses.replace(SSDKD_DIGITS, rounds=12, warmup_rounds=4, kd_steps=40),
@@ -62,8 +65,8 @@ def _distill(teacher: nn.Module, digits: Dataset, method: str, config: object) -
         seed=0,
         progress=False,
     )
-    assert result.best_accuracy is not None
-    return result.best_accuracy
+    assert result.final_accuracy is not None
+    return result.final_accuracy
 
 
 @pytest.fixture(scope="module")

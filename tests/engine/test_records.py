@@ -63,27 +63,90 @@ def test_read_metrics_of_a_non_run_directory_says_so(tmp_path: Path) -> None:
         read_metrics(tmp_path)
 
 
-def test_progress_without_tqdm_prints_one_line_per_round(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def no_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
 
-    def no_tqdm(name: str, *args: Any, **kwargs: Any) -> Any:
+    def refuse_tqdm(name: str, *args: Any, **kwargs: Any) -> Any:
         if name.startswith("tqdm"):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    monkeypatch.setattr(builtins, "__import__", refuse_tqdm)
+
+
+@pytest.mark.usefixtures("no_tqdm")
+def test_progress_without_tqdm_prints_one_line_per_round(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with Progress(2, description="SSDKD") as bar:
         bar.update({"round": 1, "accuracy": 0.5, "images_synthesized": 128})
     err = capsys.readouterr().err
     assert "SSDKD round 1/2" in err
-    assert "accuracy=0.5" in err
+    assert "acc=0.5" in err
+    assert "images=128" in err
+
+
+@pytest.mark.usefixtures("no_tqdm")
+def test_progress_shows_kl_and_the_collapse_diagnostics_compactly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with Progress(2) as bar:
+        bar.update(
+            {
+                "round": 1,
+                "accuracy": 0.51234,
+                "kd_loss": 0.9,
+                "kl": 0.25,
+                "eval_top_class_share": 0.3,
+                "data_class_entropy": 0.875,
+                "synth_class_entropy": 0.5,
+                "teacher_confidence": 0.9,
+            }
+        )
+        bar.update({"round": 2, "kd_loss": 0.75, "synth_class_entropy": 0.5, "kl": None})
+    first, second = capsys.readouterr().err.splitlines()
+    assert first.endswith("round 1/2 acc=0.512 kl=0.25 top_share=0.3 data_H=0.875")
+    # Without kl and data_class_entropy, the optimised loss and the batch's entropy.
+    assert second.endswith("round 2/2 kd_loss=0.75 synth_H=0.5")
+
+
+@pytest.mark.usefixtures("no_tqdm")
+def test_progress_writes_a_message_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    with Progress(2) as bar:
+        bar.write("warning: look")
+    assert capsys.readouterr().err == "warning: look\n"
+
+
+def test_progress_with_tqdm_writes_a_message_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("tqdm")
+    with Progress(2) as bar:
+        bar.write("warning: look")
+    assert "warning: look" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tqdm_installed", [True, False])
+def test_progress_warn_prints_the_line_and_issues_the_warning(
+    tqdm_installed: bool, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if tqdm_installed:
+        pytest.importorskip("tqdm")
+    else:
+        request.getfixturevalue("no_tqdm")
+    with Progress(2) as bar, pytest.warns(UserWarning, match="look") as caught:
+        bar.warn("look", UserWarning)
+    assert "warning: look" in capsys.readouterr().err
+    assert caught[0].filename == __file__  # attributed to the caller of warn
 
 
 def test_disabled_progress_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     with Progress(2, enabled=False) as bar:
         bar.update({"round": 1, "accuracy": 0.5})
+        bar.write("warning: look")
+        with pytest.warns(UserWarning, match="look"):
+            bar.warn("look", UserWarning)
     assert capsys.readouterr() == ("", "")
 
 

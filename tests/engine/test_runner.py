@@ -12,12 +12,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssdkd.engine import CheckpointError, load_checkpoint
-from ssdkd.engine.runner import NonFiniteLossError, run_rounds
+from ssdkd.engine import CheckpointError, atomic_save, load_checkpoint
+from ssdkd.engine.evaluation import evaluate_accuracy
+from ssdkd.engine.records import read_metrics
+from ssdkd.engine.runner import CHECKPOINT_VERSION, NonFiniteLossError, run_rounds
 from ssdkd.methods import SSDKD, FastDFKD, NoiseControl
+from tests.engine.scripted import (
+    COLLAPSED,
+    GOOD,
+    SWAPPED,
+    Interrupted,
+    ScriptedMethod,
+    eval_data,
+)
 from tests.methods.tiny import TINY_FAST, TINY_NOISE, TINY_SSDKD, build
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# The tiny random teachers' synthetic data covers few classes, so these runs warn of
+# collapse; the warning itself is tested in test_collapse.py.
+pytestmark = pytest.mark.filterwarnings("ignore::ssdkd.engine.CollapseWarning")
 
 
 def _job(tmp_path: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -85,18 +99,22 @@ def test_run_writes_config_metrics_checkpoints_and_history(tmp_path):
     assert [r["round"] for r in result.history] == [1, 2, 3, 4]
     assert [r["kd_steps"] for r in result.history] == [0, 3, 6, 9]
     assert [r["images_synthesized"] for r in result.history] == [16, 32, 48, 64]
-    assert result.best_accuracy == max(r["accuracy"] for r in result.history)
+    accuracies = [r["accuracy"] for r in result.history]
+    assert result.final_accuracy == accuracies[-1]
+    assert result.best_eval_accuracy == max(accuracies)
+    assert result.best_round == accuracies.index(max(accuracies)) + 1
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["method"] == "SSDKD"
     assert config["buffer_size"] == TINY_SSDKD.buffer_size
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 4
     last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert last["round"] == 4
+    assert last["version"] == CHECKPOINT_VERSION
     assert {"trainer", "synthesis", "buffer", "generator"} <= set(last["method"])
-    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
-    assert best["accuracy"] == result.best_accuracy
-    for key, value in best["state_dict"].items():
+    for key, value in last["method"]["trainer"]["student"].items():
         assert torch.equal(value, result.student.state_dict()[key])
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
+    assert (best["round"], best["accuracy"]) == (result.best_round, result.best_eval_accuracy)
     assert (tmp_path / "synthetic.pt").is_file()
 
 
@@ -136,3 +154,139 @@ def test_a_generator_round_without_a_finite_loss_stops_the_run():
         method.student.head.bias.fill_(float("inf"))  # poisons the adversarial term
     with pytest.raises(NonFiniteLossError, match="inner generator steps"):
         run_rounds(method, progress=False)
+
+
+def test_the_result_holds_the_final_round_student_not_the_best_evaluated_one(tmp_path):
+    """Regression: the reported student was the best round on the test set.
+
+    ``run_rounds`` used to load the weights of the round most accurate on ``eval_data``
+    into the returned student and report that round's accuracy, a number selected on the
+    evaluation data itself.
+    """
+    method = ScriptedMethod(students={1: GOOD, 2: GOOD, 3: SWAPPED})
+    result = run_rounds(method, eval_data=eval_data(), run_dir=tmp_path, progress=False)
+    assert [r["accuracy"] for r in result.history] == [0.25, 1.0, 1.0, 0.5]
+    assert result.final_accuracy == 0.5
+    assert (result.best_eval_accuracy, result.best_round) == (1.0, 2)
+    assert result.student is method.student
+    assert evaluate_accuracy(result.student, *eval_data()) == 0.5
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt", kind="student")
+    assert best["round"] == 2
+    assert torch.equal(best["state_dict"]["weight"], torch.eye(4))
+    assert not torch.equal(result.student.weight.detach(), torch.eye(4))
+
+
+def test_a_resumed_run_reports_its_final_round_and_reads_the_best_from_the_history(tmp_path):
+    """Regression: the reported student was the best round on the test set, also on resume.
+
+    A resumed run used to restore the stored best-round student and return it.
+    """
+    script = {"students": {1: GOOD, 2: SWAPPED, 3: SWAPPED}}
+    with pytest.raises(Interrupted):
+        run_rounds(
+            ScriptedMethod(**script, fail_in_round=3),
+            eval_data=eval_data(),
+            run_dir=tmp_path,
+            progress=False,
+        )
+    result = run_rounds(
+        ScriptedMethod(**script),
+        eval_data=eval_data(),
+        run_dir=tmp_path,
+        resume=True,
+        progress=False,
+    )
+    assert [r["accuracy"] for r in result.history] == [0.25, 1.0, 0.5, 0.5]
+    assert (result.final_accuracy, result.best_eval_accuracy, result.best_round) == (0.5, 1.0, 2)
+    assert evaluate_accuracy(result.student, *eval_data()) == 0.5
+
+
+def test_a_version_1_checkpoint_still_resumes(tmp_path):
+    """Regression: checkpoints of the previous version were refused after the bump to 2.
+
+    Version 1 also held the best round's student and accuracy; both are now ignored.
+    """
+    with pytest.raises(Interrupted):
+        run_rounds(ScriptedMethod(fail_in_round=2), run_dir=tmp_path, progress=False)
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    atomic_save({**state, "version": 1, "best_accuracy": None, "best_student": None}, last)
+    result = run_rounds(ScriptedMethod(), run_dir=tmp_path, resume=True, progress=False)
+    assert [r["round"] for r in result.history] == [1, 2, 3, 4]
+
+
+def test_a_checkpoint_of_an_unknown_version_is_refused(tmp_path):
+    with pytest.raises(Interrupted):
+        run_rounds(ScriptedMethod(fail_in_round=2), run_dir=tmp_path, progress=False)
+    last = tmp_path / "checkpoints" / "last.pt"
+    atomic_save({**load_checkpoint(last), "version": 99}, last)
+    with pytest.raises(CheckpointError, match="version 99"):
+        run_rounds(ScriptedMethod(), run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_round_records_average_every_step_metric_over_the_applied_steps():
+    def step_metrics(round_index: int, step: int) -> dict[str, float]:
+        if step == 1:  # a skipped step: its NaN/inf must not reach the means
+            return {"kd_loss": float("inf"), "kl": float("nan"), "skipped": 1.0, "beta": 0.5}
+        return {
+            "kd_loss": 2.0 * step,
+            "kl": float(round_index + step),
+            "weight_mean": 0.5,
+            "beta": 0.1 * (round_index + step),
+        }
+
+    result = run_rounds(ScriptedMethod(step_metrics=step_metrics), progress=False)
+    warmup, first_kd = result.history[0], result.history[1]
+    assert warmup["kd_loss"] is None
+    assert "kl" not in warmup
+    assert first_kd["kd_loss"] == 2.0  # mean of steps 0 and 2: (0 + 4) / 2
+    assert first_kd["kl"] == 2.0  # (1 + 3) / 2
+    assert first_kd["weight_mean"] == 0.5
+    assert first_kd["beta"] == pytest.approx(0.3)  # the last step's value, not a mean
+    assert first_kd["nonfinite_steps"] == 1
+    assert "skipped" not in first_kd
+
+
+def test_round_records_hold_the_synthesis_and_evaluation_diagnostics(tmp_path):
+    synth = {
+        "synth_class_entropy": 0.9,
+        "data_class_entropy": 0.8,
+        "teacher_confidence": 0.7,
+        "target_agreement": 0.6,
+        "phi_mean": 0.05,
+    }
+    method = ScriptedMethod(
+        students={1: GOOD, 2: COLLAPSED, 3: GOOD}, synth_metrics=dict.fromkeys(range(4), synth)
+    )
+    result = run_rounds(method, eval_data=eval_data(), run_dir=tmp_path, progress=False)
+    for record in result.history:
+        assert synth.items() <= record.items()
+    assert [r["eval_top_class_share"] for r in result.history] == [1.0, 0.25, 1.0, 0.25]
+    assert [r["eval_class_entropy"] for r in result.history] == [0.0, 1.0, 0.0, 1.0]
+    assert read_metrics(tmp_path) == result.history
+
+
+def test_a_run_without_eval_data_records_no_evaluation():
+    result = run_rounds(ScriptedMethod(), progress=False)
+    assert (result.final_accuracy, result.best_eval_accuracy, result.best_round) == (
+        None,
+        None,
+        None,
+    )
+    for key in ("accuracy", "eval_top_class_share", "eval_class_entropy"):
+        assert all(r[key] is None for r in result.history)
+
+
+@pytest.mark.parametrize(
+    ("eval_data_", "error", "match"),
+    [
+        ([torch.zeros(2, 1, 4, 4), torch.zeros(2)], TypeError, "tuple"),
+        ((torch.zeros(2, 1, 4, 4), torch.zeros(3, dtype=torch.long)), ValueError, r"\(3,\)"),
+        ((torch.zeros(0, 1, 4, 4), torch.zeros(0, dtype=torch.long)), ValueError, "at least"),
+    ],
+)
+def test_bad_eval_data_is_refused_before_the_first_round(eval_data_, error, match):
+    method = ScriptedMethod()
+    with pytest.raises(error, match=match):
+        run_rounds(method, eval_data=eval_data_, progress=False)
+    assert method.images_synthesized == 0
