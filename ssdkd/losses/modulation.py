@@ -10,12 +10,25 @@ from ssdkd.losses._checks import check_logits, check_number, has_nan
 __all__ = ["DiversityDifficultyModulator", "diversity_difficulty_weights"]
 
 
+def _check_labels(name: str, labels: object, batch: int) -> None:
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"Expected `{name}` to be a torch.Tensor, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"Expected `{name}` to hold integer labels, got {labels.dtype}")
+    if labels.dim() != 1 or labels.shape[0] != batch:
+        raise ValueError(
+            f"Expected `{name}` to have shape ({batch},) like the batch of "
+            f"`teacher_logits`, got {tuple(labels.shape)}"
+        )
+
+
 def diversity_difficulty_weights(
     teacher_logits: Tensor,
     class_counts: Tensor,
     *,
     gamma: float = 2.0,
     targets: Tensor | None = None,
+    class_labels: Tensor | None = None,
     validate: bool = True,
 ) -> Tensor:
     """SSD-KD's per-sample modulation φ, detached.
@@ -34,6 +47,10 @@ def diversity_difficulty_weights(
       target gets little weight; the diversity class stays the teacher's argmax, because
       ``class_counts`` is a histogram of teacher-predicted classes and the factor must
       count the same thing. For a converged generator the two readings coincide.
+    - With ``class_labels``, the diversity factor reads the frequency of the given class
+      instead of c_T(x): pass the sampled targets to weight each sample by how rare the
+      class it is *meant* to become is in the buffer (the histogram still counts the
+      teacher's classes of the stored images).
 
     Whether the current batch is already part of ``class_counts`` is the caller's choice
     (the paper's B includes x itself); the function only reads the histogram.
@@ -42,7 +59,9 @@ def diversity_difficulty_weights(
         teacher_logits: ``(B, K)`` teacher logits (detached internally).
         class_counts: ``(K,)`` non-negative counts (integer or floating point).
         gamma: γ ≥ 0, the focusing exponent of the difficulty factor.
-        targets: Optional ``(B,)`` integer labels in [0, K).
+        targets: Optional ``(B,)`` integer labels in [0, K): read p_T as their probability.
+        class_labels: Optional ``(B,)`` integer labels in [0, K): the classes whose buffer
+            frequency the diversity factor reads (default: the teacher's argmax).
         validate: Also check *values*: NaN logits, negative counts, targets out of range.
             Each check reads a flag back from the device (a host synchronisation); pass
             ``False`` on hot paths once the inputs are known to be sound. Shapes and types
@@ -81,18 +100,9 @@ def diversity_difficulty_weights(
             f"`teacher_logits`), got {tuple(class_counts.shape)}"
         )
     g = check_number("gamma", gamma, minimum=0.0, inclusive=True)
-    if targets is not None:
-        if not isinstance(targets, Tensor):
-            raise TypeError(
-                f"Expected `targets` to be a torch.Tensor, got {type(targets).__name__}"
-            )
-        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
-            raise TypeError(f"Expected `targets` to hold integer labels, got {targets.dtype}")
-        if targets.dim() != 1 or targets.shape[0] != batch:
-            raise ValueError(
-                f"Expected `targets` to have shape ({batch},) like the batch of "
-                f"`teacher_logits`, got {tuple(targets.shape)}"
-            )
+    for name, labels in (("targets", targets), ("class_labels", class_labels)):
+        if labels is not None:
+            _check_labels(name, labels, batch)
     if validate:
         if has_nan(logits):
             raise ValueError("Expected `teacher_logits` without NaN values, got some NaN")
@@ -100,11 +110,12 @@ def diversity_difficulty_weights(
             raise ValueError(
                 f"Expected `class_counts` to be non-negative, got {class_counts.tolist()}"
             )
-        if targets is not None and bool(((targets < 0) | (targets >= num_classes)).any()):
-            raise ValueError(
-                f"Expected `targets` in [0, {num_classes}), got values from "
-                f"{int(targets.min())} to {int(targets.max())}"
-            )
+        for name, labels in (("targets", targets), ("class_labels", class_labels)):
+            if labels is not None and bool(((labels < 0) | (labels >= num_classes)).any()):
+                raise ValueError(
+                    f"Expected `{name}` in [0, {num_classes}), got values from "
+                    f"{int(labels.min())} to {int(labels.max())}"
+                )
 
     dtype = torch.promote_types(logits.dtype, torch.float32)
     with torch.no_grad():
@@ -113,12 +124,13 @@ def diversity_difficulty_weights(
         predicted = logits.argmax(dim=1)
         label = predicted if targets is None else targets.to(logits.device, torch.long)
         confidence = probs.gather(1, label.unsqueeze(1)).squeeze(1)
+        counted = predicted if class_labels is None else class_labels.to(logits.device, torch.long)
 
         counts = class_counts.to(logits.device, dtype)
         total = counts.sum()
         # An empty buffer has no common class: its frequency is 0, not 0/0. `where` picks
         # the branch without evaluating a division on the host.
-        frequency = torch.where(total > 0, counts[predicted] / total, torch.zeros_like(total))
+        frequency = torch.where(total > 0, counts[counted] / total, torch.zeros_like(total))
         diversity = 1.0 - frequency
         # 1 − p can round to a tiny negative number only through misuse, but a fractional
         # power of a negative number is NaN, so clamp to keep φ ≥ 0 in every case.

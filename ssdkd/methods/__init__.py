@@ -11,11 +11,16 @@ from __future__ import annotations
 from ssdkd.methods.base import DistillationMethod, PoolMethod
 from ssdkd.methods.config import (
     DEEPINVERSION_DIGITS,
+    DEEPINVERSION_FASHION_MNIST,
     FAST2,
     FAST2_DIGITS,
+    FAST2_FASHION_MNIST,
     FAST5,
+    FAST5_DIGITS,
+    FAST5_FASHION_MNIST,
     FAST10,
     SSDKD_DIGITS,
+    SSDKD_FASHION_MNIST,
     DeepInversionConfig,
     FastDFKDConfig,
     MethodConfig,
@@ -41,25 +46,48 @@ METHODS: dict[str, tuple[type[DistillationMethod], MethodConfig]] = {
 """Method name → (class, published default config)."""
 
 PRESETS: dict[str, dict[str, MethodConfig]] = {
-    "ssd-kd": {"paper": SSDKDConfig(), "digits": SSDKD_DIGITS},
-    "fast-dfkd": {"paper": FAST2, "fast-5": FAST5, "fast-10": FAST10, "digits": FAST2_DIGITS},
-    "deepinversion": {"paper": DeepInversionConfig(), "digits": DEEPINVERSION_DIGITS},
+    "ssd-kd": {
+        "paper": SSDKDConfig(),
+        "digits": SSDKD_DIGITS,
+        "fashion-mnist": SSDKD_FASHION_MNIST,
+    },
+    "fast-dfkd": {
+        "paper": FAST2,
+        "fast-5": FAST5,
+        "fast-10": FAST10,
+        "digits": FAST2_DIGITS,
+        "fast-5-digits": FAST5_DIGITS,
+        "fashion-mnist": FAST2_FASHION_MNIST,
+        "fast-5-fashion-mnist": FAST5_FASHION_MNIST,
+    },
+    "deepinversion": {
+        "paper": DeepInversionConfig(),
+        "digits": DEEPINVERSION_DIGITS,
+        "fashion-mnist": DEEPINVERSION_FASHION_MNIST,
+    },
     "noise-control": {"paper": NoiseControlConfig()},
 }
 """Method name → preset name → config. "paper" is the published setting (Fast-2 for
-Fast-DFKD); "digits" is the budget scaled to scikit-learn digits."""
+Fast-DFKD); "digits" is the budget scaled to scikit-learn digits (8×8); "fashion-mnist"
+is for 28×28 single-channel teachers (Fashion-MNIST, MNIST, KMNIST...); the "fast-5-*"
+presets are Fast-5 at those budgets."""
 
 __all__ = [
     "DEEPINVERSION_DIGITS",
+    "DEEPINVERSION_FASHION_MNIST",
     "FAST2",
     "FAST2_DIGITS",
+    "FAST2_FASHION_MNIST",
     "FAST5",
+    "FAST5_DIGITS",
+    "FAST5_FASHION_MNIST",
     "FAST10",
     "METHODS",
     "PRECISIONS",
     "PRESETS",
     "SSDKD",
     "SSDKD_DIGITS",
+    "SSDKD_FASHION_MNIST",
     "DeepInversion",
     "DeepInversionConfig",
     "DistillationMethod",

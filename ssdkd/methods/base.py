@@ -11,6 +11,7 @@ from torch import nn
 
 from ssdkd.methods.common import ModelInput, StudentTrainer, TransferPool, freeze_teacher
 from ssdkd.methods.config import MethodConfig
+from ssdkd.methods.diagnostics import class_entropy
 from ssdkd.methods.precision import Precision
 
 __all__ = ["DistillationMethod", "PoolMethod"]
@@ -134,12 +135,22 @@ class DistillationMethod(ABC):
 class PoolMethod(DistillationMethod):
     """A method whose student learns from a uniformly sampled :class:`TransferPool`.
 
-    Subclasses implement :meth:`synthesize` and add their images with ``self.pool.add``.
+    Subclasses implement :meth:`synthesize` and add their images with :meth:`_add_to_pool`.
     """
 
     def __init__(self, *args: Any, pool_capacity: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pool = TransferPool(pool_capacity, self.generator)
+
+    def _add_to_pool(self, images: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, float]:
+        """Add a batch with the teacher's logits on it; returns the pool's class entropy."""
+        self.pool.add(images, teacher_logits.argmax(dim=1))
+        assert self.pool.labels is not None
+        self.images_synthesized += int(images.shape[0])
+        return {
+            "images_synthesized": float(self.images_synthesized),
+            "data_class_entropy": float(class_entropy(self.pool.labels, self.num_classes)),
+        }
 
     def distill_step(self) -> dict[str, float]:
         metrics, _ = self.trainer.step(self.pool.sample(self.config.kd_batch_size))

@@ -57,7 +57,9 @@ class ModelInput:
 class TransferPool:
     """The uniformly sampled image pool of Fast-DFKD and DeepInversion.
 
-    Grows by whole batches; with a ``capacity`` the oldest images are dropped first.
+    Grows by whole batches; with a ``capacity`` the oldest images are dropped first. Beside
+    each image it keeps the teacher's class at admission (``labels``), for the pool's class
+    histogram.
 
     Args:
         capacity: Maximum number of images (0: unbounded).
@@ -68,17 +70,25 @@ class TransferPool:
         self.capacity = capacity
         self.generator = generator
         self.images: torch.Tensor | None = None
+        self.labels: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return 0 if self.images is None else int(self.images.shape[0])
 
-    def add(self, images: torch.Tensor) -> None:
-        """Append a batch ``(B, C, H, W)``."""
-        batch = images.detach()
-        pool = batch if self.images is None else torch.cat([self.images, batch])
-        if self.capacity and pool.shape[0] > self.capacity:
-            pool = pool[-self.capacity :]
-        self.images = pool
+    def add(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Append a batch ``(B, C, H, W)`` with the teacher's classes ``(B,)``."""
+        if labels.shape != images.shape[:1]:
+            raise ValueError(
+                f"Expected `labels` of shape ({images.shape[0]},), one per image, "
+                f"got {tuple(labels.shape)}"
+            )
+        batch, classes = images.detach(), labels.detach()
+        if self.images is not None and self.labels is not None:
+            batch = torch.cat([self.images, batch])
+            classes = torch.cat([self.labels, classes])
+        if self.capacity and batch.shape[0] > self.capacity:
+            batch, classes = batch[-self.capacity :], classes[-self.capacity :]
+        self.images, self.labels = batch, classes
 
     def sample(self, batch_size: int) -> torch.Tensor:
         """Draw ``batch_size`` images uniformly with replacement."""
@@ -94,11 +104,12 @@ class TransferPool:
         return self.images[index.to(self.images.device)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"capacity": self.capacity, "images": self.images}
+        return {"capacity": self.capacity, "images": self.images, "labels": self.labels}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.capacity = int(state["capacity"])
         self.images = state["images"]
+        self.labels = state["labels"]
 
 
 class StudentTrainer:
@@ -156,7 +167,8 @@ class StudentTrainer:
             weights: Optional ``(B,)`` per-sample weights (importance weights).
 
         Returns:
-            The step's metrics (``kd_loss``, ``skipped``) and the detached per-sample
+            The step's metrics (``kd_loss``: the optimised loss; ``kl``: the unweighted
+            mean of KL · T² over the batch; ``skipped``) and the detached per-sample
             KL(teacher ‖ student) at temperature T (without the T² factor), or ``None``
             when the loss was not finite and the step was skipped.
         """
@@ -179,7 +191,11 @@ class StudentTrainer:
         )
         loss = weighted_mean(per_sample, weights) if weights is not None else per_sample.mean()
         applied = self.precision.step(loss, self.optimizer)
-        metrics = {"kd_loss": float(loss.detach()), "skipped": float(not applied)}
+        # `kd_loss` is what was optimised (importance-weighted where weights are given);
+        # `kl` is the plain per-sample mean, comparable across methods.
+        kl_mean = per_sample.detach().mean() if weights is not None else loss.detach()
+        kd_loss, kl = torch.stack([loss.detach(), kl_mean]).tolist()
+        metrics = {"kd_loss": kd_loss, "kl": kl, "skipped": float(not applied)}
         if not applied:
             with torch.no_grad():
                 for buffer, saved in zip(self.student.buffers(), buffers, strict=True):

@@ -18,11 +18,16 @@ from typing import Any, Literal
 
 __all__ = [
     "DEEPINVERSION_DIGITS",
+    "DEEPINVERSION_FASHION_MNIST",
     "FAST2",
     "FAST2_DIGITS",
+    "FAST2_FASHION_MNIST",
     "FAST5",
+    "FAST5_DIGITS",
+    "FAST5_FASHION_MNIST",
     "FAST10",
     "SSDKD_DIGITS",
+    "SSDKD_FASHION_MNIST",
     "DeepInversionConfig",
     "FastDFKDConfig",
     "MethodConfig",
@@ -132,6 +137,9 @@ class FastDFKDConfig(_DistillationFields):
     """Weight of the teacher's cross-entropy on the sampled targets (task loss)."""
     adv_weight: float = 1.33
     """Weight of the agreement-masked adversarial KL after warm-up."""
+    conditional_generator: bool = False
+    """[ours] Feed the target labels to the generator (one-hot beside z) so it learns to
+    produce the class it is asked for; the published generator takes z alone."""
     pool_capacity: int = 0
     """Cap on the transfer pool in images (0: grows by one batch per round, as published)."""
 
@@ -162,18 +170,32 @@ class SSDKDConfig(FastDFKDConfig):
     the small buffer is re-visited by priority instead of swept uniformly."""
     gamma: float = 2.0
     """[ours] Focal exponent γ of φ's difficulty factor (the paper gives no value)."""
-    phi_on_targets: bool = False
-    """[ours] Read p_T in φ as the teacher's probability of the sampled target label
-    instead of its maximum probability."""
+    phi_confidence: Literal["target", "max"] = "target"
+    """[ours] What p_T in φ's difficulty factor reads: the teacher's probability of the
+    sampled target label (``"target"``), or its maximum probability (``"max"``). With
+    "max", an image the teacher confidently puts in the *wrong* class gets φ ≈ 0, which
+    switches off the task loss that would pull it towards its target."""
+    phi_class: Literal["target", "predicted"] = "target"
+    """[ours] Which class φ's diversity factor looks up in the buffer's histogram of teacher
+    classes: the class the image is asked to become (``"target"``), or the teacher's class
+    of the image (``"predicted"``). With "predicted", a class the generator over-produces
+    only loses task weight, which cannot steer the generator towards the rare classes."""
+    phi_normalization: Literal["weights", "batch"] = "weights"
+    """[ours] How the φ-weighted task loss is averaged: Σ φ_i·CE_i / Σ φ_i (``"weights"``),
+    which keeps the task loss at the scale ``oh_weight`` was published for, or
+    Σ φ_i·CE_i / B (``"batch"``), which shrinks it by mean φ (a few hundredths at γ = 2)."""
     use_diversity: bool = True
     """Ablation switch: False drops φ's diversity factor."""
     use_difficulty: bool = True
     """Ablation switch: False drops φ's difficulty factor (γ = 0)."""
     use_phi: bool = True
     """Ablation switch: False trains the generator with an unweighted task loss (φ ≡ 1)."""
-    refresh_policy: Literal["lowest-phi", "fifo"] = "lowest-phi"
-    """[ours] Which entries of a full buffer a new batch replaces: the lowest-φ ones
-    (φ recomputed with the current class histogram) or the oldest ones."""
+    refresh_policy: Literal["fifo", "lowest-phi"] = "fifo"
+    """[ours] Which entries of a full buffer a new batch replaces: the oldest ones
+    (``"fifo"``), or those with the lowest φ (``"lowest-phi"``: φ of the stored images,
+    read with the teacher's class and maximum probability at admission against the current
+    class histogram; independent of ``use_phi``). Lowest φ means a common class *and* a
+    confident teacher, so this policy evicts the most confident images first."""
     priority_sampling: bool = True
     """Ablation switch: False draws KD batches uniformly from the same buffer (α = 0)."""
     alpha: float = 0.6
@@ -184,12 +206,23 @@ class SSDKDConfig(FastDFKDConfig):
     """[ours] β is annealed linearly from ``beta`` to this value over all KD steps."""
     priority_eps: float = 1e-6
     """ε added to every priority."""
+    weight_norm: Literal["mean", "batch", "max"] = "mean"
+    """[ours] Normalisation of the importance weights (see
+    :class:`~ssdkd.sampling.PriorityBuffer`): to mean 1 over the batch (``"mean"``), by the
+    batch maximum (``"batch"``), or by the buffer-wide maximum (``"max"``, the PER paper's).
+    "max" divides by the weight of the smallest priority in the buffer, and δ = w·KL
+    reaches ~0 on images the student already fits, so one such image scales every weight
+    (and the KD gradient) towards 0."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_positive(self, "buffer_size", "priority_eps")
         _check_non_negative(self, "gamma", "alpha")
-        _check_choice(self, "refresh_policy", ("lowest-phi", "fifo"))
+        _check_choice(self, "refresh_policy", ("fifo", "lowest-phi"))
+        _check_choice(self, "phi_confidence", ("target", "max"))
+        _check_choice(self, "phi_class", ("target", "predicted"))
+        _check_choice(self, "phi_normalization", ("weights", "batch"))
+        _check_choice(self, "weight_norm", ("mean", "batch", "max"))
         for name in ("beta", "beta_final"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -332,6 +365,54 @@ DEEPINVERSION_DIGITS = DeepInversionConfig(
     roll=1,
 )
 """DeepInversion scaled to digits: 10 batches of 128 images, 200 pixel steps each."""
+
+
+FAST5_DIGITS = dataclasses.replace(
+    FAST2_DIGITS, g_steps=FAST5.g_steps, lr_g=FAST5.lr_g, lr_z=FAST5.lr_z
+)
+"""Fast-5 scaled to digits: :data:`FAST2_DIGITS` with Fast-5's generator steps and rates."""
+
+# 28×28 single-channel presets (Fashion-MNIST, and any 28×28 grey teacher: MNIST, KMNIST).
+# Measured on a small_cnn Fashion-MNIST teacher and a tiny_cnn student, calibrated on a
+# validation split of the training images (docs/benchmarks.md has every number). Each
+# keeps its method's published loss weights, generator rates and momentum; departures:
+# - a class-conditional generator (labels beside z): with the published z-only generator,
+#   fresh latents and 2 inner steps, only 10–30% of a batch ever became its target class
+#   and the batches piled onto 3–4 of the 10 classes; conditioned, 98% after 40 rounds;
+# - T = 4 and student lr 0.05 instead of T = 20 / lr 0.2 (at T = 20, lr 0.2 the first KD
+#   loss of the tiny student was 115 and it stayed at chance);
+# - batches of 128 instead of 256 and crop padding 2 instead of 4 (a 28-pixel image);
+# - budgets (rounds, warm-up, KD steps) that a 2-core CPU finishes in 10–15 minutes.
+_FASHION_BUDGET: dict[str, Any] = {
+    "warmup_rounds": 20,
+    "kd_batch_size": 128,
+    "temperature": 4.0,
+    "student_lr": 0.01,
+    "crop_padding": 2,
+    "flip": True,
+}
+_FASHION_GENERATOR: dict[str, Any] = {"synthesis_batch_size": 128, "conditional_generator": True}
+
+SSDKD_FASHION_MNIST = SSDKDConfig(
+    **_FASHION_BUDGET, **_FASHION_GENERATOR, rounds=150, kd_steps=40, buffer_size=6000
+)
+"""SSD-KD at 28×28: a 6,000-image buffer (10% of 60k) refreshed 3.2× over 150 rounds."""
+FAST2_FASHION_MNIST = FastDFKDConfig(
+    **_FASHION_BUDGET, **_FASHION_GENERATOR, rounds=150, kd_steps=80
+)
+"""Fast-2 at 28×28: 150 rounds of 128 images (a 19,200-image pool), 80 KD steps each."""
+FAST5_FASHION_MNIST = dataclasses.replace(
+    FAST2_FASHION_MNIST, g_steps=FAST5.g_steps, lr_g=FAST5.lr_g, lr_z=FAST5.lr_z
+)
+"""Fast-5 at 28×28: :data:`FAST2_FASHION_MNIST` with Fast-5's generator steps and rates."""
+DEEPINVERSION_FASHION_MNIST = DeepInversionConfig(
+    **{**_FASHION_BUDGET, "warmup_rounds": 0},
+    rounds=30,
+    kd_steps=100,
+    synthesis_batch_size=128,
+    iterations=200,
+)
+"""DeepInversion at 28×28: 30 batches of 128 images, 200 pixel steps each, 100 KD steps."""
 
 
 def config_to_dict(config: MethodConfig) -> dict[str, Any]:

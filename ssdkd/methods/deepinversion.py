@@ -13,6 +13,7 @@ from ssdkd.hooks import BNStatsHook, batchnorm_layers
 from ssdkd.losses import bn_stat_loss, image_l2, js_competition, total_variation
 from ssdkd.methods.base import PoolMethod
 from ssdkd.methods.config import DeepInversionConfig
+from ssdkd.methods.diagnostics import batch_diagnostics
 
 __all__ = ["DeepInversion"]
 
@@ -71,7 +72,7 @@ class DeepInversion(PoolMethod):
         )
         optimizer = torch.optim.Adam(pixels.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
         self.student.eval()
-        metrics: dict[str, float] = {}
+        last = torch.full((2,), float("nan"), device=self.device)
         for _ in range(cfg.iterations):
             images = pixels()
             inputs = self.model_input(self.augment(images, generator=self.generator))
@@ -95,11 +96,18 @@ class DeepInversion(PoolMethod):
                     student_logits, teacher_logits, reduction="mean"
                 )
             self.precision_step_pixels(loss, optimizer)
-            metrics = {"synth_loss": float(loss.detach()), "synth_bn": float(loss_bn.detach())}
+            last = torch.stack([loss.detach(), loss_bn.detach()])
         self.student.train()
-        self.pool.add(pixels().detach())
-        self.images_synthesized += cfg.synthesis_batch_size
-        return {**metrics, "images_synthesized": float(self.images_synthesized)}
+        images = pixels().detach()
+        with torch.no_grad(), self.precision.autocast():
+            final_logits = self.teacher(self.model_input(images)).float()
+        synth_loss, synth_bn = last.tolist()
+        return {
+            "synth_loss": synth_loss,
+            "synth_bn": synth_bn,
+            **batch_diagnostics(final_logits, targets),
+            **self._add_to_pool(images, final_logits),
+        }
 
     @staticmethod
     def precision_step_pixels(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:

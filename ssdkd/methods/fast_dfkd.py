@@ -51,9 +51,7 @@ class FastDFKD(PoolMethod):
 
     def synthesize(self, round_index: int) -> dict[str, float]:
         out = self.synthesis.run(adversarial=round_index >= self.config.warmup_rounds)
-        self.pool.add(out.images)
-        self.images_synthesized += int(out.images.shape[0])
-        return {**out.metrics, "images_synthesized": float(self.images_synthesized)}
+        return {**out.metrics, **self._add_to_pool(out.images, out.teacher_logits)}
 
     def _extra_state(self) -> dict[str, Any]:
         return {**super()._extra_state(), "synthesis": self.synthesis.state_dict()}

@@ -17,6 +17,7 @@ from ssdkd.losses import BNStatMomentum, adversarial_kl, weighted_mean
 from ssdkd.methods.base import DistillationMethod
 from ssdkd.methods.common import ModelInput
 from ssdkd.methods.config import FastDFKDConfig
+from ssdkd.methods.diagnostics import batch_diagnostics
 from ssdkd.methods.precision import NonFiniteLossError, Precision
 
 __all__ = ["MetaGeneratorSynthesis", "SynthesisOutput", "TaskWeights"]
@@ -36,7 +37,8 @@ class SynthesisOutput:
     teacher_logits: torch.Tensor
     """``(B, K)`` the teacher's logits on the (un-augmented) images."""
     metrics: dict[str, float]
-    """Loss parts of the best inner step (``loss``, ``bn``, ``task``, ``adv``)."""
+    """Loss parts of the best inner step (``synth_loss``, ``synth_bn``, ``synth_task``,
+    ``synth_adv``) and the batch's :func:`~ssdkd.methods.diagnostics.batch_diagnostics`."""
 
 
 class MetaGeneratorSynthesis:
@@ -88,6 +90,7 @@ class MetaGeneratorSynthesis:
             image_size=height,
             channels=channels,
             width=config.generator_width,
+            num_classes=num_classes if config.conditional_generator else 0,
         ).to(device)
         self.meta_optimizer = torch.optim.Adam(
             self.meta.parameters(), lr=config.lr_g * config.g_steps, betas=(0.5, 0.999)
@@ -139,7 +142,7 @@ class MetaGeneratorSynthesis:
         best_parts = torch.zeros(4, device=device)
         last_stats = None
         for _ in range(cfg.g_steps):
-            images = fast(z)
+            images = fast(z, targets) if cfg.conditional_generator else fast(z)
             inputs = self.model_input(self.augment(images, generator=self.generator))
             with BNStatsHook(self.teacher) as recorder:
                 with self.precision.autocast():
@@ -188,13 +191,10 @@ class MetaGeneratorSynthesis:
         with torch.no_grad(), self.precision.autocast():
             teacher_logits = self.teacher(self.model_input(best_images)).float()
         names = ("loss", "bn", "task", "adv")
+        metrics = {f"synth_{n}": float(v) for n, v in zip(names, best_parts.tolist(), strict=True)}
+        metrics.update(batch_diagnostics(teacher_logits, targets))
         return SynthesisOutput(
-            images=best_images,
-            targets=targets,
-            teacher_logits=teacher_logits,
-            metrics={
-                f"synth_{n}": float(v) for n, v in zip(names, best_parts.tolist(), strict=True)
-            },
+            images=best_images, targets=targets, teacher_logits=teacher_logits, metrics=metrics
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class NoiseControl(PoolMethod):
                 generator=self.generator,
                 device=self.device,
             )
-            self.pool.add(noise)
-            self.images_synthesized = self.config.pool_size
+            with torch.no_grad(), self.precision.autocast():
+                logits = self.teacher(self.model_input(noise)).float()
+            return self._add_to_pool(noise, logits)
         return {"images_synthesized": float(self.images_synthesized)}

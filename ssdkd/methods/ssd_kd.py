@@ -10,6 +10,7 @@ from torch import nn
 from ssdkd.losses import diversity_difficulty_weights
 from ssdkd.methods.base import DistillationMethod
 from ssdkd.methods.config import SSDKDConfig
+from ssdkd.methods.diagnostics import class_entropy
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
 from ssdkd.sampling import PriorityBuffer, linear_schedule
 
@@ -79,8 +80,13 @@ class SSDKD(DistillationMethod):
             eps=config.priority_eps,
             device=self.device,
             generator=buffer_generator,
+            weight_norm=config.weight_norm,
+            # Priorities come from the KD step (clamped, finite or the step is skipped):
+            # no value checks, so no host synchronisation per update.
+            validate=False,
         )
         self._gamma = config.gamma if config.use_difficulty else 0.0
+        self._phi_mean: torch.Tensor | None = None
 
     def _class_counts(self) -> torch.Tensor:
         if not self.config.use_diversity or len(self.buffer) == 0:
@@ -91,21 +97,39 @@ class SSDKD(DistillationMethod):
     def phi(
         self, teacher_logits: torch.Tensor, targets: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """φ of a batch against the buffer's current class histogram, shape ``(B,)``."""
+        """φ of a batch against the buffer's current class histogram, shape ``(B,)``.
+
+        With ``targets`` (during synthesis), φ reads them as ``phi_confidence`` and
+        ``phi_class`` say; without (stored images, for eviction), it reads the teacher's
+        class and maximum probability.
+        """
+        cfg = self.config
         return diversity_difficulty_weights(
             teacher_logits,
             self._class_counts(),
             gamma=self._gamma,
-            targets=targets if self.config.phi_on_targets else None,
+            targets=targets if cfg.phi_confidence == "target" else None,
+            class_labels=targets if cfg.phi_class == "target" else None,
             # Inputs come from the teacher and the buffer; skipping the value checks keeps
             # this call free of host synchronisation inside the generator's inner loop.
             validate=False,
         )
 
+    def _task_weights(self, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """φ as the per-sample weights of the generator's task loss (``use_phi``)."""
+        phi = self.phi(teacher_logits, targets)
+        self._phi_mean = phi.mean()
+        if self.config.phi_normalization == "weights":
+            # mean(φ'·CE) with φ' = φ / mean(φ) is Σ φ·CE / Σ φ: the task loss keeps its
+            # published scale and φ only redistributes it over the batch.
+            return phi / phi.mean().clamp_min(torch.finfo(phi.dtype).tiny)
+        return phi
+
     def synthesize(self, round_index: int) -> dict[str, float]:
+        self._phi_mean = None
         out = self.synthesis.run(
             adversarial=round_index >= self.config.warmup_rounds,
-            task_weights=self.phi if self.config.use_phi else None,
+            task_weights=self._task_weights if self.config.use_phi else None,
         )
         fields = {
             "images": out.images,
@@ -114,11 +138,17 @@ class SSDKD(DistillationMethod):
         }
         self._admit(fields)
         self.images_synthesized += int(out.images.shape[0])
-        return {
+        labels = self.buffer.data["labels"][: len(self.buffer)]
+        metrics = {
             **out.metrics,
             "images_synthesized": float(self.images_synthesized),
             "buffer_size": float(len(self.buffer)),
+            "data_class_entropy": float(class_entropy(labels, self.num_classes)),
         }
+        if self._phi_mean is not None:
+            # φ of the round's last inner generator step.
+            metrics["phi_mean"] = float(self._phi_mean)
+        return metrics
 
     def _admit(self, fields: dict[str, torch.Tensor]) -> None:
         """Add a batch: fill free slots, then replace old entries by ``refresh_policy``."""
@@ -157,7 +187,8 @@ class SSDKD(DistillationMethod):
         self.kd_steps_done += 1
         total = (cfg.rounds - cfg.warmup_rounds) * cfg.kd_steps
         self.buffer.beta = linear_schedule(cfg.beta, cfg.beta_final, self.kd_steps_done, total)
-        return {**metrics, "beta": self.buffer.beta}
+        weight_mean = float(sample.weights.mean())
+        return {**metrics, "weight_mean": weight_mean, "beta": self.buffer.beta}
 
     def synthetic_images(self) -> torch.Tensor:
         return self.buffer.data["images"] if len(self.buffer) else torch.zeros(0, *self.image_shape)

@@ -69,7 +69,7 @@ def test_ssdkd_buffer_receives_images_and_stays_at_capacity(tiny_ssdkd_config):
 
 
 def test_lowest_phi_refresh_replaces_the_lowest_phi_entries(tiny_ssdkd_config):
-    method = build(SSDKD, tiny_ssdkd_config)
+    method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, refresh_policy="lowest-phi"))
     _fill(method, 3)  # 48 > 40: the buffer is full
     before = {k: v.clone() for k, v in method.buffer.data.items()}
     phi_before = method.phi(before["teacher_logits"])
@@ -82,7 +82,7 @@ def test_lowest_phi_refresh_replaces_the_lowest_phi_entries(tiny_ssdkd_config):
 
 
 def test_a_batch_that_fills_the_buffer_never_evicts_its_own_images(tiny_ssdkd_config, monkeypatch):
-    method = build(SSDKD, tiny_ssdkd_config)
+    method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, refresh_policy="lowest-phi"))
     _fill(method, 2)  # 32 of 40 slots used
     outputs = []
     run = method.synthesis.run
@@ -130,6 +130,68 @@ def test_without_phi_the_task_loss_is_unweighted(tiny_ssdkd_config, monkeypatch)
     method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, use_phi=False))
     monkeypatch.setattr(method, "phi", lambda *a, **k: pytest.fail("phi must not be used"))
     method.synthesize(0)
+
+
+def test_refresh_policy_is_independent_of_use_phi(tiny_ssdkd_config, monkeypatch):
+    """Regression: `use_phi=False` still evicted by φ, so the "no φ" ablation kept φ's
+    eviction; now `use_phi` only switches the task weights and `refresh_policy` alone
+    decides eviction."""
+    config = dataclasses.replace(tiny_ssdkd_config, use_phi=False, refresh_policy="lowest-phi")
+    method = build(SSDKD, config)
+    _fill(method, 3)
+    calls: list[bool] = []
+    original = method.phi
+
+    def spy(logits: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        calls.append(targets is None)
+        return original(logits, targets)
+
+    monkeypatch.setattr(method, "phi", spy)
+    method.synthesize(3)
+    assert calls == [True]  # once, for the stored images; never for the task loss
+    fifo = build(SSDKD, dataclasses.replace(config, refresh_policy="fifo"))
+    _fill(fifo, 3)
+    monkeypatch.setattr(fifo, "phi", lambda *a, **k: pytest.fail("fifo must not read φ"))
+    fifo.synthesize(3)
+
+
+def test_phi_reads_the_target_class_and_probability_by_default(tiny_ssdkd_config):
+    """Regression: φ read p_T as the teacher's maximum probability and counted its predicted
+    class, so an image the teacher confidently put in the wrong class got φ ≈ 0 and lost
+    the push towards its target, and an over-produced class could only lose weight."""
+    method = build(SSDKD, tiny_ssdkd_config)
+    _fill(method, 2)
+    counts = method.buffer.class_counts("labels", NUM_CLASSES).double()
+    logits = torch.tensor([[8.0, 0.0, 0.0, 0.0]] * 2)  # confidently class 0
+    targets = torch.tensor([0, 1])
+    probs = logits.double().softmax(dim=1)
+    phi = method.phi(logits, targets).double()
+    diversity = 1 - counts[targets] / counts.sum()
+    difficulty = (1 - probs[torch.arange(2), targets]) ** 2
+    assert torch.allclose(phi, diversity * difficulty, atol=1e-6)
+    assert phi[1] > 0.5 * diversity[1]  # wrong class: φ stays large, the push stays on
+    old = build(
+        SSDKD, dataclasses.replace(tiny_ssdkd_config, phi_confidence="max", phi_class="predicted")
+    )
+    _fill(old, 2)
+    assert float(old.phi(logits, targets)[1]) < 1e-4  # the old reading switched it off
+
+
+@pytest.mark.parametrize("normalization", ["weights", "batch"])
+def test_phi_normalization_sets_the_task_loss_scale(tiny_ssdkd_config, normalization):
+    """Regression: the φ-weighted task loss was divided by B, so with γ = 2 its weight
+    fell from oh_weight to a few hundredths of it; "weights" divides by Σφ instead."""
+    method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, phi_normalization=normalization))
+    _fill(method, 2)
+    logits = torch.randn(16, NUM_CLASSES, generator=torch.Generator().manual_seed(3))
+    targets = torch.arange(16) % NUM_CLASSES
+    weights = method._task_weights(logits, targets)
+    phi = method.phi(logits, targets)
+    if normalization == "weights":
+        assert float(weights.mean()) == pytest.approx(1.0, rel=1e-5)
+        assert torch.allclose(weights / weights.sum(), phi / phi.sum())
+    else:
+        assert torch.equal(weights, phi)
 
 
 def test_ablation_switches_reduce_phi_to_one_factor(tiny_ssdkd_config):
