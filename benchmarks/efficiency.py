@@ -321,6 +321,8 @@ def run_study(args: argparse.Namespace) -> None:
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "history": history,
         }
+        if config is None:
+            run["train_images"] = int(data.x_train.shape[0])
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(run) + "\n")
         os.replace(tmp, path)
@@ -354,6 +356,8 @@ def load_runs(results: Path) -> list[dict[str, Any]]:
 def _pool_images(run: dict[str, Any]) -> float:
     """Images the student learns from at the end: the buffer, the pool or the noise."""
     config = run["config"]
+    if "real_data_budget" in config:
+        return float(run["train_images"])
     if "buffer_size" in config:
         return float(min(config["buffer_size"], run["history"][-1]["images_synthesized"]))
     if "pool_size" in config:
@@ -570,6 +574,8 @@ def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
 def report(args: argparse.Namespace) -> None:
     """Write each study's markdown section and plot from the run files."""
     results = Path(args.results)
+    if not (results / "study.json").is_file():
+        raise SystemExit(f"no study in {results}: run the study first (without --report-only)")
     header = json.loads((results / "study.json").read_text())
     runs = load_runs(results)
     if not runs:

@@ -65,36 +65,37 @@ def digits_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ablation", [False, True], ids=["methods", "ablation"])
-def test_efficiency_quick_run_writes_json_plot_and_table(
-    tmp_path: Path, digits_teacher: Path, ablation: bool
+def test_efficiency_quick_studies_write_one_file_per_run_and_resume(
+    tmp_path: Path, digits_teacher: Path
 ) -> None:
-    out, plot, markdown = tmp_path / "e.json", tmp_path / "e.png", tmp_path / "bench.md"
+    results, figures, markdown = tmp_path / "runs", tmp_path / "figures", tmp_path / "bench.md"
     markdown.write_text("# Benchmarks\n\nexisting section\n")
-    args = ["--dataset", "digits", "--teacher", str(digits_teacher), "--quick", "--seeds", "0"]
-    args += ["--out", str(out), "--plot", str(plot), "--markdown", str(markdown)]
-    if ablation:
-        args.append("--ablation")
+    args = ["--dataset", "digits", "--teacher", str(digits_teacher), "--quick"]
+    args += ["--results", str(results), "--figures", str(figures), "--markdown", str(markdown)]
+    args += ["--study", "main", "ablation", "buffer"]
     result = _run("efficiency.py", *args)
     assert result.returncode == 0, result.stderr
-
-    data = json.loads(out.read_text())
-    assert {"dataset", "teacher_accuracy", "machine", "command", "runs", "summary"} <= set(data)
-    names = {run["name"] for run in data["runs"]}
-    expected = (
-        {"ssd-kd", "no-diversity", "no-difficulty", "no-priority", "no-phi"}
-        if ablation
-        else {"deepinversion", "fast-2", "fast-5", "ssd-kd"}
-    )
-    assert names == expected
-    for run in data["runs"]:
-        assert run["history"]
+    files = sorted(path.name for path in results.glob("*_seed0.json"))
+    expected = {"ssd-kd", "fast-2", "fast-5", "deepinversion", "noise-control", "real-data"}
+    expected |= {"no-diversity", "no-difficulty", "no-priority", "no-phi"}
+    names = {name.removesuffix("_seed0.json") for name in files}
+    assert expected <= names
+    assert any(name.startswith("buffer-") for name in names)
+    for path in results.glob("*_seed0.json"):
+        run = json.loads(path.read_text())
+        assert run["history"], path
         assert set(run["history"][-1]) >= ROUND_KEYS
-    assert set(data["summary"]["methods"]) == expected
-    assert plot.stat().st_size > 0
+    for study in ("main", "ablation", "buffer"):
+        assert (figures / f"efficiency_{study}_digits.png").stat().st_size > 0
     text = markdown.read_text()
     assert "existing section" in text
-    assert ("Δ vs SSD-KD" if ablation else "time to Fast-2's final") in text
+    assert "Study `main`" in text
+    assert "Study `buffer`" in text
+    # A rerun finds every run file up to date and runs nothing.
+    stamps = {path: path.stat().st_mtime_ns for path in results.glob("*_seed0.json")}
+    again = _run("efficiency.py", *args)
+    assert again.returncode == 0, again.stderr
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
 
 
 @pytest.mark.slow
@@ -108,3 +109,34 @@ def test_overhead_quick_run_writes_ratios(tmp_path: Path) -> None:
         assert row["ratio_median"] > 0
         assert row["bare_ms_median"] > 0
     assert "ratio median" in markdown.read_text()
+
+
+@pytest.mark.slow
+def test_calibration_probe_writes_its_record_and_skips_a_finished_probe(
+    tmp_path: Path, digits_teacher: Path
+) -> None:
+    args = ["probe", "ssd-kd", "--preset", "digits", "--dataset", "digits"]
+    args += ["--teacher", str(digits_teacher), "--results", str(tmp_path), "--every", "1"]
+    args += ["rounds=3", "warmup_rounds=1", "kd_steps=2"]
+    result = _run("calibration.py", *args)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "probe.json").read_text())
+    assert record["settings"] == ["rounds=3", "warmup_rounds=1", "kd_steps=2"]
+    last = record["records"][-1]
+    assert {"val_accuracy", "val_top_class_share", "newest_teacher_classes", "kl"} <= set(last)
+    again = _run("calibration.py", *args)
+    assert again.returncode == 0
+    assert "skipped" in again.stdout
+
+
+@pytest.mark.slow
+def test_student_lr_sweep_quick_run_writes_rows(tmp_path: Path, digits_teacher: Path) -> None:
+    out = tmp_path / "lr.json"
+    args = ["--teacher", str(digits_teacher), "--dataset", "digits", "--preset", "digits"]
+    result = _run("student_lr.py", *args, "--quick", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 2
+    for row in rows:
+        assert 0.0 <= row["pool_agreement"] <= 1.0
+        assert 0.0 <= row["val_accuracy"] <= 1.0

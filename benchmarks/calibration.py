@@ -1,0 +1,149 @@
+"""Calibration probes on a validation split of the training images (never the test set).
+
+One probe runs one method with a preset and ``field=value`` overrides, for one seed, and
+records per round what the synthetic data and the student look like: the synthesis
+metrics (loss parts, class entropies, teacher confidence, target agreement, φ), the KD
+metrics (``kl``, ``kd_loss``, ``weight_mean``) and, every few rounds, the teacher's class
+histogram of the newest synthetic images and the student's accuracy and most frequent
+class share on the last 5,000 training images, which the student never sees. This is
+how the 28×28 presets were chosen (``docs/benchmarks.md``, "Calibration").
+
+Resumable: a probe writes ``RESULTS/NAME.json`` when it ends and is skipped when that
+file exists.
+
+    OMP_NUM_THREADS=2 python benchmarks/calibration.py NAME ssd-kd --preset fashion-mnist \\
+        --teacher /work/teachers/fashion_small_cnn.pt rounds=100 weight_norm=max
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import command_line, machine_info
+
+from ssdkd.data import load_dataset
+from ssdkd.engine.teacher import load_teacher
+from ssdkd.methods import METHODS, PRESETS, apply_overrides
+from ssdkd.models import create_model
+
+ROOT = Path(__file__).resolve().parent.parent
+VALIDATION = 5000
+"""The last images of the training set, held out from nothing (the student never sees
+real images) but kept apart from the test set, on which nothing is tuned."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", help="probe name (the result file's stem)")
+    parser.add_argument("method", choices=sorted(METHODS))
+    parser.add_argument("settings", nargs="*", help="field=value overrides of the preset")
+    parser.add_argument("--preset", default="fashion-mnist")
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--teacher", required=True)
+    parser.add_argument("--student", default="tiny_cnn")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--every", type=int, default=0, help="evaluate every N rounds")
+    parser.add_argument(
+        "--results", default=str(ROOT / "docs" / "results" / "calibration_fashion-mnist")
+    )
+    return parser.parse_intermixed_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.results) / f"{args.name}.json"
+    if out.exists():
+        print(f"{out} exists: skipped")
+        return 0
+    torch.set_num_threads(args.threads)
+    method_class, _ = METHODS[args.method]
+    config = apply_overrides(PRESETS[args.method][args.preset], args.settings)
+    data = load_dataset(args.dataset)
+    x_val, y_val = data.x_train[-VALIDATION:], data.y_train[-VALIDATION:]
+    teacher, _ = load_teacher(args.teacher)
+    channels, size, _ = data.image_shape
+    torch.manual_seed(args.seed)
+    student = create_model(
+        args.student, num_classes=data.num_classes, in_channels=channels, image_size=size
+    )
+    method = method_class(
+        teacher,
+        student,
+        config,
+        num_classes=data.num_classes,
+        image_shape=data.image_shape,
+        normalization=(data.mean, data.std),
+        seed=args.seed,
+    )
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+
+    @torch.no_grad()
+    def predict(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        was = model.training
+        model.eval()
+        labels = torch.cat(
+            [
+                model((images[i : i + 1000] - mean) / std).argmax(1)
+                for i in range(0, len(images), 1000)
+            ]
+        )
+        model.train(was)
+        return labels
+
+    every = args.every or max(1, config.rounds // 15)
+    records: list[dict[str, Any]] = []
+    overall = 0.0
+    for round_index in range(config.rounds):
+        start = time.perf_counter()
+        record: dict[str, Any] = {"round": round_index + 1, **method.synthesize(round_index)}
+        steps = []
+        if round_index >= config.warmup_rounds:
+            steps = [method.distill_step() for _ in range(config.kd_steps)]
+        overall += time.perf_counter() - start
+        record["overall_seconds"] = overall
+        for key in ("kd_loss", "kl", "weight_mean"):
+            values = [step[key] for step in steps if key in step and not step["skipped"]]
+            if values:
+                record[key] = sum(values) / len(values)
+        last = round_index + 1 == config.rounds
+        if (round_index + 1) % every == 0 or last or round_index + 1 == config.warmup_rounds:
+            newest = method.synthetic_images()[-2000:]
+            classes = predict(teacher, newest)
+            record["newest_teacher_classes"] = torch.bincount(
+                classes, minlength=data.num_classes
+            ).tolist()
+            predicted = predict(student, x_val)
+            record["val_accuracy"] = float((predicted == y_val).float().mean())
+            counts = torch.bincount(predicted, minlength=data.num_classes)
+            record["val_top_class_share"] = float(counts.max()) / VALIDATION
+            print(json.dumps(record), flush=True)
+        records.append(record)
+    result = {
+        "name": args.name,
+        "method": args.method,
+        "preset": args.preset,
+        "settings": args.settings,
+        "seed": args.seed,
+        "command": command_line(),
+        "machine": machine_info(),
+        "records": records,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result) + "\n")
+    tmp.replace(out)
+    final = records[-1]
+    print(f"{args.name}: validation accuracy {final['val_accuracy']:.4f}, {overall:.0f} s overall")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
