@@ -4,8 +4,11 @@ One probe runs one method with a preset and ``field=value`` overrides, for one s
 records per round what the synthetic data and the student look like: the synthesis
 metrics (loss parts, class entropies, teacher confidence, target agreement, φ), the KD
 metrics (``kl``, ``kd_loss``, ``weight_mean``) and, every few rounds, the teacher's class
-histogram of the newest synthetic images and the student's accuracy and most frequent
-class share on the last 5,000 training images, which the student never sees. This is
+histogram of the last 2,000 images of ``synthetic_images()`` (``newest_teacher_classes``:
+the newest images of a growing pool, but the last *slots* of SSD-KD's ring buffer once it
+is full, so they repeat until the write cursor passes them) and the student's accuracy
+and most frequent class share on the last 5,000 training images, which the student never
+sees. This is
 how the 28×28 presets were chosen (``docs/benchmarks.md``, "Calibration").
 
 Resumable: a probe writes ``RESULTS/NAME.json`` when it ends and is skipped when that

@@ -30,10 +30,15 @@ DEFAULT_MAX_TOP_CLASS_SHARE = 0.5
 """A student that gives one class to at least this share of the evaluation images has
 collapsed (for a balanced 10-class test set the share is about 0.1)."""
 
-_ADVICE = (
-    "What usually helps: a longer generator warm-up (a larger `warmup_rounds`), checking "
-    "that `normalization` is the mean/std the teacher was trained with, and a lower "
-    "student learning rate (`student_lr`)."
+_DATA_ADVICE = (
+    "For synthetic data on few classes: a class-conditional generator "
+    "(`conditional_generator=True`) or a longer generator warm-up (`warmup_rounds`), and "
+    "check that `normalization` is the mean/std the teacher was trained with."
+)
+_STUDENT_ADVICE = (
+    "For a student on one class: a lower student learning rate (`student_lr`; a student "
+    "that cannot fit its own synthetic data diverges this way) and, again, the "
+    "`normalization`."
 )
 
 
@@ -99,10 +104,10 @@ def collapse_message(
         >>> collapsed = {"round": 3, "eval_top_class_share": 0.8}
         >>> print(collapse_message(collapsed))  # doctest: +ELLIPSIS
         Round 3: the student predicts the same class for 80% of the evaluation images \
-(warning threshold 50%), so it has collapsed onto one class. What usually helps: ...
+(warning threshold 50%), so it has collapsed onto one class. For a student on one ...
     """
     check_collapse_thresholds(min_class_entropy, max_top_class_share)
-    seen = []
+    seen, advice = [], []
     entropy_key = "data_class_entropy" if "data_class_entropy" in record else "synth_class_entropy"
     entropy = record.get(entropy_key)
     if entropy is not None and entropy < min_class_entropy:
@@ -116,12 +121,14 @@ def collapse_message(
             f"(warning threshold {min_class_entropy:.2f}; 1 = all classes equally often, "
             "0 = a single class), so the synthetic data has collapsed onto few classes"
         )
+        advice.append(_DATA_ADVICE)
     share = record.get("eval_top_class_share")
     if share is not None and share >= max_top_class_share:
         seen.append(
             f"the student predicts the same class for {share:.0%} of the evaluation images "
             f"(warning threshold {max_top_class_share:.0%}), so it has collapsed onto one class"
         )
+        advice.append(_STUDENT_ADVICE)
     if not seen:
         return None
-    return f"Round {record['round']}: {'; and '.join(seen)}. {_ADVICE}"
+    return f"Round {record['round']}: {'; and '.join(seen)}. {' '.join(advice)}"

@@ -43,8 +43,12 @@ def test_collapsed_synthetic_data_is_described_with_its_numbers_and_remedies() -
     assert "0.31" in message
     assert "0.50" in message
     assert "the synthetic data the student learns from" in message
-    for remedy in ("warm-up", "normalization", "learning rate"):
+    for remedy in ("conditional_generator", "warm-up", "normalization"):
         assert remedy in message
+    student = collapse_message({"round": 7, "eval_top_class_share": 0.9})
+    assert student is not None
+    for remedy in ("learning rate", "normalization"):
+        assert remedy in student
 
 
 def test_the_round_batch_entropy_is_read_when_the_data_entropy_is_missing() -> None:
