@@ -33,7 +33,10 @@ DIAGNOSTIC_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "class entropy (1 = balanced)",
         ("synth_class_entropy", "data_class_entropy", "eval_class_entropy"),
     ),
-    ("teacher on the round's batch", ("teacher_confidence", "target_agreement")),
+    (
+        "teacher on the synthetic data",
+        ("teacher_confidence", "target_agreement", "data_teacher_confidence"),
+    ),
     ("KD loss", ("kd_loss", "kl")),
     ("SSD-KD weights", ("phi_mean", "weight_mean")),
     ("student on evaluation data", ("accuracy", "eval_top_class_share")),

@@ -138,12 +138,19 @@ class SSDKD(DistillationMethod):
         }
         self._admit(fields)
         self.images_synthesized += int(out.images.shape[0])
-        labels = self.buffer.data["labels"][: len(self.buffer)]
+        size = len(self.buffer)
+        labels = self.buffer.data["labels"][:size]
+        stored = self.buffer.data["teacher_logits"][:size].softmax(dim=1).max(dim=1).values
+        entropy, confidence = torch.stack(
+            [class_entropy(labels, self.num_classes), stored.mean()]
+        ).tolist()
         metrics = {
             **out.metrics,
             "images_synthesized": float(self.images_synthesized),
-            "buffer_size": float(len(self.buffer)),
-            "data_class_entropy": float(class_entropy(labels, self.num_classes)),
+            "buffer_size": float(size),
+            "data_class_entropy": entropy,
+            # What the refresh policy keeps: the teacher's mean confidence on the buffer.
+            "data_teacher_confidence": confidence,
         }
         if self._phi_mean is not None:
             # φ of the round's last inner generator step.
