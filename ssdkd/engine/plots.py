@@ -44,6 +44,15 @@ DIAGNOSTIC_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 """The panels of :func:`plot_diagnostics`: a title and the record keys drawn in it."""
 
 
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Lay out ``fig``, write it to ``path`` as a PNG and free it."""
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    _pyplot().close(fig)
+    return out
+
+
 def _pyplot() -> Any:
     try:
         import matplotlib
@@ -131,11 +140,7 @@ def plot_buffer_histograms(
     right.hist(confidence.numpy(), bins=20, range=(0, 1))
     right.set_xlabel("teacher confidence max p_t(x)")
     right.set_title("difficulty (low confidence = hard)")
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def plot_accuracy_vs_time(
@@ -156,11 +161,7 @@ def plot_accuracy_vs_time(
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend()
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def _diagnostic_panels(
@@ -214,11 +215,7 @@ def plot_diagnostics(history: Sequence[dict[str, Any]], path: str | os.PathLike[
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def plot_run(run_dir: str | os.PathLike[str]) -> list[Path]:
