@@ -94,3 +94,26 @@ def test_pixel_generator_optimises_towards_a_target() -> None:
 def test_pixel_generator_rejects_non_positive_sizes(args: tuple[int, int, int]) -> None:
     with pytest.raises(ValueError, match="positive"):
         PixelGenerator(*args)
+
+
+def test_conditional_generator_images_depend_on_the_labels() -> None:
+    torch.manual_seed(0)
+    g = DCGANGenerator(latent_dim=8, image_size=8, channels=1, width=4, num_classes=3).eval()
+    z = torch.randn(2, 8)
+    same = g(z, torch.tensor([0, 0]))
+    other = g(z, torch.tensor([0, 2]))
+    assert torch.equal(same[0], other[0])
+    assert not torch.allclose(same[1], other[1])
+
+
+def test_conditional_generator_requires_labels_and_unconditional_refuses_them() -> None:
+    conditional = DCGANGenerator(latent_dim=8, image_size=8, channels=1, width=4, num_classes=3)
+    with pytest.raises(ValueError, match="`labels` as \\(2,\\) integer classes"):
+        conditional(torch.randn(2, 8))
+    with pytest.raises(ValueError, match="`labels`"):
+        conditional(torch.randn(2, 8), torch.tensor([0.0, 1.0]))
+    plain = DCGANGenerator(latent_dim=8, image_size=8, channels=1, width=4)
+    with pytest.raises(ValueError, match="no `labels` for an unconditional"):
+        plain(torch.randn(2, 8), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="`num_classes`"):
+        DCGANGenerator(num_classes=-1)
