@@ -168,7 +168,8 @@ class StudentTrainer:
 
         Returns:
             The step's metrics (``kd_loss``: the optimised loss; ``kl``: the unweighted
-            mean of KL · T² over the batch; ``skipped``) and the detached per-sample
+            mean of KL · T² over the batch; ``weight_mean``: the mean of ``weights``, when
+            given; ``skipped``) and the detached per-sample
             KL(teacher ‖ student) at temperature T (without the T² factor), or ``None``
             when the loss was not finite and the step was skipped.
         """
@@ -193,9 +194,15 @@ class StudentTrainer:
         applied = self.precision.step(loss, self.optimizer)
         # `kd_loss` is what was optimised (importance-weighted where weights are given);
         # `kl` is the plain per-sample mean, comparable across methods.
-        kl_mean = per_sample.detach().mean() if weights is not None else loss.detach()
-        kd_loss, kl = torch.stack([loss.detach(), kl_mean]).tolist()
-        metrics = {"kd_loss": kd_loss, "kl": kl, "skipped": float(not applied)}
+        # All of them are read back in one host transfer.
+        if weights is None:
+            metrics = {"kd_loss": float(loss.detach())}
+            metrics["kl"] = metrics["kd_loss"]
+        else:
+            parts = torch.stack([loss.detach(), per_sample.detach().mean(), weights.mean()])
+            kd_loss, kl, weight_mean = parts.tolist()
+            metrics = {"kd_loss": kd_loss, "kl": kl, "weight_mean": weight_mean}
+        metrics["skipped"] = float(not applied)
         if not applied:
             with torch.no_grad():
                 for buffer, saved in zip(self.student.buffers(), buffers, strict=True):

@@ -194,8 +194,7 @@ class SSDKD(DistillationMethod):
         self.kd_steps_done += 1
         total = (cfg.rounds - cfg.warmup_rounds) * cfg.kd_steps
         self.buffer.beta = linear_schedule(cfg.beta, cfg.beta_final, self.kd_steps_done, total)
-        weight_mean = float(sample.weights.mean())
-        return {**metrics, "weight_mean": weight_mean, "beta": self.buffer.beta}
+        return {**metrics, "beta": self.buffer.beta}
 
     def synthetic_images(self) -> torch.Tensor:
         return self.buffer.data["images"] if len(self.buffer) else torch.zeros(0, *self.image_shape)
