@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         record: dict[str, Any] = {"round": round_index + 1, **method.synthesize(round_index)}
         steps = []
         if round_index >= config.warmup_rounds:
-            steps = [method.distill_step() for _ in range(config.kd_steps)]
+            steps = [
+                {key: float(value) for key, value in method.distill_step().items()}
+                for _ in range(config.kd_steps)
+            ]
         overall += time.perf_counter() - start
         record["overall_seconds"] = overall
         for key in ("kd_loss", "kl", "weight_mean"):

@@ -121,15 +121,15 @@ def main(argv: list[str] | None = None) -> int:
             generator=torch.Generator().manual_seed(0),
         )
         draws = torch.Generator().manual_seed(0)
-        metrics: dict[str, float] = {}
+        metrics: dict[str, torch.Tensor] = {}
         for _ in range(steps):
             index = torch.randint(0, len(pool), (config.kd_batch_size,), generator=draws)
-            metrics, _ = trainer.step(pool[index])
+            metrics, _, _ = trainer.step(pool[index])
         on_val = predict(net, x_val)
         row = {
             "setting": name,
             "changes": changes,
-            "final_kd_loss": metrics["kd_loss"],
+            "final_kd_loss": float(metrics["kd_loss"]),
             "pool_agreement": float((predict(net, pool) == teacher_classes).float().mean()),
             "val_accuracy": float((on_val == y_val).float().mean()),
             "val_top_class_share": float(torch.bincount(on_val, minlength=10).max()) / len(on_val),

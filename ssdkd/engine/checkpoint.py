@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "atomic_save", "load_checkpoint"]
+__all__ = ["CheckpointError", "atomic_save", "load_checkpoint", "module_fingerprint"]
 
 
 class CheckpointError(RuntimeError):
@@ -43,7 +44,39 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    _fsync_directory(dest.parent)
     return dest
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX; a no-op where directories cannot be
+    opened)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def module_fingerprint(module: torch.nn.Module, *, weights: bool) -> str:
+    """A short hash of ``module``'s architecture (names, shapes, dtypes of its state) and,
+    with ``weights``, of the values too; used to refuse resuming with another network.
+
+    Example:
+        >>> a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+        >>> module_fingerprint(a, weights=False) == module_fingerprint(b, weights=False)
+        True
+        >>> module_fingerprint(a, weights=True) == module_fingerprint(b, weights=True)
+        False
+    """
+    digest = hashlib.sha256(type(module).__name__.encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        if weights:
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:16]
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, kind: str | None = None) -> dict[str, Any]:

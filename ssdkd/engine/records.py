@@ -38,7 +38,10 @@ class MetricsLog:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return
-        self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        # On resume, hide events of rounds after the checkpoint that a crashed run had
+        # already written: they are about to be written again.
+        purge = {"purge_step": len(history) + 1} if history else {}
+        self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), **purge)
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` (one round) and flush it to disk."""

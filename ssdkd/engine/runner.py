@@ -12,7 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssdkd.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
+from ssdkd.engine.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    load_checkpoint,
+    module_fingerprint,
+)
 from ssdkd.engine.collapse import (
     DEFAULT_MAX_TOP_CLASS_SHARE,
     DEFAULT_MIN_CLASS_ENTROPY,
@@ -28,10 +33,11 @@ from ssdkd.methods.diagnostics import class_entropy, top_class_share
 
 __all__ = ["CHECKPOINT_VERSION", "NonFiniteLossError", "RunResult", "run_rounds"]
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 # Version 1 also stored the best round's student weights and accuracy. A version-1 file
 # still resumes: those entries are ignored, the best round is read from the history.
-_READABLE_CHECKPOINT_VERSIONS = (1, CHECKPOINT_VERSION)
+# Version 3 added the count of consecutive skipped KD steps; older files resume with 0.
+_READABLE_CHECKPOINT_VERSIONS = (1, 2, CHECKPOINT_VERSION)
 
 _LAST_VALUE_STEP_METRICS = ("beta",)
 """Step metrics recorded as the round's last value instead of the mean over its steps: a
@@ -105,6 +111,72 @@ def _write_snapshot(method: DistillationMethod, directory: Path, max_images: int
         plot_run(directory)
     except ImportError:
         return
+
+
+_NETWORKS = {
+    "teacher_fingerprint": "another teacher (its weights differ)",
+    "student_architecture": "another student architecture",
+}
+
+
+def _check_same_run(stored: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """Refuse to resume a checkpoint of another run, naming what differs."""
+    for key, what in _NETWORKS.items():
+        # Checkpoints before version 3 hold no fingerprints: nothing to compare.
+        if key in stored and stored[key] != current[key]:
+            raise CheckpointError(
+                f"checkpoint file {str(path)!r} was made with {what}: fingerprint "
+                f"{stored[key]} in the checkpoint, {current[key]} now; resume with the same "
+                "networks or choose a new run directory"
+            )
+    comparable = {k: v for k, v in current.items() if k in stored or k not in _NETWORKS}
+    if stored != comparable:
+        keys = set(stored) | set(comparable)
+        differ = sorted(k for k in keys if stored.get(k) != comparable.get(k))
+        raise CheckpointError(
+            f"checkpoint file {str(path)!r} belongs to a run with another config (differs "
+            f"in {', '.join(differ)}); resume with the same settings or choose a new run "
+            "directory"
+        )
+
+
+def _save_best(
+    method: DistillationMethod, round_number: int, accuracy: float | None, path: Path
+) -> None:
+    atomic_save(
+        {
+            "kind": "student",
+            "round": round_number,
+            "accuracy": accuracy,
+            "state_dict": method.student.state_dict(),
+        },
+        path,
+    )
+
+
+def _repair_best(method: DistillationMethod, history: list[dict[str, Any]], path: Path) -> None:
+    """Make ``best.pt`` agree with the resumed history.
+
+    ``last.pt`` is written before ``best.pt``, so a crash between the two leaves a history
+    whose best round is the checkpoint's own round and a ``best.pt`` of an earlier one; the
+    student just loaded is that round's, so ``best.pt`` is rewritten from it.
+    """
+    best_accuracy, best_round = _best_round(history)
+    if best_round is None or best_round != int(history[-1]["round"]):
+        return
+    stored = load_checkpoint(path, kind="student") if path.exists() else None
+    if stored is None or int(stored["round"]) != best_round:
+        _save_best(method, best_round, best_accuracy, path)
+
+
+def _read_steps(steps: list[dict[str, torch.Tensor | float]]) -> list[dict[str, float]]:
+    """The steps' metrics as floats, with every tensor read back in one transfer."""
+    tensors = [v for step in steps for v in step.values() if isinstance(v, torch.Tensor)]
+    values = iter(torch.stack([t.float() for t in tensors]).tolist() if tensors else [])
+    return [
+        {k: next(values) if isinstance(v, torch.Tensor) else float(v) for k, v in step.items()}
+        for step in steps
+    ]
 
 
 def _summarize_steps(steps: list[dict[str, float]]) -> dict[str, float | None]:
@@ -246,8 +318,10 @@ def run_rounds(
             one.
         progress: Show a progress bar.
         max_nonfinite_steps: Stop with :class:`NonFiniteLossError` after this many
-            consecutive KD steps whose loss was NaN/inf (each such step is skipped and
-            counted in ``nonfinite_steps``; the student is never updated by it).
+            consecutive KD steps whose loss or gradients were NaN/inf (each such step is
+            skipped and counted in ``nonfinite_steps``; the student is never updated by
+            it). The count runs across rounds and resumes, and is checked at the end of
+            each round, when the round's step metrics are read back.
         min_class_entropy: Warn when the synthetic data's normalised class entropy falls
             below this, in [0, 1] (0 turns this sign off).
         max_top_class_share: Warn when the student gives one class to at least this
@@ -268,9 +342,16 @@ def run_rounds(
     check_collapse_thresholds(min_class_entropy, max_top_class_share)
     cfg = method.config
     directory = Path(run_dir) if run_dir is not None else None
-    config_record = {"method": type(method).__name__, **config_to_dict(cfg), **(extra_config or {})}
+    config_record = {
+        "method": type(method).__name__,
+        **config_to_dict(cfg),
+        **(extra_config or {}),
+        "teacher_fingerprint": module_fingerprint(method.teacher, weights=True),
+        "student_architecture": module_fingerprint(method.student, weights=False),
+    }
     history: list[dict[str, Any]] = []
     start_round = 0
+    consecutive_nonfinite = 0
     last_path = directory / "checkpoints" / "last.pt" if directory else None
     best_path = directory / "checkpoints" / "best.pt" if directory else None
 
@@ -281,15 +362,14 @@ def run_rounds(
                 f"checkpoint file {str(last_path)!r} has version {state.get('version')!r}, "
                 f"expected one of {_READABLE_CHECKPOINT_VERSIONS}"
             )
-        if state["config"] != json.loads(json.dumps(config_record)):
-            raise CheckpointError(
-                f"checkpoint file {str(last_path)!r} belongs to a run with another config; "
-                "resume with the same settings or choose a new run directory"
-            )
+        _check_same_run(state["config"], json.loads(json.dumps(config_record)), last_path)
         method.load_state_dict(state["method"])
         _set_rng_state(state["rng"])
         history = list(state["history"])
         start_round = int(state["round"])
+        consecutive_nonfinite = int(state.get("consecutive_nonfinite", 0))
+        if best_path is not None:
+            _repair_best(method, history, best_path)
 
     log: MetricsLog | None = None
     if directory is not None:
@@ -300,7 +380,6 @@ def run_rounds(
     best_so_far, _ = _best_round(history)
     warned = any(record.get("warnings") for record in history)
     overall = history[-1]["overall_seconds"] if history else 0.0
-    consecutive_nonfinite = 0
     try:
         with Progress(
             cfg.rounds, initial=start_round, enabled=progress, description=type(method).__name__
@@ -313,19 +392,15 @@ def run_rounds(
                 t1 = time.perf_counter()
                 steps: list[dict[str, float]] = []
                 if round_index >= cfg.warmup_rounds:
-                    for _ in range(cfg.kd_steps):
-                        step = method.distill_step()
-                        steps.append(step)
-                        if not step["skipped"]:
-                            consecutive_nonfinite = 0
-                            continue
-                        consecutive_nonfinite += 1
+                    steps = _read_steps([method.distill_step() for _ in range(cfg.kd_steps)])
+                    for step in steps:
+                        consecutive_nonfinite = consecutive_nonfinite + 1 if step["skipped"] else 0
                         if consecutive_nonfinite >= max_nonfinite_steps:
                             raise NonFiniteLossError(
                                 f"{consecutive_nonfinite} consecutive KD steps had a "
-                                f"non-finite loss (round {round_index + 1}); the student "
-                                "was not updated by them. Lower the learning rate or use "
-                                "fp32/bf16 instead of fp16"
+                                f"non-finite loss or gradient (round {round_index + 1}); the "
+                                "student was not updated by them. Lower the learning rate "
+                                "or use fp32/bf16 instead of fp16"
                             )
                 _sync(method.device)
                 t2 = time.perf_counter()
@@ -338,18 +413,9 @@ def run_rounds(
                 if eval_data is not None:
                     evaluation.update(_evaluate(method, eval_data))
                 accuracy = evaluation["accuracy"]
-                if accuracy is not None and (best_so_far is None or accuracy > best_so_far):
+                improved = accuracy is not None and (best_so_far is None or accuracy > best_so_far)
+                if improved:
                     best_so_far = accuracy
-                    if best_path is not None:
-                        atomic_save(
-                            {
-                                "kind": "student",
-                                "round": round_index + 1,
-                                "accuracy": accuracy,
-                                "state_dict": method.student.state_dict(),
-                            },
-                            best_path,
-                        )
                 record: dict[str, Any] = {
                     "round": round_index + 1,
                     "images_synthesized": method.images_synthesized,
@@ -386,9 +452,13 @@ def run_rounds(
                             "method": method.state_dict(),
                             "rng": _rng_state(),
                             "history": history,
+                            "consecutive_nonfinite": consecutive_nonfinite,
                         },
                         last_path,
                     )
+                # After last.pt: a crash in between is repaired on resume (_repair_best).
+                if improved and best_path is not None:
+                    _save_best(method, round_index + 1, accuracy, best_path)
                 if log is not None:
                     log.write(record)
                 bar.update(record)

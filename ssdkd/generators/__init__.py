@@ -6,7 +6,8 @@
   steps of Fast-DFKD.
 - :func:`random_crop`, :func:`random_flip`, :func:`random_roll`, :func:`normalize` and
   the :class:`Augment` / :class:`Normalize` modules: augmentation with an explicit
-  :class:`torch.Generator`, differentiable with respect to the images.
+  :class:`torch.Generator`, differentiable with respect to the images;
+  :func:`channel_values` reads per-channel statistics (a bare number is one channel).
 
 Every generator outputs images in [0, 1]; models take ``normalize(images, mean, std)``.
 """
@@ -14,6 +15,7 @@ Every generator outputs images in [0, 1]; models take ``normalize(images, mean, 
 from ssdkd.generators.augment import (
     Augment,
     Normalize,
+    channel_values,
     normalize,
     random_crop,
     random_flip,
@@ -28,6 +30,7 @@ __all__ = [
     "DCGANGenerator",
     "Normalize",
     "PixelGenerator",
+    "channel_values",
     "fomaml_accumulate",
     "normalize",
     "random_crop",

@@ -9,13 +9,22 @@ a CPU generator also drives augmentation of CUDA images.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Augment", "Normalize", "normalize", "random_crop", "random_flip", "random_roll"]
+__all__ = [
+    "Augment",
+    "Normalize",
+    "channel_values",
+    "normalize",
+    "random_crop",
+    "random_flip",
+    "random_roll",
+]
 
 
 def _check_images(x: torch.Tensor) -> None:
@@ -139,15 +148,48 @@ def random_roll(
     return _shift_gather(x, rows, cols)
 
 
+def channel_values(name: str, values: float | Sequence[float]) -> tuple[float, ...]:
+    """``values`` as a tuple of finite floats, one per channel; a bare number is one channel.
+
+    Example:
+        >>> channel_values("mean", 0.13), channel_values("std", [0.3, 0.4])
+        ((0.13,), (0.3, 0.4))
+    """
+    wrong_type = f"Expected `{name}` to be a number or a sequence of numbers, got {values!r}"
+    if isinstance(values, (bool, str)):
+        raise TypeError(wrong_type)
+    if isinstance(values, (int, float)):
+        result: tuple[float, ...] = (float(values),)
+    else:
+        try:
+            result = tuple(float(v) for v in values)
+        except (TypeError, ValueError):
+            raise TypeError(wrong_type) from None
+    if not result or not all(math.isfinite(v) for v in result):
+        raise ValueError(f"Expected `{name}` to be one or more finite numbers, got {values!r}")
+    return result
+
+
+def _check_std(std: tuple[float, ...]) -> None:
+    if not all(s > 0 for s in std):
+        raise ValueError(f"Expected every `std` entry to be > 0, got {list(std)}")
+
+
 def normalize(
-    x: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
+    x: torch.Tensor,
+    mean: float | Sequence[float] | torch.Tensor,
+    std: float | Sequence[float] | torch.Tensor,
 ) -> torch.Tensor:
     """Per-channel ``(x − mean) / std``: what the models of :mod:`ssdkd.models` take.
 
+    Numbers are checked on the host; a ``std`` tensor is checked on its device, which reads
+    it back (a sync on CUDA). In a loop, :class:`Normalize` checks once and keeps the
+    statistics on the images' device.
+
     Args:
         x: Images ``(B, C, H, W)`` in [0, 1].
-        mean: ``C`` channel means.
-        std: ``C`` positive channel standard deviations.
+        mean: ``C`` channel means (a number for single-channel images).
+        std: ``C`` positive channel standard deviations (a number for one channel).
 
     Returns:
         Normalised images ``(B, C, H, W)`` in the dtype of ``x``.
@@ -157,40 +199,62 @@ def normalize(
         tensor([1.0000, 0.5000])
     """
     _check_images(x)
+    if not isinstance(mean, torch.Tensor):
+        mean = channel_values("mean", mean)
+    if not isinstance(std, torch.Tensor):
+        std = channel_values("std", std)
+        _check_std(std)
     mean_t = torch.as_tensor(mean, dtype=x.dtype, device=x.device).flatten()
     std_t = torch.as_tensor(std, dtype=x.dtype, device=x.device).flatten()
-    channels = x.shape[1]
-    if mean_t.numel() != channels or std_t.numel() != channels:
-        raise ValueError(
-            f"Expected `mean` and `std` to have {channels} entries (one per channel of `x`), "
-            f"got {mean_t.numel()} and {std_t.numel()}"
-        )
-    if not bool((std_t > 0).all()):
+    _check_channels(x, mean_t.numel(), std_t.numel())
+    if isinstance(std, torch.Tensor) and not bool((std_t > 0).all()):
         raise ValueError(f"Expected every `std` entry to be > 0, got {std_t.tolist()}")
     return (x - mean_t[:, None, None]) / std_t[:, None, None]
 
 
+def _check_channels(x: torch.Tensor, means: int, stds: int) -> None:
+    channels = x.shape[1]
+    if means != channels or stds != channels:
+        raise ValueError(
+            f"Expected `mean` and `std` to have {channels} entries (one per channel of `x`), "
+            f"got {means} and {stds}"
+        )
+
+
 class Normalize(nn.Module):
     """Module twin of :func:`normalize` with fixed ``mean`` and ``std``.
+
+    The statistics are checked once, here; each forward reuses a copy on the images'
+    device and dtype, so the hot path neither copies host → device nor reads anything back.
 
     Example:
         >>> Normalize((0.5,), (0.25,))(torch.ones(1, 1, 1, 1)).item()
         2.0
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, mean: float | Sequence[float], std: float | Sequence[float]) -> None:
         super().__init__()
-        if len(mean) != len(std):
+        self.mean = channel_values("mean", mean)
+        self.std = channel_values("std", std)
+        if len(self.mean) != len(self.std):
             raise ValueError(
-                f"Expected `mean` and `std` of equal length, got {len(mean)} and {len(std)}"
+                f"Expected `mean` and `std` of equal length, got {len(self.mean)} and "
+                f"{len(self.std)}"
             )
-        if any(s <= 0 for s in std):
-            raise ValueError(f"Expected every `std` entry to be > 0, got {list(std)}")
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
+        _check_std(self.std)
+        self._cache: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return normalize(x, self.mean, self.std)
+        _check_images(x)
+        _check_channels(x, len(self.mean), len(self.std))
+        key = (x.device, x.dtype)
+        if key not in self._cache:
+            self._cache[key] = (
+                torch.tensor(self.mean, dtype=x.dtype, device=x.device)[:, None, None],
+                torch.tensor(self.std, dtype=x.dtype, device=x.device)[:, None, None],
+            )
+        mean_t, std_t = self._cache[key]
+        return (x - mean_t) / std_t
 
     def extra_repr(self) -> str:
         return f"mean={self.mean}, std={self.std}"

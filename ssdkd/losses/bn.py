@@ -276,6 +276,12 @@ class BNStatMomentum:
         ]
         self._var = [m * e + (1.0 - m) * b.to(e) for e, b in zip(self._var, batch_var, strict=True)]
 
+    def to(self, device: torch.device | str) -> BNStatMomentum:
+        """Move the moving average to ``device`` (after loading a state saved elsewhere)."""
+        self._mean = [t.to(device) for t in self._mean]
+        self._var = [t.to(device) for t in self._var]
+        return self
+
     def reset(self) -> None:
         """Forget the moving average (the next loss is the plain one again)."""
         self._names, self._mean, self._var = [], [], []

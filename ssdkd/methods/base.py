@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from ssdkd.generators import channel_values
 from ssdkd.methods.common import ModelInput, StudentTrainer, TransferPool, freeze_teacher
 from ssdkd.methods.config import MethodConfig
 from ssdkd.methods.diagnostics import class_entropy
@@ -31,7 +33,8 @@ class DistillationMethod(ABC):
         num_classes: Number of classes of the teacher's output.
         image_shape: ``(C, H, W)`` of the teacher's input images.
         normalization: ``(mean, std)`` per channel that the teacher's inputs were
-            normalised with; synthetic images live in [0, 1] and are normalised with it.
+            normalised with (a number each for single-channel images); synthetic images
+            live in [0, 1] and are normalised with it.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         seed: Seeds the method's :class:`torch.Generator` (latents, targets, sampling,
             augmentation).
@@ -48,7 +51,7 @@ class DistillationMethod(ABC):
         *,
         num_classes: int,
         image_shape: tuple[int, int, int],
-        normalization: tuple[tuple[float, ...], tuple[float, ...]],
+        normalization: tuple[float | Sequence[float], float | Sequence[float]],
         precision: str = "fp32",
         seed: int = 0,
         device: torch.device | None = None,
@@ -57,7 +60,8 @@ class DistillationMethod(ABC):
             raise ValueError(f"Expected `num_classes` >= 2, got {num_classes}")
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise ValueError(f"Expected `image_shape` as (C, H, W), got {image_shape}")
-        mean, std = normalization
+        mean = channel_values("normalization[0] (mean)", normalization[0])
+        std = channel_values("normalization[1] (std)", normalization[1])
         if len(mean) != image_shape[0] or len(std) != image_shape[0]:
             raise ValueError(
                 f"Expected `normalization` with {image_shape[0]} channel value(s) each, "
@@ -92,8 +96,12 @@ class DistillationMethod(ABC):
         """Run the synthesis of round ``round_index`` (0-based); returns its metrics."""
 
     @abstractmethod
-    def distill_step(self) -> dict[str, float]:
-        """Run one student step; returns its metrics (``kd_loss``, ``skipped``, ...)."""
+    def distill_step(self) -> dict[str, torch.Tensor | float]:
+        """Run one student step; returns its metrics (``kd_loss``, ``skipped``, ...).
+
+        Values may be 0-dim tensors still on the device: the engine reads all steps of a
+        round back in one transfer, so a step never waits for the device.
+        """
 
     @abstractmethod
     def synthetic_images(self) -> torch.Tensor:
@@ -152,10 +160,10 @@ class PoolMethod(DistillationMethod):
             "data_class_entropy": float(class_entropy(self.pool.labels, self.num_classes)),
         }
 
-    def distill_step(self) -> dict[str, float]:
-        metrics, _ = self.trainer.step(self.pool.sample(self.config.kd_batch_size))
+    def distill_step(self) -> dict[str, torch.Tensor | float]:
+        metrics, _, _ = self.trainer.step(self.pool.sample(self.config.kd_batch_size))
         self.kd_steps_done += 1
-        return metrics
+        return dict(metrics)
 
     def synthetic_images(self) -> torch.Tensor:
         if self.pool.images is None:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from ssdkd.generators import Augment, normalize
+from ssdkd.generators import Augment, Normalize
 from ssdkd.hooks import has_batchnorm
 from ssdkd.losses import kd_kl_div, weighted_mean
 from ssdkd.methods.config import MethodConfig
 from ssdkd.methods.precision import Precision
 
-__all__ = ["ModelInput", "StudentTrainer", "TransferPool", "freeze_teacher"]
+__all__ = ["ModelInput", "StudentTrainer", "TransferPool", "freeze_teacher", "frozen_weights"]
 
 
 def freeze_teacher(teacher: nn.Module, *, needs_batchnorm: bool) -> nn.Module:
@@ -38,8 +39,28 @@ def freeze_teacher(teacher: nn.Module, *, needs_batchnorm: bool) -> nn.Module:
     return teacher
 
 
+@contextlib.contextmanager
+def frozen_weights(module: nn.Module) -> Iterator[None]:
+    """Stop gradients into ``module``'s parameters for the duration of the block.
+
+    Gradients still flow *through* the module to its inputs (what an adversarial term on
+    synthetic images needs), but no weight gradient is computed or left behind.
+    """
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    for parameter in trainable:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in trainable:
+            parameter.requires_grad_(True)
+
+
 class ModelInput:
     """Maps images in [0, 1] to what the networks take: ``(x - mean) / std``.
+
+    The statistics are checked once and kept on the images' device (:class:`Normalize`),
+    so calls inside a step neither copy them to the device nor read anything back.
 
     Args:
         mean: Per-channel mean of the teacher's training data.
@@ -47,11 +68,12 @@ class ModelInput:
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
+        self._normalize = Normalize(mean, std)
+        self.mean = self._normalize.mean
+        self.std = self._normalize.std
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return normalize(images, self.mean, self.std)
+        return self._normalize(images)
 
 
 class TransferPool:
@@ -107,9 +129,12 @@ class TransferPool:
         return {"capacity": self.capacity, "images": self.images, "labels": self.labels}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`, on the generator's device (checkpoints load on CPU)."""
+        device = self.generator.device
+        images, labels = state["images"], state["labels"]
         self.capacity = int(state["capacity"])
-        self.images = state["images"]
-        self.labels = state["labels"]
+        self.images = None if images is None else images.to(device)
+        self.labels = None if labels is None else labels.to(device)
 
 
 class StudentTrainer:
@@ -159,26 +184,29 @@ class StudentTrainer:
 
     def step(
         self, images: torch.Tensor, weights: torch.Tensor | None = None
-    ) -> tuple[dict[str, float], torch.Tensor | None]:
-        """Train the student on one batch of images in [0, 1].
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Train the student on one batch of images in [0, 1], without a host read.
+
+        A step whose loss or gradients are not finite leaves the student bit-identical,
+        BN running statistics included (an overflowing forward pass writes inf/NaN into
+        them); the cosine schedule still advances, so a run's length is its step count.
 
         Args:
             images: ``(B, C, H, W)`` synthetic images.
             weights: Optional ``(B,)`` per-sample weights (importance weights).
 
         Returns:
-            The step's metrics (``kd_loss``: the optimised loss; ``kl``: the unweighted
-            mean of KL · T² over the batch; ``weight_mean``: the mean of ``weights``, when
-            given; ``skipped``) and the detached per-sample
-            KL(teacher ‖ student) at temperature T (without the T² factor), or ``None``
-            when the loss was not finite and the step was skipped.
+            ``(metrics, kl, applied)``: the step's metrics as 0-dim tensors (``kd_loss``:
+            the optimised loss; ``kl``: the unweighted mean of KL · T² over the batch;
+            ``weight_mean``: the mean of ``weights``, when given; ``skipped``: 1.0 for a
+            skipped step), the detached per-sample KL(teacher ‖ student) at temperature
+            T (without the T² factor; meaningless where ``applied`` is false), and the
+            0-dim bool ``applied``.
         """
         if self.augment is not None:
             images = self.augment(images, generator=self.generator)
         inputs = self.model_input(images)
         self.student.train()
-        # A skipped step must leave the student exactly as it was, BN running statistics
-        # included (an overflowing forward pass would write inf/NaN into them).
         buffers = [b.clone() for b in self.student.buffers()]
         with self.precision.autocast():
             with torch.no_grad():
@@ -192,24 +220,20 @@ class StudentTrainer:
         )
         loss = weighted_mean(per_sample, weights) if weights is not None else per_sample.mean()
         applied = self.precision.step(loss, self.optimizer)
+        with torch.no_grad():
+            for buffer, saved in zip(self.student.buffers(), buffers, strict=True):
+                buffer.copy_(torch.where(applied, buffer, saved))
+        self.scheduler.step()
         # `kd_loss` is what was optimised (importance-weighted where weights are given);
         # `kl` is the plain per-sample mean, comparable across methods.
-        # All of them are read back in one host transfer.
-        if weights is None:
-            metrics = {"kd_loss": float(loss.detach())}
-            metrics["kl"] = metrics["kd_loss"]
-        else:
-            parts = torch.stack([loss.detach(), per_sample.detach().mean(), weights.mean()])
-            kd_loss, kl, weight_mean = parts.tolist()
-            metrics = {"kd_loss": kd_loss, "kl": kl, "weight_mean": weight_mean}
-        metrics["skipped"] = float(not applied)
-        if not applied:
-            with torch.no_grad():
-                for buffer, saved in zip(self.student.buffers(), buffers, strict=True):
-                    buffer.copy_(saved)
-            return metrics, None
-        self.scheduler.step()
-        return metrics, per_sample.detach() / self.temperature**2
+        metrics = {
+            "kd_loss": loss.detach(),
+            "kl": per_sample.detach().mean(),
+            "skipped": (~applied).float(),
+        }
+        if weights is not None:
+            metrics["weight_mean"] = weights.mean()
+        return metrics, per_sample.detach() / self.temperature**2, applied
 
     def state_dict(self) -> dict[str, Any]:
         return {

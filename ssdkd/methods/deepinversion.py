@@ -12,8 +12,10 @@ from ssdkd.generators import Augment, PixelGenerator
 from ssdkd.hooks import BNStatsHook, batchnorm_layers
 from ssdkd.losses import bn_stat_loss, image_l2, js_competition, total_variation
 from ssdkd.methods.base import PoolMethod
+from ssdkd.methods.common import frozen_weights
 from ssdkd.methods.config import DeepInversionConfig
 from ssdkd.methods.diagnostics import batch_diagnostics
+from ssdkd.methods.precision import Precision
 
 __all__ = ["DeepInversion"]
 
@@ -55,6 +57,8 @@ class DeepInversion(PoolMethod):
         self.augment = Augment(crop_padding=0, flip=config.flip, roll=config.roll)
         layers = len(batchnorm_layers(self.teacher))
         self.layer_weights = [config.first_bn_multiplier] + [1.0] * (layers - 1)
+        # The pixels' own instance: their loss needs its own fp16 gradient scale.
+        self.pixel_precision = Precision(self.precision.mode, self.device)
 
     def synthesize(self, round_index: int) -> dict[str, float]:
         del round_index
@@ -70,9 +74,33 @@ class DeepInversion(PoolMethod):
             generator=self.generator,
             device=self.device,
         )
+        with frozen_weights(self.student):
+            last, skipped = self._optimize(pixels, targets)
+        images = pixels().detach()
+        with torch.no_grad(), self.precision.autocast():
+            final_logits = self.teacher(self.model_input(images)).float()
+        synth_loss, synth_bn, skipped_steps = torch.cat([last, skipped.float()[None]]).tolist()
+        return {
+            "synth_loss": synth_loss,
+            "synth_bn": synth_bn,
+            "synth_skipped_steps": skipped_steps,
+            **batch_diagnostics(final_logits, targets),
+            **self._add_to_pool(images, final_logits),
+        }
+
+    def _optimize(
+        self, pixels: PixelGenerator, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``iterations`` pixel steps, without a host read.
+
+        Returns ``(loss, bn loss)`` of the last applied step and the number of skipped
+        steps (a non-finite loss or gradient leaves the pixels unchanged).
+        """
+        cfg = self.config
         optimizer = torch.optim.Adam(pixels.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
         self.student.eval()
         last = torch.full((2,), float("nan"), device=self.device)
+        skipped = torch.zeros((), dtype=torch.int64, device=self.device)
         for _ in range(cfg.iterations):
             images = pixels()
             inputs = self.model_input(self.augment(images, generator=self.generator))
@@ -95,24 +123,15 @@ class DeepInversion(PoolMethod):
                 loss = loss + cfg.competition_weight * js_competition(
                     student_logits, teacher_logits, reduction="mean"
                 )
-            self.precision_step_pixels(loss, optimizer)
-            last = torch.stack([loss.detach(), loss_bn.detach()])
+            applied = self.pixel_precision.step(loss, optimizer)
+            skipped = skipped + (~applied).long()
+            last = torch.where(applied, torch.stack([loss.detach(), loss_bn.detach()]), last)
         self.student.train()
-        images = pixels().detach()
-        with torch.no_grad(), self.precision.autocast():
-            final_logits = self.teacher(self.model_input(images)).float()
-        synth_loss, synth_bn = last.tolist()
-        return {
-            "synth_loss": synth_loss,
-            "synth_bn": synth_bn,
-            **batch_diagnostics(final_logits, targets),
-            **self._add_to_pool(images, final_logits),
-        }
+        return last, skipped
 
-    @staticmethod
-    def precision_step_pixels(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """One unscaled Adam step on the pixels, skipped when the loss is not finite."""
-        optimizer.zero_grad(set_to_none=True)
-        if bool(torch.isfinite(loss.detach())):
-            loss.backward()
-            optimizer.step()
+    def _extra_state(self) -> dict[str, Any]:
+        return {**super()._extra_state(), "pixel_precision": self.pixel_precision.state_dict()}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        super()._load_extra_state(state)
+        self.pixel_precision.load_state_dict(state.get("pixel_precision", {}))

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssdkd.generators import Augment, DCGANGenerator, fomaml_accumulate, reptile_gradient
-from ssdkd.hooks import BNStatsHook
+from ssdkd.hooks import BNLayerStats, BNStatsHook
 from ssdkd.losses import BNStatMomentum, adversarial_kl, weighted_mean
 from ssdkd.methods.base import DistillationMethod
-from ssdkd.methods.common import ModelInput
+from ssdkd.methods.common import ModelInput, frozen_weights
 from ssdkd.methods.config import FastDFKDConfig
 from ssdkd.methods.diagnostics import batch_diagnostics
 from ssdkd.methods.precision import NonFiniteLossError, Precision
@@ -58,7 +58,7 @@ class MetaGeneratorSynthesis:
         num_classes: Number of teacher classes.
         image_shape: ``(C, H, W)`` with ``H == W``.
         model_input: Normalisation in front of both networks.
-        precision: Autocast mode of the forward passes.
+        precision: Mode of the forward passes (the synthesis keeps its own fp16 scaler).
         generator: The random source (latents, targets, augmentation).
     """
 
@@ -83,7 +83,8 @@ class MetaGeneratorSynthesis:
         self.config = config
         self.num_classes = num_classes
         self.model_input = model_input
-        self.precision = precision
+        # Its own instance: the generator's loss needs its own fp16 gradient scale.
+        self.precision = Precision(precision.mode, generator.device)
         self.generator = generator
         self.meta = DCGANGenerator(
             latent_dim=config.latent_dim,
@@ -115,32 +116,78 @@ class MetaGeneratorSynthesis:
         )
 
     def run(self, *, adversarial: bool, task_weights: TaskWeights | None = None) -> SynthesisOutput:
-        """Synthesise one batch and take one meta step."""
+        """Synthesise one batch and take one meta step (one host read, at the end)."""
         cfg = self.config
-        device = self.generator.device
         fast = copy.deepcopy(self.meta)
         fast.train()
         z = torch.randn(
-            cfg.synthesis_batch_size, cfg.latent_dim, generator=self.generator, device=device
+            cfg.synthesis_batch_size,
+            cfg.latent_dim,
+            generator=self.generator,
+            device=self.generator.device,
         ).requires_grad_()
         targets = torch.randint(
             0,
             self.num_classes,
             (cfg.synthesis_batch_size,),
             generator=self.generator,
-            device=device,
+            device=self.generator.device,
         )
+        self.meta_optimizer.zero_grad(set_to_none=True)
+        with frozen_weights(self.student):
+            steps = self._inner_steps(fast, z, targets, adversarial, task_weights)
+        best_images, best_parts, last_stats, skipped = steps
+        names = ("loss", "bn", "task", "adv")
+        read = torch.cat([best_parts, skipped.float()[None]]).tolist()
+        metrics = {f"synth_{n}": float(v) for n, v in zip(names, read[:4], strict=True)}
+        metrics["synth_skipped_steps"] = read[-1]
+        if read[-1] == cfg.g_steps:
+            raise NonFiniteLossError(
+                f"all {cfg.g_steps} inner generator steps of this round had a non-finite "
+                "loss or gradient; the generator was not updated"
+            )
+        if cfg.meta_algorithm == "reptile":
+            reptile_gradient(self.meta, fast)
+        self.meta_optimizer.step()
+        self.bn_loss.update(last_stats)
+        with torch.no_grad(), self.precision.autocast():
+            teacher_logits = self.teacher(self.model_input(best_images)).float()
+        metrics.update(batch_diagnostics(teacher_logits, targets))
+        return SynthesisOutput(
+            images=best_images, targets=targets, teacher_logits=teacher_logits, metrics=metrics
+        )
+
+    def _inner_steps(
+        self,
+        fast: DCGANGenerator,
+        z: torch.Tensor,
+        targets: torch.Tensor,
+        adversarial: bool,
+        task_weights: TaskWeights | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[BNLayerStats], torch.Tensor]:
+        """The ``g_steps`` inner steps, without a host read.
+
+        Returns the lowest-loss batch, its loss parts ``(loss, bn, task, adv)``, the BN
+        statistics of the last applied step and the number of skipped steps (a step with
+        a non-finite loss or gradient changes neither the fast copy nor z, adds nothing to
+        the meta gradient and is never the kept batch).
+        """
+        cfg = self.config
+        device = self.generator.device
         inner = torch.optim.Adam(
             [{"params": fast.parameters(), "lr": cfg.lr_g}, {"params": [z], "lr": cfg.lr_z}],
             betas=(0.5, 0.999),
         )
-        self.meta_optimizer.zero_grad(set_to_none=True)
         student_was_training = self.student.training
         self.student.eval()
         best_loss = torch.tensor(float("inf"), device=device)
         best_images = torch.zeros(0, device=device)
-        best_parts = torch.zeros(4, device=device)
-        last_stats = None
+        best_parts = torch.full((4,), float("nan"), device=device)
+        last_stats: list[BNLayerStats] = []
+        skipped = torch.zeros((), dtype=torch.int64, device=device)
+        accumulate = (
+            (lambda: fomaml_accumulate(self.meta, fast)) if cfg.meta_algorithm == "fomaml" else None
+        )
         for _ in range(cfg.g_steps):
             images = fast(z, targets) if cfg.conditional_generator else fast(z)
             inputs = self.model_input(self.augment(images, generator=self.generator))
@@ -160,51 +207,49 @@ class MetaGeneratorSynthesis:
                     student_logits = self.student(inputs).float()
                 loss_adv = adversarial_kl(student_logits, teacher_logits, reduction="mean")
             loss = cfg.bn_weight * loss_bn + cfg.oh_weight * loss_task + cfg.adv_weight * loss_adv
-            inner.zero_grad(set_to_none=True)
-            if not bool(torch.isfinite(loss.detach())):
-                continue
-            loss.backward()
-            if cfg.meta_algorithm == "fomaml":
-                fomaml_accumulate(self.meta, fast)
-            inner.step()
-            last_stats = stats
-            # Keep the lowest-loss batch without a host round-trip.
-            better = loss.detach() < best_loss
-            best_images = (
-                images.detach()
-                if best_images.numel() == 0
-                else torch.where(better, images.detach(), best_images)
-            )
+            applied = self.precision.step(loss, inner, before_update=accumulate)
+            skipped = skipped + (~applied).long()
+            last_stats = _where_stats(applied, stats, last_stats)
+            # Keep the lowest-loss applied batch (NaN never compares lower).
+            better = applied & (loss.detach() < best_loss)
+            if best_images.numel() == 0:
+                best_images = torch.zeros_like(images.detach())
+            best_images = torch.where(better, images.detach(), best_images)
             parts = torch.stack([loss, loss_bn, loss_task, loss_adv]).detach()
             best_parts = torch.where(better, parts, best_parts)
-            best_loss = torch.minimum(best_loss, loss.detach())
+            best_loss = torch.where(better, loss.detach(), best_loss)
         self.student.train(student_was_training)
-        if last_stats is None:
-            raise NonFiniteLossError(
-                f"all {cfg.g_steps} inner generator steps of this round had a non-finite "
-                "loss; the generator was not updated"
-            )
-        if cfg.meta_algorithm == "reptile":
-            reptile_gradient(self.meta, fast)
-        self.meta_optimizer.step()
-        self.bn_loss.update(last_stats)
-        with torch.no_grad(), self.precision.autocast():
-            teacher_logits = self.teacher(self.model_input(best_images)).float()
-        names = ("loss", "bn", "task", "adv")
-        metrics = {f"synth_{n}": float(v) for n, v in zip(names, best_parts.tolist(), strict=True)}
-        metrics.update(batch_diagnostics(teacher_logits, targets))
-        return SynthesisOutput(
-            images=best_images, targets=targets, teacher_logits=teacher_logits, metrics=metrics
-        )
+        return best_images, best_parts, last_stats, skipped
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "meta": self.meta.state_dict(),
             "meta_optimizer": self.meta_optimizer.state_dict(),
             "bn_loss": self.bn_loss.state_dict(),
+            "precision": self.precision.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.meta.load_state_dict(state["meta"])
         self.meta_optimizer.load_state_dict(state["meta_optimizer"])
         self.bn_loss.load_state_dict(state["bn_loss"])
+        self.bn_loss.to(self.generator.device)
+        self.precision.load_state_dict(state.get("precision", {}))
+
+
+def _where_stats(
+    applied: torch.Tensor, stats: list[BNLayerStats], previous: list[BNLayerStats]
+) -> list[BNLayerStats]:
+    """``stats`` (detached) where ``applied``, else ``previous`` (the first step's stats)."""
+    if not previous:
+        previous = stats
+    return [
+        BNLayerStats(
+            s.name,
+            torch.where(applied, s.mean.detach(), p.mean.detach()),
+            torch.where(applied, s.var.detach(), p.var.detach()),
+            s.running_mean,
+            s.running_var,
+        )
+        for s, p in zip(stats, previous, strict=True)
+    ]

@@ -1,9 +1,9 @@
-"""Mixed precision and the non-finite-loss guard shared by every optimisation step."""
+"""Mixed precision and the non-finite guard shared by every optimisation step."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, get_args
 
 import torch
@@ -21,15 +21,17 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class Precision:
-    """Autocast context and a guarded optimiser step for one precision mode.
+    """Autocast context and a guarded, synchronisation-free optimiser step.
 
     ``fp32`` runs as is; ``bf16`` and ``fp16`` run the forward passes under
     :func:`torch.autocast`; ``fp16`` also scales the loss with a
-    :class:`torch.amp.GradScaler` so that small gradients do not underflow.
+    :class:`torch.amp.GradScaler` so that small gradients do not underflow (one instance
+    per optimisation problem: the KD step and each synthesis hold their own, since their
+    losses have different scales).
 
-    :meth:`step` refuses a non-finite loss: it clears the gradients and reports the step as
-    skipped instead of letting NaN/inf reach the weights. This check reads one scalar back
-    to the host per step (the same synchronisation a gradient scaler performs).
+    :meth:`step` applies an update only where the loss and every gradient are finite, and
+    decides that on the device: it returns the decision as a 0-dim bool tensor instead of
+    reading it back, so a training loop can run many steps before one host read.
 
     Args:
         mode: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
@@ -41,10 +43,13 @@ class Precision:
         >>> prec = Precision("fp32", torch.device("cpu"))
         >>> with prec.autocast():
         ...     loss = net(torch.ones(1, 2)).sum()
-        >>> prec.step(loss, opt)
+        >>> prec.step(loss, opt).item()
         True
-        >>> prec.step(torch.tensor(float("nan"), requires_grad=True), opt)
+        >>> before = net.weight.detach().clone()
+        >>> prec.step(net(torch.ones(1, 2)).sum() * float("nan"), opt).item()
         False
+        >>> torch.equal(net.weight, before)
+        True
     """
 
     def __init__(self, mode: str, device: torch.device) -> None:
@@ -65,28 +70,55 @@ class Precision:
         with torch.autocast(device_type=self.device.type, dtype=_DTYPES[self.mode]):
             yield
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> bool:
-        """Back-propagate ``loss`` and step ``optimizer`` unless the loss is not finite.
+    def step(
+        self,
+        loss: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        *,
+        before_update: Callable[[], None] | None = None,
+    ) -> torch.Tensor:
+        """Back-propagate ``loss`` and step ``optimizer`` where loss and gradients are finite.
 
-        The optimiser's gradients are zeroed first, so each call is one complete step.
+        The optimiser's gradients are cleared first, so each call is one complete step.
+        A step with a non-finite loss or gradient (in fp16: after unscaling) leaves the
+        parameters bit-identical; its gradients are zeroed, and the state tensors of the
+        optimiser that live on the parameters' device (momentum, Adam moments) are put back,
+        so only a host-side step counter (Adam's, without ``capturable``) moves on.
+        Nothing is read back to the host (in fp16 the scaler's update also stays on the
+        device).
+
+        Args:
+            loss: The scalar loss.
+            optimizer: The optimiser of the parameters to update.
+            before_update: Called after the (masked) gradients are in place and before the
+                update, e.g. to accumulate them elsewhere (first-order MAML).
 
         Returns:
-            ``True`` if the step was applied, ``False`` if it was skipped because the loss
-            (or, in fp16, a scaled gradient) was not finite.
+            A 0-dim bool tensor on the loss's device: whether the step was applied.
         """
         optimizer.zero_grad(set_to_none=True)
-        if not bool(torch.isfinite(loss.detach()).all()):
-            return False
-        if self.scaler is None:
-            loss.backward()
-            optimizer.step()
-            return True
-        self.scaler.scale(loss).backward()
-        scale_before = self.scaler.get_scale()
-        self.scaler.step(optimizer)
-        self.scaler.update()
-        # The scaler skips the step and lowers its scale when it found inf/NaN gradients.
-        return self.scaler.get_scale() >= scale_before
+        scaled = loss if self.scaler is None else self.scaler.scale(loss)
+        scaled.backward()
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grads = [p.grad for p in params if p.grad is not None]
+        applied = torch.isfinite(loss.detach())
+        if grads:
+            applied = applied & torch.isfinite(torch.nn.utils.get_total_norm(grads))
+            keep = applied.to(grads[0].dtype)
+            for grad in grads:
+                grad.nan_to_num_(0.0, 0.0, 0.0).mul_(keep)
+        if before_update is not None:
+            before_update()
+        saved = _snapshot(optimizer, params, applied.device)
+        optimizer.step()
+        with torch.no_grad():
+            for tensor, old in saved:
+                tensor.copy_(torch.where(applied, tensor, old))
+        if self.scaler is not None:
+            self.scaler.update()
+        return applied
 
     def state_dict(self) -> dict[str, Any]:
         """The gradient scaler's state (empty unless ``fp16``)."""
@@ -96,3 +128,15 @@ class Precision:
         """Restore what :meth:`state_dict` returned."""
         if self.scaler is not None and state:
             self.scaler.load_state_dict(state)
+
+
+def _snapshot(
+    optimizer: torch.optim.Optimizer, params: list[torch.Tensor], device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(tensor, copy) of the parameters and of the optimiser's state tensors on ``device``."""
+    saved = [(p.data, p.detach().clone()) for p in params]
+    for p in params:
+        for value in optimizer.state.get(p, {}).values():
+            if isinstance(value, torch.Tensor) and value.device == device and value.dim() > 0:
+                saved.append((value, value.clone()))
+    return saved

@@ -177,20 +177,21 @@ class SSDKD(DistillationMethod):
         slots = torch.topk(phi_stored, rest, largest=False, sorted=False).indices
         self.buffer.replace(slots, **remaining)
 
-    def distill_step(self) -> dict[str, float]:
+    def distill_step(self) -> dict[str, torch.Tensor | float]:
         cfg = self.config
         sample = self.buffer.sample(cfg.kd_batch_size)
-        metrics, kl = self.trainer.step(sample.data["images"], sample.weights)
-        if kl is not None:
-            # δ_i = w_i · KL_i (the paper's priority): the importance weight of the draw
-            # times the teacher-student divergence measured in this step.
-            self.buffer.update_priorities(
-                # KL ≥ 0, but float32 rounding gives values like −1e-7 when teacher and
-                # student agree; the buffer rightly rejects negative priorities.
-                sample.indices,
-                (sample.weights * kl).clamp_min(0.0),
-                generations=sample.generations,
-            )
+        metrics, kl, applied = self.trainer.step(sample.data["images"], sample.weights)
+        # δ_i = w_i · KL_i (the paper's priority): the importance weight of the draw times
+        # the teacher-student divergence measured in this step. KL ≥ 0, but float32
+        # rounding gives values like −1e-7 when teacher and student agree; the buffer
+        # rightly rejects negative priorities. A skipped step keeps the old priorities
+        # (decided on the device: no host read).
+        delta = (sample.weights * kl).clamp_min(0.0).to(torch.float64)
+        self.buffer.update_priorities(
+            sample.indices,
+            torch.where(applied, delta, self.buffer.priorities()[sample.indices]),
+            generations=sample.generations,
+        )
         self.kd_steps_done += 1
         total = (cfg.rounds - cfg.warmup_rounds) * cfg.kd_steps
         self.buffer.beta = linear_schedule(cfg.beta, cfg.beta_final, self.kd_steps_done, total)

@@ -19,8 +19,9 @@ class FakeWriter:
 
     instances: ClassVar[list[FakeWriter]] = []
 
-    def __init__(self, log_dir: str) -> None:
+    def __init__(self, log_dir: str, purge_step: int | None = None) -> None:
         self.log_dir = log_dir
+        self.purge_step = purge_step
         self.scalars: list[tuple[str, float, int]] = []
         self.closed = False
         FakeWriter.instances.append(self)
@@ -56,6 +57,19 @@ def test_numbers_are_mirrored_to_tensorboard_when_installed(
     assert writer.log_dir == str(tmp_path / "tensorboard")
     assert writer.scalars == [("accuracy", 0.75, 2)]
     assert writer.closed
+    assert writer.purge_step is None
+
+
+def test_a_resumed_log_hides_the_tensorboard_events_it_will_write_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prevents duplicated TensorBoard events on resume: rounds after the checkpoint that
+    the crashed run had already logged were written a second time."""
+    module = types.ModuleType("torch.utils.tensorboard")
+    module.SummaryWriter = FakeWriter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
+    MetricsLog(tmp_path, history=[{"round": 1}, {"round": 2}]).close()
+    assert FakeWriter.instances[-1].purge_step == 3
 
 
 def test_read_metrics_of_a_non_run_directory_says_so(tmp_path: Path) -> None:

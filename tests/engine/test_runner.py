@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,18 @@ from tests.engine.scripted import (
     ScriptedMethod,
     eval_data,
 )
-from tests.methods.tiny import TINY_FAST, TINY_NOISE, TINY_SSDKD, build
+from tests.methods.tiny import (
+    IMAGE_SHAPE,
+    NORMALIZATION,
+    NUM_CLASSES,
+    TINY_FAST,
+    TINY_NOISE,
+    TINY_SSDKD,
+    TinyNet,
+    build,
+    make_student,
+    make_teacher,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -290,3 +302,122 @@ def test_bad_eval_data_is_refused_before_the_first_round(eval_data_, error, matc
     with pytest.raises(error, match=match):
         run_rounds(method, eval_data=eval_data_, progress=False)
     assert method.images_synthesized == 0
+
+
+def _other_teacher_method() -> FastDFKD:
+    return FastDFKD(
+        make_teacher(seed=3),
+        make_student(),
+        TINY_FAST,
+        num_classes=NUM_CLASSES,
+        image_shape=IMAGE_SHAPE,
+        normalization=NORMALIZATION,
+    )
+
+
+def _other_student_method() -> FastDFKD:
+    return FastDFKD(
+        make_teacher(),
+        TinyNet(width=8),
+        TINY_FAST,
+        num_classes=NUM_CLASSES,
+        image_shape=IMAGE_SHAPE,
+        normalization=NORMALIZATION,
+    )
+
+
+@pytest.mark.parametrize(
+    ("other", "message"),
+    [
+        (_other_teacher_method, "another teacher"),
+        (_other_student_method, "another student architecture"),
+    ],
+)
+def test_resume_with_another_teacher_or_student_is_refused(tmp_path, other, message):
+    """Prevents ``--resume`` with another teacher or student continuing silently: the
+    config record used to hold only the settings, not the networks."""
+    run_rounds(build(FastDFKD, TINY_FAST), run_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match=message):
+        run_rounds(other(), run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_a_version_2_checkpoint_without_fingerprints_still_resumes(tmp_path):
+    with pytest.raises(Interrupted):
+        run_rounds(ScriptedMethod(fail_in_round=2), run_dir=tmp_path, progress=False)
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    config = {
+        k: v
+        for k, v in state["config"].items()
+        if k not in ("teacher_fingerprint", "student_architecture")
+    }
+    old = {k: v for k, v in state.items() if k != "consecutive_nonfinite"}
+    atomic_save({**old, "version": 2, "config": config}, last)
+    result = run_rounds(ScriptedMethod(), run_dir=tmp_path, resume=True, progress=False)
+    assert [r["round"] for r in result.history] == [1, 2, 3, 4]
+
+
+def test_the_count_of_consecutive_skipped_steps_survives_a_resume(tmp_path):
+    """Prevents a resume resetting the non-finite guard: a run that crashed after k
+    skipped steps could then skip up to ``max_nonfinite_steps`` more before stopping."""
+
+    def skipped(round_index: int, step: int) -> dict[str, float]:
+        return {"kd_loss": float("nan"), "skipped": 1.0}
+
+    with pytest.raises(Interrupted):
+        run_rounds(
+            ScriptedMethod(step_metrics=skipped, fail_in_round=2),
+            run_dir=tmp_path,
+            progress=False,
+            max_nonfinite_steps=5,
+        )  # round 2 skipped 3 steps, then round 3 crashed
+    with pytest.raises(NonFiniteLossError, match=r"5 consecutive KD steps .*round 3"):
+        run_rounds(
+            ScriptedMethod(step_metrics=skipped),
+            run_dir=tmp_path,
+            resume=True,
+            progress=False,
+            max_nonfinite_steps=5,
+        )
+
+
+def test_a_crash_between_last_and_best_is_repaired_on_resume(tmp_path):
+    """Prevents ``best.pt`` and ``last.pt`` disagreeing after a crash between their writes:
+    the history then names a best round whose student ``best.pt`` does not hold."""
+    with pytest.raises(Interrupted):
+        run_rounds(
+            ScriptedMethod(students={0: SWAPPED, 1: GOOD}, fail_in_round=2),
+            eval_data=eval_data(),
+            run_dir=tmp_path,
+            progress=False,
+        )
+    best_path = tmp_path / "checkpoints" / "best.pt"
+    best = load_checkpoint(best_path)
+    assert best["round"] == 2
+    # What a crash after writing last.pt and before writing best.pt leaves behind.
+    atomic_save({**best, "round": 1, "state_dict": {"weight": torch.zeros(4, 4)}}, best_path)
+    run_rounds(
+        ScriptedMethod(students={0: SWAPPED, 1: GOOD}),
+        eval_data=eval_data(),
+        run_dir=tmp_path,
+        resume=True,
+        progress=False,
+    )
+    repaired = load_checkpoint(best_path, kind="student")
+    assert repaired["round"] == 2
+    assert torch.equal(repaired["state_dict"]["weight"], torch.eye(4))
+
+
+def test_checkpoint_renames_are_fsynced_in_their_directory(tmp_path, monkeypatch):
+    """Prevents losing a checkpoint on power loss: the file was fsynced but not the
+    directory entry its rename created."""
+    synced: list[bool] = []
+    fsync = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    atomic_save({"x": torch.ones(1)}, tmp_path / "a" / "state.pt")
+    assert synced == [False, True]

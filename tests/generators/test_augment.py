@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +18,7 @@ from ssdkd.generators import (
     random_flip,
     random_roll,
 )
+from tests.syncs import no_host_reads
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -133,3 +135,26 @@ def test_invalid_arguments_raise() -> None:
         normalize(x, (0.5,), (0.0,))
     with pytest.raises(ValueError, match="together"):
         Augment(mean=(0.5,))
+    with pytest.raises(ValueError, match="finite"):
+        Normalize((math.nan,), (1.0,))
+    with pytest.raises(ValueError, match="std"):
+        Normalize(0.5, math.inf)
+    with pytest.raises(ValueError, match="one per channel"):
+        Normalize((0.5, 0.5), (1.0, 1.0))(x)
+
+
+def test_a_number_is_the_statistic_of_one_channel() -> None:
+    x = torch.rand(2, 1, 4, 4)
+    torch.testing.assert_close(normalize(x, 0.25, 0.5), (x - 0.25) / 0.5)
+    torch.testing.assert_close(Normalize(0.25, 0.5)(x), (x - 0.25) / 0.5)
+
+
+def test_normalize_module_reads_nothing_back_per_call() -> None:
+    """Prevents a host sync per call: ``normalize`` used to check ``bool((std > 0).all())``
+    and copy mean/std host → device on every forward of every step."""
+    module = Normalize((0.5,), (0.25,))
+    x = torch.rand(2, 1, 4, 4)
+    module(x)
+    with no_host_reads():
+        out = module(x)
+    torch.testing.assert_close(out, (x - 0.5) / 0.25)

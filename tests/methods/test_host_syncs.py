@@ -1,0 +1,198 @@
+"""Hot paths read nothing back to the host; non-finite steps are skipped on the device.
+
+A host read (``.item()``, ``bool(t)``, ``float(t)``, ``.tolist()``) makes the CPU wait for
+the GPU. These tests patch the reading methods of ``torch.Tensor`` to raise inside the
+code that runs many times per round (see ``tests/syncs.py``); on CUDA the same tests also
+run under ``torch.cuda.set_sync_debug_mode("error")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from ssdkd.methods import SSDKD, DeepInversion, FastDFKD, NoiseControl
+from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
+from ssdkd.methods.precision import Precision
+from ssdkd.sampling import PriorityBuffer
+from tests.methods.tiny import build
+from tests.syncs import HostReadError, no_host_reads
+
+
+def _guarded(function: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with no_host_reads():
+            return function(*args, **kwargs)
+
+    return run
+
+
+def test_the_guard_catches_the_reads_it_promises_to_catch() -> None:
+    """Without this, a guard that patched nothing would let every other test pass."""
+    x = torch.ones(2)
+    for read in (
+        lambda: bool(x.sum()),
+        lambda: float(x.sum()),
+        lambda: int(x.sum()),
+        lambda: x.sum().item(),
+        lambda: x.tolist(),
+    ):
+        with no_host_reads(), pytest.raises(HostReadError):
+            read()
+    assert x.tolist() == [1.0, 1.0]  # restored afterwards
+
+
+@pytest.mark.parametrize("method_class", [SSDKD, FastDFKD, DeepInversion, NoiseControl])
+def test_distill_step_reads_nothing_back(
+    method_class: type,
+    tiny_ssdkd_config: Any,
+    tiny_fast_config: Any,
+    tiny_di_config: Any,
+    tiny_noise_config: Any,
+) -> None:
+    """Prevents a sync per KD step: ``float(loss)`` and the finite-loss check of
+    ``Precision.step`` used to read the loss back on every step."""
+    config = {
+        SSDKD: tiny_ssdkd_config,
+        FastDFKD: tiny_fast_config,
+        DeepInversion: tiny_di_config,
+        NoiseControl: tiny_noise_config,
+    }[method_class]
+    method = build(method_class, config)
+    method.synthesize(0)
+    method.synthesize(1)
+    with no_host_reads():
+        metrics = [method.distill_step() for _ in range(3)]
+    assert all(float(m["skipped"]) == 0.0 for m in metrics)
+
+
+def test_ssdkd_buffer_device_path_reads_nothing_back(tiny_ssdkd_config: Any) -> None:
+    """The torch code path of the buffer (what runs on CUDA) inside a KD step."""
+    method = build(SSDKD, tiny_ssdkd_config)
+    method.synthesize(0)
+    method.buffer._host = False  # the device code path, run on CPU tensors
+    with no_host_reads():
+        method.distill_step()
+
+
+def test_priority_buffer_sample_and_update_read_nothing_back() -> None:
+    """Prevents syncs in ``PriorityBuffer.sample``/``update_priorities`` without validation."""
+    for host in (True, False):
+        buffer = PriorityBuffer(
+            64, weight_norm="mean", validate=False, generator=torch.Generator().manual_seed(0)
+        )
+        buffer._host = host
+        buffer.extend(x=torch.arange(64), priorities=torch.rand(64, dtype=torch.float64))
+        with no_host_reads():
+            for _ in range(3):
+                sample = buffer.sample(16)
+                buffer.update_priorities(
+                    sample.indices, sample.weights.double(), generations=sample.generations
+                )
+
+
+def test_generator_inner_steps_read_nothing_back(
+    tiny_ssdkd_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prevents a sync per inner generator step (the old ``isfinite`` check, φ's buffer
+    histogram with validation); the round reads its metrics once, after the loop."""
+    monkeypatch.setattr(
+        MetaGeneratorSynthesis,
+        "_inner_steps",
+        _guarded(MetaGeneratorSynthesis._inner_steps),
+    )
+    method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, g_steps=3))
+    for round_index in range(3):  # warm-up, then with the adversarial term
+        metrics = method.synthesize(round_index)
+    assert metrics["synth_skipped_steps"] == 0.0
+
+
+def test_deepinversion_pixel_steps_read_nothing_back(
+    tiny_di_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prevents two ``float()`` reads per DeepInversion iteration."""
+    monkeypatch.setattr(DeepInversion, "_optimize", _guarded(DeepInversion._optimize))
+    config = dataclasses.replace(tiny_di_config, competition_weight=0.5)
+    metrics = build(DeepInversion, config).synthesize(0)
+    assert metrics["synth_skipped_steps"] == 0.0
+
+
+# ---------------------------------------------------------------- non-finite steps
+
+
+def test_a_finite_loss_with_an_infinite_gradient_is_not_applied() -> None:
+    """Prevents applying a step whose loss is finite but whose gradient is not (√x at 0)."""
+    weight = torch.nn.Parameter(torch.tensor([0.0, 1.0]))
+    optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+    precision = Precision("fp32", torch.device("cpu"))
+    assert bool(precision.step((weight - 1.0).pow(2).sum(), optimizer))
+    before = weight.detach().clone()
+    momentum = optimizer.state[weight]["momentum_buffer"].clone()
+    loss = torch.sqrt(weight[:1] - before[:1]).sum()  # 0, with gradient +inf
+    assert bool(torch.isfinite(loss))
+    assert not bool(precision.step(loss, optimizer))
+    assert torch.equal(weight.detach(), before)
+    assert torch.equal(optimizer.state[weight]["momentum_buffer"], momentum)
+    assert bool(precision.step((weight - 1.0).pow(2).sum(), optimizer))
+    assert not torch.equal(weight.detach(), before)
+
+
+def test_non_finite_inner_steps_are_counted_and_never_kept(
+    tiny_fast_config: Any,
+) -> None:
+    """Prevents silently skipping non-finite inner generator steps: they are counted in
+    ``synth_skipped_steps``, and a round whose steps all fail raises."""
+    method = build(FastDFKD, dataclasses.replace(tiny_fast_config, g_steps=2))
+    method.synthesize(0)
+    meta_before = [p.detach().clone() for p in method.synthesis.meta.parameters()]
+    with torch.no_grad():
+        method.teacher.head.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="all 2 inner generator steps"):
+        method.synthesize(1)
+    for before, after in zip(meta_before, method.synthesis.meta.parameters(), strict=True):
+        assert torch.equal(before, after)
+
+
+def test_synthesis_leaves_no_gradient_on_the_student(
+    tiny_ssdkd_config: Any, tiny_di_config: Any
+) -> None:
+    """Prevents the adversarial / competition terms computing (and leaving behind) weight
+    gradients of the student: synthesis only needs gradients through it."""
+    ssd = build(SSDKD, tiny_ssdkd_config)
+    for round_index in range(3):
+        ssd.synthesize(round_index)
+    di = build(DeepInversion, dataclasses.replace(tiny_di_config, competition_weight=0.5))
+    di.synthesize(0)
+    for method in (ssd, di):
+        assert all(p.grad is None for p in method.student.parameters())
+        assert all(p.requires_grad for p in method.student.parameters())
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("method_class", [SSDKD, FastDFKD, DeepInversion])
+def test_steps_are_sync_free_on_cuda(
+    method_class: type,
+    tiny_ssdkd_config: Any,
+    tiny_fast_config: Any,
+    tiny_di_config: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same checks on a GPU, where ``no_host_reads`` also turns on
+    ``torch.cuda.set_sync_debug_mode("error")`` (any synchronisation raises)."""
+    config = {SSDKD: tiny_ssdkd_config, FastDFKD: tiny_fast_config, DeepInversion: tiny_di_config}[
+        method_class
+    ]
+    monkeypatch.setattr(
+        MetaGeneratorSynthesis, "_inner_steps", _guarded(MetaGeneratorSynthesis._inner_steps)
+    )
+    monkeypatch.setattr(DeepInversion, "_optimize", _guarded(DeepInversion._optimize))
+    method = build(method_class, config, device=torch.device("cuda"))
+    for round_index in range(3):
+        method.synthesize(round_index)
+    with no_host_reads():
+        for _ in range(3):
+            method.distill_step()
