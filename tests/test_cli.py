@@ -170,6 +170,7 @@ def test_bad_arguments_give_a_usage_error(
     [
         (["--set", "bufer_size=3"], "Unknown field 'bufer_size'"),
         (["--set", "buffer_size=-1"], "buffer_size"),
+        (["--set", "student_lr=nan"], "`student_lr` of SSDKDConfig to be a finite number"),
         (["--preset", "fast-5"], "--preset for ssd-kd"),
     ],
 )
@@ -244,3 +245,41 @@ def test_a_collapse_warning_is_shown_once_on_the_command_line(progress: bool) ->
             warnings.warn("collapsed", CollapseWarning, stacklevel=1)
             warnings.warn("other", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == (["other"] if progress else ["collapsed", "other"])
+
+
+def test_debug_shows_the_traceback_of_an_expected_error(tmp_path: Path, teacher_file: Path) -> None:
+    """``--debug`` (and ``SSDKD_DEBUG=1``) re-raise what is otherwise one line."""
+    args = _distill_args(teacher_file, tmp_path / "run", "--set", "bufer_size=3")
+    with pytest.raises(ValueError, match="Unknown field 'bufer_size'"):
+        main(["--debug", *args])
+
+
+def test_the_debug_environment_variable_shows_the_traceback(
+    tmp_path: Path, teacher_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSDKD_DEBUG", "1")
+    with pytest.raises(ValueError, match="bufer_size"):
+        main(_distill_args(teacher_file, tmp_path / "run", "--set", "bufer_size=3"))
+    monkeypatch.setenv("SSDKD_DEBUG", "0")
+    assert main(_distill_args(teacher_file, tmp_path / "run", "--set", "bufer_size=3")) == 1
+
+
+def test_a_bug_is_not_reduced_to_one_line(
+    tmp_path: Path, teacher_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prevents hiding bugs: every ``ValueError`` used to become one line, also one raised
+    deep inside torch or numpy, and its traceback was lost."""
+    import ssdkd.engine.distill
+
+    def broken(*args: object, **kwargs: object) -> None:
+        int("not a number")  # a ValueError raised outside ssdkd's argument checks
+
+    def crashing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ssdkd.engine.distill, "run_rounds", crashing)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(_distill_args(teacher_file, tmp_path / "a"))
+    monkeypatch.setattr(ssdkd.engine.distill, "run_rounds", broken)
+    with pytest.raises(ValueError, match="invalid literal"):
+        main(_distill_args(teacher_file, tmp_path / "b"))

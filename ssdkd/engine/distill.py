@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ssdkd.engine.runner import RunResult, run_rounds
+from ssdkd.generators import channel_values
 from ssdkd.methods import METHODS, PRECISIONS, MethodConfig
 
 __all__ = ["distill"]
@@ -22,7 +23,7 @@ def distill(
     *,
     num_classes: int,
     image_shape: Sequence[int],
-    normalization: tuple[Sequence[float], Sequence[float]],
+    normalization: tuple[float | Sequence[float], float | Sequence[float]],
     config: MethodConfig | None = None,
     rounds: int | None = None,
     eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -45,7 +46,8 @@ def distill(
         method: ``"ssd-kd"``, ``"fast-dfkd"``, ``"deepinversion"`` or ``"noise-control"``.
         num_classes: Number of classes of the teacher.
         image_shape: ``(C, H, W)`` of the teacher's inputs (square images).
-        normalization: ``(mean, std)`` per channel used for the teacher's training data.
+        normalization: ``(mean, std)`` per channel used for the teacher's training data;
+            a number each for single-channel images (``(0.286, 0.353)``).
         config: The method's config (default: its published settings, see
             :data:`ssdkd.methods.METHODS`).
         rounds: Override ``config.rounds`` (must exceed ``config.warmup_rounds``).
@@ -108,10 +110,10 @@ def distill(
         if device is not None
         else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
-    mean, std = (
-        tuple(float(v) for v in normalization[0]),
-        tuple(float(v) for v in normalization[1]),
-    )
+    if not isinstance(normalization, Sequence) or len(normalization) != 2:
+        raise TypeError(f"Expected `normalization` as (mean, std), got {normalization!r}")
+    mean = channel_values("normalization[0] (mean)", normalization[0])
+    std = channel_values("normalization[1] (std)", normalization[1])
     torch.manual_seed(seed)
     student = student.to(resolved)
     runner = method_class(

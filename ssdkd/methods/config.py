@@ -11,6 +11,7 @@ the end of this module; every one of them says what it scales and why.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,10 +41,22 @@ __all__ = [
 ]
 
 
+def _check_finite(obj: object) -> None:
+    """Reject NaN and ±inf in every float field: ``nan <= 0`` is false, so the range checks
+    below would let NaN through."""
+    for field in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"Expected `{field.name}` of {type(obj).__name__} to be a finite number, "
+                f"got {value!r}"
+            )
+
+
 def _check_positive(obj: object, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
-        if value <= 0:
+        if not value > 0:
             raise ValueError(
                 f"Expected `{name}` of {type(obj).__name__} to be positive, got {value!r}"
             )
@@ -52,7 +65,7 @@ def _check_positive(obj: object, *names: str) -> None:
 def _check_non_negative(obj: object, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
-        if value < 0:
+        if not value >= 0:
             raise ValueError(f"Expected `{name}` of {type(obj).__name__} to be >= 0, got {value!r}")
 
 
@@ -92,6 +105,7 @@ class _DistillationFields:
     """Random horizontal flips during synthesis and KD."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "rounds", "kd_batch_size", "temperature", "student_lr")
         _check_non_negative(
             self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -132,6 +133,51 @@ def test_rounds_must_exceed_the_warmup() -> None:
             normalization=NORMALIZATION,
             config=SSDKD_DIGITS,
             rounds=5,
+        )
+
+
+def test_a_grey_teacher_takes_a_number_per_statistic() -> None:
+    """Prevents ``normalization=(0.13, 0.31)`` for a one-channel teacher being a TypeError
+    (``float`` is not iterable): a bare number is the one channel's value, as in
+    torchvision's normalisation."""
+    teacher, student = _tiny_models()
+    config = dataclasses.replace(SSDKD_DIGITS, warmup_rounds=1, kd_steps=2)
+    result = ssdkd.distill(
+        teacher,
+        student,
+        "ssd-kd",
+        num_classes=10,
+        image_shape=(1, 8, 8),
+        normalization=(0.3, 0.4),
+        config=config,
+        rounds=2,
+        progress=False,
+    )
+    assert result.history[-1]["kd_steps"] == 2
+
+
+@pytest.mark.parametrize(
+    ("normalization", "error", "message"),
+    [
+        (((0.3, 0.3), (0.4, 0.4)), ValueError, r"1 channel value\(s\) each"),
+        ((0.3, 0.0), ValueError, r"`std` entry to be > 0"),
+        ((math.nan, 0.4), ValueError, r"`normalization\[0\] \(mean\)`.*finite"),
+        (("0.3", 0.4), TypeError, r"`normalization\[0\] \(mean\)` to be a number"),
+        ((0.3,), TypeError, r"`normalization` as \(mean, std\)"),
+    ],
+)
+def test_bad_normalization_is_refused_naming_it(
+    normalization: object, error: type[Exception], message: str
+) -> None:
+    teacher, student = _tiny_models()
+    with pytest.raises(error, match=message):
+        ssdkd.distill(
+            teacher,
+            student,
+            "ssd-kd",
+            num_classes=10,
+            image_shape=(1, 8, 8),
+            normalization=normalization,  # type: ignore[arg-type]
         )
 
 

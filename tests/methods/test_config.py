@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 
@@ -14,6 +15,9 @@ from ssdkd.methods import (
     METHODS,
     PRESETS,
     DeepInversionConfig,
+    FastDFKDConfig,
+    MethodConfig,
+    NoiseControlConfig,
     SSDKDConfig,
     apply_overrides,
     config_from_dict,
@@ -76,6 +80,29 @@ def test_overrides_parse_by_field_type() -> None:
 def test_bad_overrides_raise_naming_the_field(assignment: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         apply_overrides(SSDKDConfig(), [assignment])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", ["student_lr", "alpha", "beta", "gamma", "bn_momentum"])
+def test_non_finite_numbers_are_refused(name: str, value: str) -> None:
+    """Prevents NaN passing every range check: ``nan <= 0`` and ``nan < 0`` are false, so
+    ``student_lr=nan`` used to build a config whose first KD step turns the student NaN."""
+    with pytest.raises(ValueError, match=rf"`{name}` of SSDKDConfig to be a finite number"):
+        apply_overrides(SSDKDConfig(), [f"{name}={value}"])
+    with pytest.raises(ValueError, match=rf"`{name}`"):
+        dataclasses.replace(SSDKDConfig(), **{name: float(value)})
+
+
+@pytest.mark.parametrize(
+    "config", [FastDFKDConfig(), DeepInversionConfig(), NoiseControlConfig(), SSDKDConfig()]
+)
+def test_every_config_class_refuses_nan_in_each_float_field(config: MethodConfig) -> None:
+    fields = dataclasses.fields(config)
+    floats = [f.name for f in fields if isinstance(getattr(config, f.name), float)]
+    assert floats
+    for name in floats:
+        with pytest.raises(ValueError, match=rf"`{name}`.*finite"):
+            dataclasses.replace(config, **{name: math.nan})
 
 
 def test_config_dict_round_trips_through_json() -> None:
