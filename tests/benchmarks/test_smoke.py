@@ -1,4 +1,4 @@
-"""Keep benchmarks/efficiency.py and benchmarks/overhead.py from rotting.
+"""Keep the benchmark scripts from rotting.
 
 Each script runs once with ``--quick`` on a tiny budget; every output goes to ``tmp_path``
 so the docs are never rewritten by the tests. The efficiency runs use a random-weight
@@ -109,6 +109,22 @@ def test_overhead_quick_run_writes_ratios(tmp_path: Path) -> None:
         assert row["ratio_median"] > 0
         assert row["bare_ms_median"] > 0
     assert "ratio median" in markdown.read_text()
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_cpu_and_writes_every_part(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    result = _run("gpu.py", "--device", "cpu", "--quick", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    for part in ("kd_step", "synthesis_step"):
+        assert set(data[part]) == {"fp32", "bf16"}
+        for row in data[part].values():
+            assert row["ssdkd_ms_median"] > 0
+            assert row["bare_ms_median"] > 0
+    assert [row["size"] for row in data["buffer"]] == [1000]
+    assert data["buffer"][0]["sync_free"] is None  # only checked on CUDA
+    assert "pytest_cuda" not in data
 
 
 @pytest.mark.slow
