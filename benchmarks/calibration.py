@@ -6,10 +6,12 @@ metrics (loss parts, class entropies, teacher confidence, target agreement, φ),
 metrics (``kl``, ``kd_loss``, ``weight_mean``) and, every few rounds, the teacher's class
 histogram of the last 2,000 images of ``synthetic_images()`` (``newest_teacher_classes``:
 the newest images of a growing pool, but the last *slots* of SSD-KD's ring buffer once it
-is full, so they repeat until the write cursor passes them) and the student's accuracy
-and most frequent class share on the last 5,000 training images, which the student never
-sees. This is
-how the 28×28 presets were chosen (``docs/benchmarks.md``, "Calibration").
+is full, so they repeat until the write cursor passes them) with their within-class
+diversity (``newest_diversity``: mean pairwise cosine distance of the teacher's
+penultimate features within each teacher class; ``real_diversity`` is the same on 2,000
+validation images) and the student's accuracy and most frequent class share on the last
+5,000 training images, which the student never sees. This is how the 28×28 presets were
+chosen (``docs/benchmarks.md``, "Calibration").
 
 Resumable: a probe writes ``RESULTS/NAME.json`` when it ends and is skipped when that
 file exists.
@@ -33,6 +35,7 @@ from _common import command_line, machine_info
 from ssdkd.data import load_dataset
 from ssdkd.engine.teacher import load_teacher
 from ssdkd.methods import METHODS, PRESETS, apply_overrides
+from ssdkd.methods.diagnostics import within_class_diversity
 from ssdkd.models import create_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +104,22 @@ def main(argv: list[str] | None = None) -> int:
         model.train(was)
         return labels
 
+    head = [m for m in teacher.modules() if isinstance(m, torch.nn.Linear)][-1]
+
+    @torch.no_grad()
+    def diversity(images: torch.Tensor) -> float:
+        """Within-class diversity of the teacher's penultimate features (its last Linear's
+        input), by the teacher's class."""
+        captured: list[torch.Tensor] = []
+        handle = head.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
+        try:
+            classes = predict(teacher, images)
+        finally:
+            handle.remove()
+        features = torch.cat(captured).flatten(1)
+        return float(within_class_diversity(features, classes, data.num_classes))
+
+    real_diversity = diversity(x_val[:2000])
     every = args.every or max(1, config.rounds // 15)
     records: list[dict[str, Any]] = []
     overall = 0.0
@@ -126,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             record["newest_teacher_classes"] = torch.bincount(
                 classes, minlength=data.num_classes
             ).tolist()
+            record["newest_diversity"] = diversity(newest)
             predicted = predict(student, x_val)
             record["val_accuracy"] = float((predicted == y_val).float().mean())
             counts = torch.bincount(predicted, minlength=data.num_classes)
@@ -138,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "preset": args.preset,
         "settings": args.settings,
         "seed": args.seed,
+        "real_diversity": real_diversity,
         "command": command_line(),
         "machine": machine_info(),
         "records": records,

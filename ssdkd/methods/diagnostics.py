@@ -1,9 +1,10 @@
-"""Collapse diagnostics: how many classes a batch of predictions covers.
+"""Collapse diagnostics: how many classes a batch covers, and how varied each class is.
 
 Mode collapse — the synthetic data covering only a few of the teacher's classes, or the
 student predicting one class for almost every image — is the most common failure of
 data-free distillation. These functions measure it from class labels alone, so they work
 for teacher-labelled synthetic batches and for a student's predictions on real data alike.
+:func:`within_class_diversity` measures the other collapse, within a class, from features.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["batch_diagnostics", "class_entropy", "top_class_share"]
+__all__ = [
+    "batch_diagnostics",
+    "class_entropy",
+    "top_class_share",
+    "within_class_diversity",
+]
 
 
 def _check_labels(labels: Tensor, num_classes: int) -> None:
@@ -100,3 +106,43 @@ def batch_diagnostics(teacher_logits: Tensor, targets: Tensor | None = None) -> 
         values = torch.stack(parts).tolist()
     names = ("synth_class_entropy", "teacher_confidence", "target_agreement")
     return dict(zip(names, values, strict=False))
+
+
+def within_class_diversity(features: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Mean pairwise cosine distance of ``features`` within each class, averaged over classes.
+
+    For the ``n_c`` feature vectors of class c (unit-normalised, f̂), the mean cosine
+    similarity over distinct pairs is ``(‖Σ f̂‖² − n_c) / (n_c (n_c − 1))``; the diversity of
+    the class is one minus it: 0 when every image of the class has the same features (a
+    generator that collapsed within the class), about 1 for unrelated directions. Classes
+    with fewer than two images are left out; with none left the result is 0. Computed in
+    O(N·D), without the N × N similarity matrix.
+
+    Args:
+        features: ``(N, D)`` features, e.g. the teacher's penultimate layer.
+        labels: ``(N,)`` integer classes (e.g. the teacher's) in ``[0, num_classes)``.
+        num_classes: K ≥ 2.
+
+    Example:
+        >>> f = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        >>> within_class_diversity(f, torch.tensor([0, 0, 1, 1]), 2).item()
+        0.5
+    """
+    _check_labels(labels, num_classes)
+    if not isinstance(features, Tensor) or features.dim() != 2:
+        shape = tuple(features.shape) if isinstance(features, Tensor) else type(features)
+        raise ValueError(f"Expected `features` of shape (N, D), got {shape}")
+    if features.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"Expected one label per feature row, got {features.shape[0]} rows and "
+            f"{labels.shape[0]} labels"
+        )
+    unit = torch.nn.functional.normalize(features.double(), dim=1)
+    sums = torch.zeros(num_classes, unit.shape[1], dtype=unit.dtype, device=unit.device)
+    sums.index_add_(0, labels, unit)
+    counts = torch.bincount(labels, minlength=num_classes).to(unit.dtype)
+    pairs = counts * (counts - 1)
+    similarity = (sums.pow(2).sum(dim=1) - counts) / pairs.clamp_min(1)
+    used = pairs > 0
+    diversity = torch.where(used, 1.0 - similarity, torch.zeros_like(similarity))
+    return (diversity.sum() / used.sum().clamp_min(1)).to(features.dtype)

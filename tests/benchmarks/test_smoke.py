@@ -140,6 +140,8 @@ def test_calibration_probe_writes_its_record_and_skips_a_finished_probe(
     assert record["settings"] == ["rounds=3", "warmup_rounds=1", "kd_steps=2"]
     last = record["records"][-1]
     assert {"val_accuracy", "val_top_class_share", "newest_teacher_classes", "kl"} <= set(last)
+    assert 0.0 <= last["newest_diversity"] <= 2.0
+    assert 0.0 < record["real_diversity"] <= 2.0
     again = _run("calibration.py", *args)
     assert again.returncode == 0
     assert "skipped" in again.stdout

@@ -6,8 +6,15 @@ import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ssdkd.methods.diagnostics import batch_diagnostics, class_entropy, top_class_share
+from ssdkd.methods.diagnostics import (
+    batch_diagnostics,
+    class_entropy,
+    top_class_share,
+    within_class_diversity,
+)
 
 
 def test_a_one_class_batch_has_entropy_zero_and_top_share_one() -> None:
@@ -63,3 +70,44 @@ def test_batch_diagnostics_of_a_hand_made_batch() -> None:
         float(class_entropy(torch.tensor([0, 0, 1]), 3))
     )
     assert "target_agreement" not in batch_diagnostics(logits)
+
+
+@given(
+    n=st.integers(2, 30),
+    dim=st.integers(1, 6),
+    classes=st.integers(2, 4),
+    seed=st.integers(0, 2**31),
+)
+@pytest.mark.property
+def test_within_class_diversity_equals_the_pairwise_definition(
+    n: int, dim: int, classes: int, seed: int
+) -> None:
+    """The O(N·D) formula against the mean of 1 − cos over every distinct pair."""
+    g = torch.Generator().manual_seed(seed)
+    features = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, classes, (n,), generator=g)
+    per_class = []
+    for c in range(classes):
+        members = features[labels == c]
+        if len(members) < 2:
+            continue
+        distances = [
+            1.0 - torch.nn.functional.cosine_similarity(members[i], members[j], dim=0)
+            for i in range(len(members))
+            for j in range(len(members))
+            if i != j
+        ]
+        per_class.append(torch.stack(distances).mean())
+    expected = torch.stack(per_class).mean() if per_class else torch.tensor(0.0)
+    got = within_class_diversity(features, labels, classes)
+    assert float(got) == pytest.approx(float(expected), abs=1e-9)
+
+
+def test_within_class_diversity_is_zero_for_copies_and_refuses_bad_shapes() -> None:
+    copies = torch.ones(6, 3)
+    diversity = within_class_diversity(copies, torch.tensor([0, 0, 0, 1, 1, 1]), 2)
+    assert float(diversity) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        within_class_diversity(torch.ones(6), torch.zeros(6, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="one label per feature row"):
+        within_class_diversity(torch.ones(6, 2), torch.zeros(5, dtype=torch.long), 2)
