@@ -405,7 +405,16 @@ _FASHION_BUDGET: dict[str, Any] = {
     "crop_padding": 2,
     "flip": True,
 }
-_FASHION_GENERATOR: dict[str, Any] = {"synthesis_batch_size": 128, "conditional_generator": True}
+_FASHION_GENERATOR: dict[str, Any] = {
+    "synthesis_batch_size": 128,
+    "conditional_generator": True,
+    # [ours] 15 instead of the published 1.33: with 1.33 the generator collapses within
+    # each class (the teacher-feature diversity of its images falls from 0.45, that of
+    # real images, to 0.09 by round 150) and the student plateaus; 15 keeps it at real
+    # data's level and gained 2 points of validation accuracy on two seeds
+    # (docs/benchmarks.md, calibration point 5).
+    "adv_weight": 15.0,
+}
 
 SSDKD_FASHION_MNIST = SSDKDConfig(
     **_FASHION_BUDGET, **_FASHION_GENERATOR, rounds=150, kd_steps=60, buffer_size=6000
