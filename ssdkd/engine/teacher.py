@@ -198,8 +198,10 @@ def train_teacher(
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"Expected `{name}` to be a positive integer, got {value}")
-    if lr <= 0 or weight_decay < 0:
-        raise ValueError(f"Expected `lr` > 0 and `weight_decay` >= 0, got {lr} and {weight_decay}")
+    if not (math.isfinite(lr) and lr > 0 and math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(
+            f"Expected finite `lr` > 0 and `weight_decay` >= 0, got {lr} and {weight_decay}"
+        )
     if schedule not in ("cosine", "multistep"):
         raise ValueError(f"Expected `schedule` to be 'cosine' or 'multistep', got {schedule!r}")
     start = time.perf_counter()

@@ -118,6 +118,10 @@ def test_train_teacher_rejects_bad_settings() -> None:
             weight_decay=0.0,
             schedule="linear",
         )  # type: ignore[arg-type]
+    for lr, decay in ((float("nan"), 0.0), (0.1, float("nan")), (float("inf"), 0.0)):
+        # NaN passed `lr <= 0`; a NaN learning rate turns the whole model NaN.
+        with pytest.raises(ValueError, match="finite `lr`"):
+            train_teacher(model, toy_dataset(), epochs=1, lr=lr, batch_size=8, weight_decay=decay)
 
 
 def test_save_and_load_round_trip_with_weights_only(tmp_path: Path) -> None:
