@@ -15,7 +15,7 @@ from ssdkd.methods.base import PoolMethod
 from ssdkd.methods.common import frozen_weights
 from ssdkd.methods.config import DeepInversionConfig
 from ssdkd.methods.diagnostics import batch_diagnostics
-from ssdkd.methods.precision import Precision
+from ssdkd.methods.precision import NonFiniteLossError, Precision
 
 __all__ = ["DeepInversion"]
 
@@ -80,6 +80,11 @@ class DeepInversion(PoolMethod):
         with torch.no_grad(), self.precision.autocast():
             final_logits = self.teacher(self.model_input(images)).float()
         synth_loss, synth_bn, skipped_steps = torch.cat([last, skipped.float()[None]]).tolist()
+        if skipped_steps == cfg.iterations:
+            raise NonFiniteLossError(
+                f"all {cfg.iterations} pixel steps of this batch had a non-finite loss or "
+                "gradient; the batch was not added to the pool"
+            )
         return {
             "synth_loss": synth_loss,
             "synth_bn": synth_bn,
@@ -98,6 +103,7 @@ class DeepInversion(PoolMethod):
         """
         cfg = self.config
         optimizer = torch.optim.Adam(pixels.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+        student_was_training = self.student.training
         self.student.eval()
         last = torch.full((2,), float("nan"), device=self.device)
         skipped = torch.zeros((), dtype=torch.int64, device=self.device)
@@ -126,7 +132,7 @@ class DeepInversion(PoolMethod):
             applied = self.pixel_precision.step(loss, optimizer)
             skipped = skipped + (~applied).long()
             last = torch.where(applied, torch.stack([loss.detach(), loss_bn.detach()]), last)
-        self.student.train()
+        self.student.train(student_was_training)
         return last, skipped
 
     def _extra_state(self) -> dict[str, Any]:

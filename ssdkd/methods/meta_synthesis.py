@@ -20,7 +20,12 @@ from ssdkd.methods.config import FastDFKDConfig
 from ssdkd.methods.diagnostics import batch_diagnostics
 from ssdkd.methods.precision import NonFiniteLossError, Precision
 
-__all__ = ["MetaGeneratorSynthesis", "SynthesisOutput", "TaskWeights"]
+__all__ = ["MAX_FAILED_FP16_ROUNDS", "MetaGeneratorSynthesis", "SynthesisOutput", "TaskWeights"]
+
+MAX_FAILED_FP16_ROUNDS = 10
+"""In fp16, the gradient scaler starts at 2¹⁶ and halves on every overflowing step, so the
+first rounds may skip every inner step while it finds its scale; this many consecutive
+such rounds end the run (in fp32 and bf16 the first one does)."""
 
 TaskWeights = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """Maps (teacher logits ``(B, K)``, targets ``(B,)``) to per-sample task-loss weights."""
@@ -97,6 +102,8 @@ class MetaGeneratorSynthesis:
             self.meta.parameters(), lr=config.lr_g * config.g_steps, betas=(0.5, 0.999)
         )
         self.bn_loss = BNStatMomentum(momentum=config.bn_momentum)
+        # Consecutive rounds whose inner steps were all skipped (tolerated in fp16 only).
+        self.failed_rounds = 0
         self.augment = Augment(crop_padding=config.crop_padding, flip=config.flip)
 
     @classmethod
@@ -136,20 +143,28 @@ class MetaGeneratorSynthesis:
         self.meta_optimizer.zero_grad(set_to_none=True)
         with frozen_weights(self.student):
             steps = self._inner_steps(fast, z, targets, adversarial, task_weights)
-        best_images, best_parts, last_stats, skipped = steps
+        best_images, last_images, best_parts, last_stats, skipped = steps
         names = ("loss", "bn", "task", "adv")
         read = torch.cat([best_parts, skipped.float()[None]]).tolist()
         metrics = {f"synth_{n}": float(v) for n, v in zip(names, read[:4], strict=True)}
         metrics["synth_skipped_steps"] = read[-1]
-        if read[-1] == cfg.g_steps:
-            raise NonFiniteLossError(
-                f"all {cfg.g_steps} inner generator steps of this round had a non-finite "
-                "loss or gradient; the generator was not updated"
-            )
-        if cfg.meta_algorithm == "reptile":
-            reptile_gradient(self.meta, fast)
-        self.meta_optimizer.step()
-        self.bn_loss.update(last_stats)
+        if read[-1] < cfg.g_steps:
+            self.failed_rounds = 0
+            if cfg.meta_algorithm == "reptile":
+                reptile_gradient(self.meta, fast)
+            self.meta_optimizer.step()
+            self.bn_loss.update(last_stats)
+        else:
+            self.failed_rounds += 1
+            if self.precision.scaler is None or self.failed_rounds >= MAX_FAILED_FP16_ROUNDS:
+                raise NonFiniteLossError(
+                    f"all {cfg.g_steps} inner generator steps of {self.failed_rounds} "
+                    "consecutive round(s) had a non-finite loss or gradient; the generator "
+                    "was not updated"
+                )
+            # fp16 while the gradient scaler is still finding its scale: no update this
+            # round, and the batch is the unchanged generator's.
+            best_images = last_images
         with torch.no_grad(), self.precision.autocast():
             teacher_logits = self.teacher(self.model_input(best_images)).float()
         metrics.update(batch_diagnostics(teacher_logits, targets))
@@ -164,13 +179,13 @@ class MetaGeneratorSynthesis:
         targets: torch.Tensor,
         adversarial: bool,
         task_weights: TaskWeights | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[BNLayerStats], torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[BNLayerStats], torch.Tensor]:
         """The ``g_steps`` inner steps, without a host read.
 
-        Returns the lowest-loss batch, its loss parts ``(loss, bn, task, adv)``, the BN
-        statistics of the last applied step and the number of skipped steps (a step with
-        a non-finite loss or gradient changes neither the fast copy nor z, adds nothing to
-        the meta gradient and is never the kept batch).
+        Returns the lowest-loss batch, the last step's batch, the lowest-loss batch's loss
+        parts ``(loss, bn, task, adv)``, the BN statistics of the last applied step and the
+        number of skipped steps (a step with a non-finite loss or gradient changes neither
+        the fast copy nor z, adds nothing to the meta gradient and is never the kept batch).
         """
         cfg = self.config
         device = self.generator.device
@@ -219,7 +234,7 @@ class MetaGeneratorSynthesis:
             best_parts = torch.where(better, parts, best_parts)
             best_loss = torch.where(better, loss.detach(), best_loss)
         self.student.train(student_was_training)
-        return best_images, best_parts, last_stats, skipped
+        return best_images, images.detach(), best_parts, last_stats, skipped
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -227,6 +242,7 @@ class MetaGeneratorSynthesis:
             "meta_optimizer": self.meta_optimizer.state_dict(),
             "bn_loss": self.bn_loss.state_dict(),
             "precision": self.precision.state_dict(),
+            "failed_rounds": self.failed_rounds,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -235,6 +251,7 @@ class MetaGeneratorSynthesis:
         self.bn_loss.load_state_dict(state["bn_loss"])
         self.bn_loss.to(self.generator.device)
         self.precision.load_state_dict(state.get("precision", {}))
+        self.failed_rounds = int(state.get("failed_rounds", 0))
 
 
 def _where_stats(

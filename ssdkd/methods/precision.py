@@ -82,8 +82,9 @@ class Precision:
         The optimiser's gradients are cleared first, so each call is one complete step.
         A step with a non-finite loss or gradient (in fp16: after unscaling) leaves the
         parameters bit-identical; its gradients are zeroed, and the state tensors of the
-        optimiser that live on the parameters' device (momentum, Adam moments) are put back,
-        so only a host-side step counter (Adam's, without ``capturable``) moves on.
+        optimiser that live on the parameters' device (momentum, Adam moments, a
+        ``capturable`` step count) are put back, or zeroed where the skipped step created
+        them, so only a host-side step counter (Adam's, without ``capturable``) moves on.
         Nothing is read back to the host (in fp16 the scaler's update also stays on the
         device).
 
@@ -99,10 +100,14 @@ class Precision:
         optimizer.zero_grad(set_to_none=True)
         scaled = loss if self.scaler is None else self.scaler.scale(loss)
         scaled.backward()
-        if self.scaler is not None:
-            self.scaler.unscale_(optimizer)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         grads = [p.grad for p in params if p.grad is not None]
+        # A loss that reaches no parameter records no inf check, and the scaler's update
+        # would then refuse to run: there is nothing to unscale either.
+        scaling = self.scaler is not None and bool(grads)
+        if scaling:
+            assert self.scaler is not None
+            self.scaler.unscale_(optimizer)
         applied = torch.isfinite(loss.detach())
         if grads:
             applied = applied & torch.isfinite(torch.nn.utils.get_total_norm(grads))
@@ -111,12 +116,20 @@ class Precision:
                 grad.nan_to_num_(0.0, 0.0, 0.0).mul_(keep)
         if before_update is not None:
             before_update()
+        fresh = [p for p in params if not optimizer.state.get(p)]
         saved = _snapshot(optimizer, params, applied.device)
         optimizer.step()
         with torch.no_grad():
             for tensor, old in saved:
                 tensor.copy_(torch.where(applied, tensor, old))
-        if self.scaler is not None:
+            # State the step created (the first step of a parameter) is zeroed when the
+            # step is skipped: zero momentum and moments are what a fresh optimiser holds.
+            for p in fresh:
+                for value in optimizer.state.get(p, {}).values():
+                    if isinstance(value, torch.Tensor) and value.device == applied.device:
+                        value.copy_(torch.where(applied, value, torch.zeros_like(value)))
+        if scaling:
+            assert self.scaler is not None
             self.scaler.update()
         return applied
 
@@ -137,6 +150,6 @@ def _snapshot(
     saved = [(p.data, p.detach().clone()) for p in params]
     for p in params:
         for value in optimizer.state.get(p, {}).values():
-            if isinstance(value, torch.Tensor) and value.device == device and value.dim() > 0:
+            if isinstance(value, torch.Tensor) and value.device == device:
                 saved.append((value, value.clone()))
     return saved

@@ -189,7 +189,7 @@ class SSDKD(DistillationMethod):
         delta = (sample.weights * kl).clamp_min(0.0).to(torch.float64)
         self.buffer.update_priorities(
             sample.indices,
-            torch.where(applied, delta, self.buffer.priorities()[sample.indices]),
+            torch.where(applied, delta, self.buffer.priorities(sample.indices)),
             generations=sample.generations,
         )
         self.kd_steps_done += 1

@@ -229,9 +229,16 @@ class PriorityBuffer:
             f"device={self._device})"
         )
 
-    def priorities(self) -> Tensor:
-        """Raw priorities of the live slots, ``(len,)`` float64 (a copy)."""
-        return self._raw[: self._size].clone()
+    def priorities(self, indices: Tensor | None = None) -> Tensor:
+        """Raw priorities, float64 (a copy): of the live slots ``(len,)``, or of ``indices``.
+
+        Args:
+            indices: Optional ``(B,)`` slots (e.g. ``PrioritySample.indices``); only their
+                priorities are gathered, without copying the whole buffer's.
+        """
+        if indices is None:
+            return self._raw[: self._size].clone()
+        return self._raw.index_select(0, check_index_shape("indices", indices, self._device))
 
     def class_counts(self, field: str, num_classes: int) -> Tensor:
         """Histogram of an integer ``(capacity,)`` field over the live slots.

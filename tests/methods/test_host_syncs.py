@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ssdkd.methods import SSDKD, DeepInversion, FastDFKD, NoiseControl
-from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
+from ssdkd.methods.meta_synthesis import MAX_FAILED_FP16_ROUNDS, MetaGeneratorSynthesis
 from ssdkd.methods.precision import Precision
 from ssdkd.sampling import PriorityBuffer
 from tests.methods.tiny import build
@@ -196,3 +196,57 @@ def test_steps_are_sync_free_on_cuda(
     with no_host_reads():
         for _ in range(3):
             method.distill_step()
+
+
+def test_a_skipped_first_step_leaves_no_optimizer_state_behind() -> None:
+    """Prevents a skipped first step creating SGD's momentum from the weight-decay term:
+    the snapshot held only state that existed before the step, so the new momentum
+    buffer (wd·w) survived and pushed the next real step."""
+    weight = torch.nn.Parameter(torch.tensor([0.0, 1.0]))
+    optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9, weight_decay=0.1)
+    precision = Precision("fp32", torch.device("cpu"))
+    assert not bool(precision.step(torch.sqrt(weight[:1]).sum(), optimizer))  # ∞ gradient
+    momentum = optimizer.state[weight].get("momentum_buffer")
+    assert momentum is None or torch.equal(momentum, torch.zeros(2))
+    assert torch.equal(weight.detach(), torch.tensor([0.0, 1.0]))
+
+
+def test_an_fp16_loss_that_reaches_no_parameter_does_not_crash() -> None:
+    """Prevents ``GradScaler.update`` raising "No inf checks were recorded" when the loss
+    has no gradient into the optimiser's parameters."""
+    weight = torch.nn.Parameter(torch.ones(2))
+    other = torch.ones(1, requires_grad=True)
+    precision = Precision("fp16", torch.device("cpu"))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    assert bool(precision.step((other * 2).sum(), optimizer))
+    assert torch.equal(weight.detach(), torch.ones(2))
+
+
+def test_fp16_synthesis_tolerates_rounds_while_the_scaler_calibrates(
+    tiny_fast_config: Any,
+) -> None:
+    """Prevents the first fp16 rounds ending the run: the scaler starts at 2¹⁶ and halves
+    once per overflowing step, so every inner step of a round may overflow. Such a round
+    keeps the generator as it is; only many in a row end the run."""
+    method = build(FastDFKD, tiny_fast_config, precision="fp16")
+    method.synthesize(0)
+    meta_before = [p.detach().clone() for p in method.synthesis.meta.parameters()]
+    with torch.no_grad():
+        method.teacher.head.bias.fill_(float("nan"))
+    for round_index in range(1, MAX_FAILED_FP16_ROUNDS):
+        metrics = method.synthesize(round_index)
+        assert metrics["synth_skipped_steps"] == tiny_fast_config.g_steps
+    for before, after in zip(meta_before, method.synthesis.meta.parameters(), strict=True):
+        assert torch.equal(before, after)
+    with pytest.raises(FloatingPointError, match=f"{MAX_FAILED_FP16_ROUNDS} consecutive"):
+        method.synthesize(MAX_FAILED_FP16_ROUNDS)
+
+
+def test_a_deepinversion_batch_without_one_finite_step_is_refused(tiny_di_config: Any) -> None:
+    """Prevents adding untouched noise to the pool when every pixel step was skipped."""
+    method = build(DeepInversion, tiny_di_config)
+    with torch.no_grad():
+        method.teacher.head.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="pixel steps of this batch"):
+        method.synthesize(0)
+    assert len(method.pool) == 0

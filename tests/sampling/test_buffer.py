@@ -428,3 +428,14 @@ def test_cuda_matches_cpu_and_never_syncs() -> None:
             cuda.update_priorities(s.indices, new, generations=s.generations)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_priorities_of_chosen_slots_are_gathered() -> None:
+    buf = make(8, alpha=1.0)
+    buf.extend(x=torch.arange(4), priorities=torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    picked = buf.priorities(torch.tensor([3, 0, 3]))
+    assert picked.dtype == torch.float64
+    assert picked.tolist() == [4.0, 1.0, 4.0]
+    assert buf.priorities().tolist() == [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(TypeError, match="integer tensor"):
+        buf.priorities(torch.tensor([0.5]))
