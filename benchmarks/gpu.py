@@ -96,6 +96,26 @@ def _networks(setup: Setup, device: torch.device, precision: str) -> tuple[nn.Mo
     return teacher, student
 
 
+def _ssdkd(
+    teacher: nn.Module,
+    student: nn.Module,
+    config: SSDKDConfig,
+    setup: Setup,
+    device: torch.device,
+    precision: str,
+) -> SSDKD:
+    return SSDKD(
+        teacher,
+        student,
+        config,
+        num_classes=10,
+        image_shape=(3, setup.size, setup.size),
+        normalization=((MEAN,) * 3, (STD,) * 3),
+        precision=precision,
+        device=device,
+    )
+
+
 def _alternate(
     ssdkd_step: Callable[[], Any], bare_step: Callable[[], Any], setup: Setup, device: torch.device
 ) -> dict[str, Any]:
@@ -147,16 +167,7 @@ def kd_step(setup: Setup, device: torch.device, precision: str) -> dict[str, Any
         kd_steps=10**6,
         temperature=4.0,
     )
-    method = SSDKD(
-        teacher,
-        student,
-        config,
-        num_classes=10,
-        image_shape=(3, setup.size, setup.size),
-        normalization=((MEAN,) * 3, (STD,) * 3),
-        precision=precision,
-        device=device,
-    )
+    method = _ssdkd(teacher, student, config, setup, device, precision)
     images = torch.rand(setup.buffer, 3, setup.size, setup.size, device=device)
     logits = torch.randn(setup.buffer, 10, device=device)
     method.buffer.extend(images=images, labels=logits.argmax(dim=1), teacher_logits=logits)
@@ -194,16 +205,7 @@ def synthesis_step(setup: Setup, device: torch.device, precision: str) -> dict[s
     config = dataclasses.replace(
         SSDKDConfig(), synthesis_batch_size=setup.batch, crop_padding=0, flip=False
     )
-    method = SSDKD(
-        teacher,
-        student,
-        config,
-        num_classes=10,
-        image_shape=(3, setup.size, setup.size),
-        normalization=((MEAN,) * 3, (STD,) * 3),
-        precision=precision,
-        device=device,
-    )
+    method = _ssdkd(teacher, student, config, setup, device, precision)
     synthesis: MetaGeneratorSynthesis = method.synthesis
     meta = DCGANGenerator(latent_dim=config.latent_dim, image_size=setup.size).to(device)
     meta_optimizer = torch.optim.Adam(

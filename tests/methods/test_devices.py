@@ -13,7 +13,7 @@ from ssdkd.hooks import BNLayerStats
 from ssdkd.losses import BNStatMomentum
 from ssdkd.methods import SSDKD, DeepInversion, FastDFKD, NoiseControl
 from ssdkd.methods.common import TransferPool
-from tests.methods.tiny import build
+from tests.methods.tiny import TINY_CONFIGS, build
 
 META = torch.device("meta")
 """A device without data: moving a tensor there is how a CPU test sees a device move."""
@@ -55,20 +55,9 @@ def _through_a_file(state: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("method_class", [SSDKD, FastDFKD, DeepInversion, NoiseControl])
-def test_every_method_resumes_on_cuda(
-    method_class: type,
-    tiny_ssdkd_config: Any,
-    tiny_fast_config: Any,
-    tiny_di_config: Any,
-    tiny_noise_config: Any,
-) -> None:
+def test_every_method_resumes_on_cuda(method_class: type) -> None:
     """The real thing on a GPU: save, load onto the CPU, resume, and keep going."""
-    config = {
-        SSDKD: tiny_ssdkd_config,
-        FastDFKD: tiny_fast_config,
-        DeepInversion: tiny_di_config,
-        NoiseControl: tiny_noise_config,
-    }[method_class]
+    config = TINY_CONFIGS[method_class.__name__]
     device = torch.device("cuda")
     first = build(method_class, config, device=device)
     first.synthesize(0)

@@ -19,7 +19,7 @@ from ssdkd.methods import SSDKD, DeepInversion, FastDFKD, NoiseControl
 from ssdkd.methods.meta_synthesis import MAX_FAILED_FP16_ROUNDS, MetaGeneratorSynthesis
 from ssdkd.methods.precision import Precision
 from ssdkd.sampling import PriorityBuffer
-from tests.methods.tiny import build
+from tests.methods.tiny import TINY_CONFIGS, build
 from tests.syncs import HostReadError, no_host_reads
 
 
@@ -47,22 +47,10 @@ def test_the_guard_catches_the_reads_it_promises_to_catch() -> None:
 
 
 @pytest.mark.parametrize("method_class", [SSDKD, FastDFKD, DeepInversion, NoiseControl])
-def test_distill_step_reads_nothing_back(
-    method_class: type,
-    tiny_ssdkd_config: Any,
-    tiny_fast_config: Any,
-    tiny_di_config: Any,
-    tiny_noise_config: Any,
-) -> None:
+def test_distill_step_reads_nothing_back(method_class: type) -> None:
     """Prevents a sync per KD step: ``float(loss)`` and the finite-loss check of
     ``Precision.step`` used to read the loss back on every step."""
-    config = {
-        SSDKD: tiny_ssdkd_config,
-        FastDFKD: tiny_fast_config,
-        DeepInversion: tiny_di_config,
-        NoiseControl: tiny_noise_config,
-    }[method_class]
-    method = build(method_class, config)
+    method = build(method_class, TINY_CONFIGS[method_class.__name__])
     method.synthesize(0)
     method.synthesize(1)
     with no_host_reads():
@@ -174,18 +162,10 @@ def test_synthesis_leaves_no_gradient_on_the_student(
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("method_class", [SSDKD, FastDFKD, DeepInversion])
-def test_steps_are_sync_free_on_cuda(
-    method_class: type,
-    tiny_ssdkd_config: Any,
-    tiny_fast_config: Any,
-    tiny_di_config: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_steps_are_sync_free_on_cuda(method_class: type, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same checks on a GPU, where ``no_host_reads`` also turns on
     ``torch.cuda.set_sync_debug_mode("error")`` (any synchronisation raises)."""
-    config = {SSDKD: tiny_ssdkd_config, FastDFKD: tiny_fast_config, DeepInversion: tiny_di_config}[
-        method_class
-    ]
+    config = TINY_CONFIGS[method_class.__name__]
     monkeypatch.setattr(
         MetaGeneratorSynthesis, "_inner_steps", _guarded(MetaGeneratorSynthesis._inner_steps)
     )

@@ -83,3 +83,11 @@ TINY_DI = dataclasses.replace(
     DEEPINVERSION_DIGITS, **TINY_BUDGET, synthesis_batch_size=16, iterations=5
 )
 TINY_NOISE = NoiseControlConfig(**TINY_BUDGET, pool_size=64, crop_padding=1, flip=False)
+
+TINY_CONFIGS: dict[str, object] = {
+    "SSDKD": TINY_SSDKD,
+    "FastDFKD": TINY_FAST,
+    "DeepInversion": TINY_DI,
+    "NoiseControl": TINY_NOISE,
+}
+"""The tiny config of each method, by the method class's name."""
