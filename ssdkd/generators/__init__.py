@@ -19,6 +19,7 @@ from ssdkd.generators.augment import (
     normalize,
     random_crop,
     random_flip,
+    random_mixup,
     random_roll,
 )
 from ssdkd.generators.dcgan import DCGANGenerator
@@ -35,6 +36,7 @@ __all__ = [
     "normalize",
     "random_crop",
     "random_flip",
+    "random_mixup",
     "random_roll",
     "reinitialize",
     "reptile_gradient",

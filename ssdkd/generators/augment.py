@@ -23,6 +23,7 @@ __all__ = [
     "normalize",
     "random_crop",
     "random_flip",
+    "random_mixup",
     "random_roll",
 ]
 
@@ -146,6 +147,38 @@ def random_roll(
     rows = (torch.arange(height, device=x.device) - dy[:, None]) % height
     cols = (torch.arange(width, device=x.device) - dx[:, None]) % width
     return _shift_gather(x, rows, cols)
+
+
+def random_mixup(x: torch.Tensor, *, generator: torch.Generator | None) -> torch.Tensor:
+    """Blend each image with another image of the batch: ``λ_i x_i + (1 − λ_i) x_π(i)``.
+
+    π is a random permutation of the batch and ``λ_i ~ U(0.5, 1)`` (mixup with
+    Beta(1, 1), folded so that ``x_i`` keeps the larger share). Meant for distillation,
+    where the teacher labels the blended image itself ("function matching"), so no label
+    is mixed; with ``λ_i ≥ 0.5`` a per-sample quantity of the blend (its KL, say) stays
+    attributable to ``x_i``.
+
+    Args:
+        x: Images ``(B, C, H, W)``.
+        generator: Random source of π and λ (``None``: the global generator).
+
+    Returns:
+        Blended images ``(B, C, H, W)``, in the range of ``x``'s values (convex
+        combinations).
+
+    Example:
+        >>> x = torch.rand(4, 1, 8, 8)
+        >>> y = random_mixup(x, generator=torch.Generator().manual_seed(0))
+        >>> y.shape, bool(y.min() >= x.min()), bool(y.max() <= x.max())
+        (torch.Size([4, 1, 8, 8]), True, True)
+    """
+    _check_images(x)
+    batch = x.shape[0]
+    source = generator.device if generator is not None else x.device
+    partner = torch.randperm(batch, generator=generator, device=source).to(x.device)
+    lam = 0.5 + 0.5 * torch.rand(batch, generator=generator, device=source).to(x.device)
+    lam = lam.to(x.dtype).view(batch, 1, 1, 1)
+    return lam * x + (1 - lam) * x[partner]
 
 
 def channel_values(name: str, values: float | Sequence[float]) -> tuple[float, ...]:

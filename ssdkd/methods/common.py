@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssdkd.generators import Augment, Normalize
+from ssdkd.generators import Augment, Normalize, random_mixup
 from ssdkd.hooks import has_batchnorm
 from ssdkd.losses import kd_kl_div, weighted_mean
 from ssdkd.methods.config import MethodConfig
@@ -172,6 +172,7 @@ class StudentTrainer:
             if config.kd_augment
             else None
         )
+        self.mixup = config.kd_mixup
         self.optimizer = torch.optim.SGD(
             student.parameters(),
             lr=config.student_lr,
@@ -205,6 +206,8 @@ class StudentTrainer:
         """
         if self.augment is not None:
             images = self.augment(images, generator=self.generator)
+        if self.mixup:
+            images = random_mixup(images, generator=self.generator)
         inputs = self.model_input(images)
         self.student.train()
         buffers = [b.clone() for b in self.student.buffers()]

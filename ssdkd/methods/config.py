@@ -103,6 +103,11 @@ class _DistillationFields:
     """Zero padding of the random crop, in pixels (0 disables cropping)."""
     flip: bool = True
     """Random horizontal flips during synthesis and KD."""
+    kd_mixup: bool = False
+    """[ours] Blend each KD image with another of its batch after crop and flip
+    (:func:`~ssdkd.generators.random_mixup`, λ ~ U(0.5, 1)); the teacher labels the blend,
+    so the student is taught between the synthetic images too. A per-sample KL (SSD-KD's
+    priority) is that of the blend, credited to the image with the larger share."""
 
     def __post_init__(self) -> None:
         _check_finite(self)

@@ -16,6 +16,7 @@ from ssdkd.generators import (
     normalize,
     random_crop,
     random_flip,
+    random_mixup,
     random_roll,
 )
 from tests.syncs import no_host_reads
@@ -32,6 +33,7 @@ TRANSFORMS = {
     "crop": _seeded(random_crop, 2),
     "flip": _seeded(random_flip),
     "roll": _seeded(random_roll, 2),
+    "mixup": _seeded(random_mixup),
     "augment": lambda x: Augment(
         crop_padding=1, flip=True, roll=1, mean=(0.5,) * 2, std=(0.3,) * 2
     )(x, generator=torch.Generator().manual_seed(7)),
@@ -83,6 +85,31 @@ def test_roll_wraps_pixels_around() -> None:
     for o, s in zip(out, x, strict=True):
         rolls = [torch.roll(s, (dy, dx), (1, 2)) for dy in range(-3, 4) for dx in range(-3, 4)]
         assert any(torch.equal(o, r) for r in rolls)
+
+
+def test_mixup_blends_each_image_with_one_partner_keeping_the_larger_share() -> None:
+    """Each output is λ·x_i + (1 − λ)·x_j with λ ∈ [0.5, 1] and the partners a permutation.
+
+    Images with one distinct constant value each make λ and j readable from the output.
+    """
+    values = torch.arange(1.0, 9.0)
+    x = values.view(8, 1, 1, 1).expand(8, 1, 3, 3).contiguous()
+    out = random_mixup(x, generator=torch.Generator().manual_seed(3))
+    partners = []
+    for i, image in enumerate(out):
+        assert torch.allclose(image, image.flatten()[0].expand_as(image))  # still constant
+        blend = float(image.flatten()[0])
+        fits = [
+            j
+            for j in range(8)
+            if 0.5 - 1e-6
+            <= (lam := 1.0 if j == i else (blend - values[j]) / (values[i] - values[j]))
+            <= 1 + 1e-6
+            and abs(lam * values[i] + (1 - lam) * values[j] - blend) < 1e-5
+        ]
+        assert fits, f"image {i} ({blend}) is no blend with a share >= 0.5 of itself"
+        partners.append(fits)
+    assert any(float(o.flatten()[0]) != v for o, v in zip(out, values, strict=True))
 
 
 def test_zero_settings_are_identity() -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from ssdkd.generators import random_mixup
 from ssdkd.losses import kd_kl_div, weighted_mean
 from ssdkd.methods import (
     SSDKD,
@@ -30,6 +31,24 @@ def test_kd_step_decreases_loss_on_a_fixed_batch(tiny_fast_config):
     images = torch.rand(16, *IMAGE_SHAPE, generator=torch.Generator().manual_seed(3))
     losses = [method.trainer.step(images)[0]["kd_loss"] for _ in range(30)]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_kd_mixup_distils_on_blends_the_teacher_labels(tiny_fast_config):
+    """With ``kd_mixup`` the student and the teacher both see the blended batch."""
+    config = dataclasses.replace(tiny_fast_config, kd_augment=False, kd_mixup=True)
+    method = build(FastDFKD, config)
+    images = torch.rand(16, *IMAGE_SHAPE, generator=torch.Generator().manual_seed(3))
+    replay = torch.Generator().set_state(method.trainer.generator.get_state())
+    blends = random_mixup(images, generator=replay)
+    assert not torch.equal(blends, images)
+    student_copy = make_student()
+    student_copy.load_state_dict(method.student.state_dict())
+    student_copy.train()
+    metrics = method.trainer.step(images)[0]
+    with torch.no_grad():
+        x = method.model_input(blends)
+        kl = kd_kl_div(student_copy(x), method.teacher(x), temperature=config.temperature)
+    assert float(metrics["kl"]) == pytest.approx(float(kl.mean()), rel=1e-5)
 
 
 def test_meta_generator_rounds_lower_the_bn_loss(tiny_fast_config):
