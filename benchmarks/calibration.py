@@ -17,7 +17,7 @@ Resumable: a probe writes ``RESULTS/NAME.json`` when it ends and is skipped when
 file exists.
 
     OMP_NUM_THREADS=2 python benchmarks/calibration.py NAME ssd-kd --preset fashion-mnist \\
-        --teacher /work/teachers/fashion_small_cnn.pt rounds=100 weight_norm=max
+        rounds=100 weight_norm=max
 """
 
 from __future__ import annotations
@@ -51,7 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("settings", nargs="*", help="field=value overrides of the preset")
     parser.add_argument("--preset", default="fashion-mnist")
     parser.add_argument("--dataset", default="fashion-mnist")
-    parser.add_argument("--teacher", required=True)
+    parser.add_argument(
+        "--teacher",
+        default=str(ROOT / "benchmarks" / "teachers" / "fashion-mnist_small_cnn.pt"),
+        help="teacher checkpoint (default: the Fashion-MNIST study's teacher)",
+    )
     parser.add_argument("--student", default="tiny_cnn")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)

@@ -96,6 +96,17 @@ def test_efficiency_quick_studies_write_one_file_per_run_and_resume(
     again = _run("efficiency.py", *args)
     assert again.returncode == 0, again.stderr
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
+    assert "median over 1 seed(s) of the ratio to the same seed's Fast-2 run" in text
+    # A run file from another teacher is outdated: not counted, and named as such.
+    stale = results / "fast-5_seed0.json"
+    run = json.loads(stale.read_text())
+    run["teacher_fingerprint"] = "another teacher"
+    stale.write_text(json.dumps(run))
+    report = _run("efficiency.py", *args, "--report-only")
+    assert report.returncode == 0, report.stderr
+    main = markdown.read_text().split("Study `main`")[1].split("Study `")[0]
+    assert "1 outdated file(s) of an earlier preset or teacher not counted" in main
+    assert "| fast-5 |" not in main
 
 
 @pytest.mark.slow
