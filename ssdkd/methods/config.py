@@ -209,12 +209,15 @@ class SSDKDConfig(FastDFKDConfig):
     """Ablation switch: False drops φ's difficulty factor (γ = 0)."""
     use_phi: bool = True
     """Ablation switch: False trains the generator with an unweighted task loss (φ ≡ 1)."""
-    refresh_policy: Literal["fifo", "lowest-phi"] = "fifo"
+    refresh_policy: Literal["fifo", "lowest-phi", "reservoir"] = "fifo"
     """[ours] Which entries of a full buffer a new batch replaces: the oldest ones
-    (``"fifo"``), or those with the lowest φ (``"lowest-phi"``: φ of the stored images,
+    (``"fifo"``), those with the lowest φ (``"lowest-phi"``: φ of the stored images,
     read with the teacher's class and maximum probability at admission against the current
-    class histogram; independent of ``use_phi``). Lowest φ means a common class *and* a
-    confident teacher, so this policy evicts the most confident images first."""
+    class histogram; independent of ``use_phi``), or random ones such that the buffer stays
+    a uniform sample of every image synthesised so far (``"reservoir"``,
+    :func:`~ssdkd.sampling.reservoir_slots`: the t-th image enters with probability
+    capacity / t). Lowest φ means a common class *and* a confident teacher, so that
+    policy evicts the most confident images first."""
     priority_sampling: bool = True
     """Ablation switch: False draws KD batches uniformly from the same buffer (α = 0)."""
     alpha: float = 0.6
@@ -237,7 +240,7 @@ class SSDKDConfig(FastDFKDConfig):
         super().__post_init__()
         _check_positive(self, "buffer_size", "priority_eps")
         _check_non_negative(self, "gamma", "alpha")
-        _check_choice(self, "refresh_policy", ("fifo", "lowest-phi"))
+        _check_choice(self, "refresh_policy", ("fifo", "lowest-phi", "reservoir"))
         _check_choice(self, "phi_confidence", ("target", "max"))
         _check_choice(self, "phi_class", ("target", "predicted"))
         _check_choice(self, "phi_normalization", ("weights", "batch"))

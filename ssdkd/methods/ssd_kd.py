@@ -12,7 +12,7 @@ from ssdkd.methods.base import DistillationMethod
 from ssdkd.methods.config import SSDKDConfig
 from ssdkd.methods.diagnostics import class_entropy
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
-from ssdkd.sampling import PriorityBuffer, linear_schedule
+from ssdkd.sampling import PriorityBuffer, linear_schedule, reservoir_slots
 
 __all__ = ["SSDKD"]
 
@@ -26,9 +26,9 @@ class SSDKD(DistillationMethod):
        per sample by φ(x) = (1 − count_B(c_T(x)) / |B|) · (1 − p_T(x))^γ, computed from
        the teacher's softmax and the buffer's current histogram of teacher classes.
     2. **Buffer update.** The round's best batch enters the fixed-size buffer with the
-       current maximum priority; once the buffer is full it replaces the entries with the
-       lowest φ (recomputed with the current histogram) or the oldest ones
-       (``refresh_policy``).
+       current maximum priority; once the buffer is full it replaces the oldest entries,
+       those with the lowest φ (recomputed with the current histogram), or random ones
+       that keep the buffer a uniform sample of all rounds (``refresh_policy``).
     3. **Distillation** (``kd_steps`` calls of :meth:`distill_step`). A batch drawn with
        P(i) ∝ (δ_i + ε)^α; loss = mean(w_i · KL_i · T²) with importance weights w_i;
        then δ_i ← w_i · KL_i for the drawn items and β moves linearly towards
@@ -170,6 +170,17 @@ class SSDKD(DistillationMethod):
         remaining = {k: v[count - rest :] for k, v in fields.items()}
         if self.config.refresh_policy == "fifo":
             self.buffer.extend(**remaining)
+            return
+        if self.config.refresh_policy == "reservoir":
+            rows, slots = reservoir_slots(
+                self.images_synthesized + count - rest,
+                rest,
+                self.buffer.capacity,
+                generator=self.generator,
+                device=self.device,
+            )
+            if rows.numel():
+                self.buffer.replace(slots, **{k: v[rows] for k, v in remaining.items()})
             return
         phi_stored = self.phi(self.buffer.data["teacher_logits"])
         if just_written is not None:

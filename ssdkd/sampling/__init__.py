@@ -5,6 +5,7 @@ See ``docs/benchmarks.md`` for speed and shared/design/SAMPLING.md for the seman
 """
 
 from ssdkd.sampling.buffer import PriorityBuffer, PrioritySample
+from ssdkd.sampling.reservoir import reservoir_slots
 from ssdkd.sampling.schedules import linear_schedule
 from ssdkd.sampling.sum_tree import SumTree
 from ssdkd.sampling.weights import importance_weights, priority_leaves, sampling_probabilities
@@ -16,5 +17,6 @@ __all__ = [
     "importance_weights",
     "linear_schedule",
     "priority_leaves",
+    "reservoir_slots",
     "sampling_probabilities",
 ]

@@ -17,6 +17,7 @@ from ssdkd.methods import (
     NoiseControl,
     SSDKDConfig,
 )
+from ssdkd.methods.meta_synthesis import SynthesisOutput
 from tests.methods.tiny import IMAGE_SHAPE, NUM_CLASSES, build, make_student, make_teacher
 
 
@@ -149,6 +150,36 @@ def test_without_phi_the_task_loss_is_unweighted(tiny_ssdkd_config, monkeypatch)
     method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, use_phi=False))
     monkeypatch.setattr(method, "phi", lambda *a, **k: pytest.fail("phi must not be used"))
     method.synthesize(0)
+
+
+def test_reservoir_refresh_keeps_images_of_early_rounds(tiny_ssdkd_config, monkeypatch):
+    """With ``refresh_policy="reservoir"`` a full buffer stays a sample of every round, where
+    FIFO keeps only the last rounds (40 slots = the last 2.5 rounds of 16 images)."""
+    made = []
+
+    def constant_batch(**kwargs):
+        # Images whose every pixel is the index of the round that made them.
+        value = len(made) / 100
+        made.append(value)
+        return SynthesisOutput(
+            images=torch.full((16, *IMAGE_SHAPE), value),
+            targets=torch.zeros(16, dtype=torch.long),
+            teacher_logits=torch.zeros(16, NUM_CLASSES),
+            metrics={},
+        )
+
+    rounds = {}
+    for policy in ("fifo", "reservoir"):
+        made.clear()
+        method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, refresh_policy=policy))
+        monkeypatch.setattr(method.synthesis, "run", constant_batch)
+        _fill(method, 12)
+        assert len(method.buffer) == 40
+        rounds[policy] = (method.buffer.data["images"][:, 0, 0, 0] * 100).round().long()
+    assert int(rounds["fifo"].min()) >= 9
+    # Each of the first 96 images (6 rounds) is kept with probability 40/192; none kept
+    # would have probability (1 - 40/192)^96 < 1e-9.
+    assert int((rounds["reservoir"] < 6).sum()) > 0
 
 
 def test_refresh_policy_is_independent_of_use_phi(tiny_ssdkd_config, monkeypatch):
