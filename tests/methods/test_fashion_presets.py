@@ -65,6 +65,9 @@ def test_ssdkd_preset_fills_and_refreshes_its_buffer() -> None:
     cfg = SSDKD_FASHION_MNIST
     assert cfg.rounds * cfg.synthesis_batch_size >= 3 * cfg.buffer_size
     assert cfg.buffer_size == 6000  # 10% of the 60k training images, as the paper's 5k/50k
+    # FIFO made the full buffer a window of the last 47 rounds, whose images lost diversity,
+    # and the student fell after its mid-run peak; the reservoir keeps every round.
+    assert cfg.refresh_policy == "reservoir"
 
 
 def test_presets_keep_the_published_loss_weights_but_the_adversarial_one() -> None:
