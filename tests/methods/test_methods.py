@@ -427,21 +427,25 @@ def test_a_non_finite_kd_loss_skips_the_step_and_keeps_the_weights(tiny_fast_con
     assert before.keys() == poisoned.keys()
 
 
-def test_state_dict_round_trip_continues_identically(tiny_ssdkd_config):
-    first = build(SSDKD, tiny_ssdkd_config)
-    _fill(first, 2)
+@pytest.mark.parametrize("policy", ["fifo", "lowest-phi", "reservoir"])
+def test_state_dict_round_trip_continues_identically(tiny_ssdkd_config, policy):
+    """Round 3 refreshes the full buffer: each policy resumes to the same buffer."""
+    config = dataclasses.replace(tiny_ssdkd_config, refresh_policy=policy)
+    first = build(SSDKD, config)
+    _fill(first, 3)
     first.distill_step()
     state = first.state_dict()
-    second = build(SSDKD, tiny_ssdkd_config, seed=123)
+    second = build(SSDKD, config, seed=123)
     second.load_state_dict(state)
     for method in (first, second):
-        method.synthesize(2)
+        method.synthesize(3)
         method.distill_step()
     for a, b in zip(
         first.student.state_dict().values(), second.student.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
     assert torch.equal(first.buffer.priorities(), second.buffer.priorities())
+    assert torch.equal(first.buffer.data["images"], second.buffer.data["images"])
 
 
 def test_a_rounding_negative_kl_does_not_stop_the_run(tiny_ssdkd_config, monkeypatch):
