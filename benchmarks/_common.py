@@ -15,7 +15,8 @@ import torch
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model, core count, Python/torch versions and thread settings of this run."""
+    """CPU model, core count, Python/torch versions and thread settings of this run, and
+    the library's commit (``+dirty`` when ``ssdkd/`` has uncommitted changes)."""
     model = platform.processor() or "unknown"
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
@@ -24,14 +25,24 @@ def machine_info() -> dict[str, Any]:
             model = match.group(1).strip()
     except OSError:
         pass
+    here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             check=False,
-            cwd=Path(__file__).resolve().parent,
+            cwd=here,
         ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", str(here.parent / "ssdkd")],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=here,
+        ).stdout.strip()
+        if commit and changed:
+            commit += "+dirty"  # the library had uncommitted changes
     except OSError:
         commit = ""
     return {

@@ -303,6 +303,9 @@ def run_study(args: argparse.Namespace) -> None:
         "quick": args.quick,
     }
     (results / "study.json").write_text(json.dumps(header, indent=1) + "\n")
+    # The library as this process imported it: a commit made while the study runs does
+    # not change the code its runs execute.
+    code = machine_info()["git_commit"]
     ssd = _presets(args.dataset)["ssd-kd"]
     assert isinstance(ssd, SSDKDConfig)
     if args.quick:
@@ -337,7 +340,7 @@ def run_study(args: argparse.Namespace) -> None:
             "wall_seconds": time.perf_counter() - start,
             # Load averages after the run: the machine is shared, timings depend on it.
             "loadavg_after": list(os.getloadavg()),
-            "machine": machine_info(),
+            "machine": {**machine_info(), "git_commit": code},
             "command": command_line(),
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "history": history,
