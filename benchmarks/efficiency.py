@@ -77,6 +77,10 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 BUFFER_SHARES = (0.01, 0.05, 0.10, 0.20)
 """Buffer sizes of the ``buffer`` study, as shares of the training set."""
 PRESET_NAME = {"digits": "digits", "fashion-mnist": "fashion-mnist"}
+VALIDATION = 5000
+"""The last training images: ``benchmarks/calibration.py``'s validation split. A data-free
+run's final student is also evaluated there, to measure how far accuracy on that split
+(where the presets were calibrated) is from accuracy on the test set."""
 TEACHERS = {"fashion-mnist": ROOT / "benchmarks" / "teachers" / "fashion-mnist_small_cnn.pt"}
 """The study's default teacher per dataset, kept in the repository: retraining gives another
 teacher (multi-threaded CPU training is not bit-reproducible), and a study that continues
@@ -189,8 +193,8 @@ def run_distill(
     teacher: torch.nn.Module,
     args: Any,
     data: Dataset,
-) -> list[dict[str, Any]]:
-    """One ``ssdkd.distill`` run; returns its per-round history."""
+) -> tuple[list[dict[str, Any]], torch.nn.Module]:
+    """One ``ssdkd.distill`` run; returns its per-round history and final student."""
     result = ssdkd.distill(
         teacher,
         _student(args.student, data, seed),
@@ -204,7 +208,17 @@ def run_distill(
         seed=seed,
         progress=False,
     )
-    return result.history
+    return result.history, result.student
+
+
+def validation_accuracy(model: torch.nn.Module, data: Dataset) -> float:
+    """Accuracy on the last ``VALIDATION`` training images, the calibration split."""
+    return evaluate_accuracy(
+        model,
+        data.x_train[-VALIDATION:],
+        data.y_train[-VALIDATION:],
+        normalize=(data.mean, data.std),
+    )
 
 
 def run_real_data(
@@ -301,6 +315,7 @@ def run_study(args: argparse.Namespace) -> None:
         "student": args.student,
         "train_size": int(data.x_train.shape[0]),
         "quick": args.quick,
+        "teacher_validation_accuracy": validation_accuracy(teacher, data),
     }
     (results / "study.json").write_text(json.dumps(header, indent=1) + "\n")
     # The library as this process imported it: a commit made while the study runs does
@@ -328,16 +343,23 @@ def run_study(args: argparse.Namespace) -> None:
         if path.exists() and _is_current(json.loads(path.read_text()), recorded, header):
             continue
         start = time.perf_counter()
+        validation = None  # real-data trains on the validation images: not measured
         if config is None:
             history = run_real_data(ssd, seed, args=args, data=data)
+            wall = time.perf_counter() - start
         else:
-            history = run_distill(name, config, seed, teacher=teacher, args=args, data=data)
+            history, student = run_distill(
+                name, config, seed, teacher=teacher, args=args, data=data
+            )
+            wall = time.perf_counter() - start
+            validation = validation_accuracy(student, data)
         run = {
             "name": name,
             "seed": seed,
             "config": recorded,
             "teacher_fingerprint": header["teacher_fingerprint"],
-            "wall_seconds": time.perf_counter() - start,
+            "wall_seconds": wall,
+            "validation_accuracy": validation,
             # Load averages after the run: the machine is shared, timings depend on it.
             "loadavg_after": list(os.getloadavg()),
             "machine": {**machine_info(), "git_commit": code},
@@ -414,6 +436,13 @@ def summarize(
             "final_accuracy_median": _median(finals[name]),
             "final_accuracy_min": min(finals[name]),
             "final_accuracy_max": max(finals[name]),
+            "validation_accuracy_median": _median(
+                [
+                    run["validation_accuracy"]
+                    for run in group
+                    if run.get("validation_accuracy") is not None
+                ]
+            ),
             "images_synthesized": _median([r["images_synthesized"] for r in last]),
             "pool_images": _median([_pool_images(run) for run in group]),
             "kd_steps": _median([r["kd_steps"] for r in last]),
@@ -454,6 +483,10 @@ def _fmt_time(entry: dict[str, Any], key: str) -> str:
     return f"{median:.0f} s ({reached}/{total})"
 
 
+def _fmt_percent(value: float) -> str:
+    return "–" if math.isnan(value) else f"{100 * value:.2f}"
+
+
 def _fmt_acc(entry: dict[str, Any]) -> str:
     return (
         f"{100 * entry['final_accuracy_median']:.2f} "
@@ -469,8 +502,9 @@ def markdown_table(summary: dict[str, Any], names: list[str]) -> str:
         "| run | seeds | final accuracy % median (min–max) | runs at chance "
         f"| time to Fast-2's median ({100 * fast2:.2f}%) "
         f"| time to 95% of teacher ({100 * targets['teacher_95']:.2f}%) "
-        "| images synthesized | images learnt from | KD steps | overall s | synthesis s | KD s |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| images synthesized | images learnt from | KD steps | overall s | synthesis s | KD s "
+        "| validation-split accuracy % median |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in names:
         entry = summary["methods"].get(name)
@@ -484,7 +518,7 @@ def markdown_table(summary: dict[str, Any], names: list[str]) -> str:
             f"| {' | '.join(reach)} | {entry['images_synthesized']:.0f} "
             f"| {entry['pool_images']:.0f} | {entry['kd_steps']:.0f} "
             f"| {entry['overall_seconds']:.0f} | {entry['synthesis_seconds']:.0f} "
-            f"| {entry['kd_seconds']:.0f} |"
+            f"| {entry['kd_seconds']:.0f} | {_fmt_percent(entry['validation_accuracy_median'])} |"
         )
     return "\n".join(lines)
 
@@ -659,7 +693,13 @@ def report(args: argparse.Namespace) -> None:
         body = [
             f"### Study `{study}`: {args.dataset} ({status})",
             "",
-            f"Teacher `{header['teacher']}` ({100 * header['teacher_accuracy']:.2f}% test), "
+            f"Teacher `{header['teacher']}` ({100 * header['teacher_accuracy']:.2f}% test"
+            + (
+                f", {100 * header['teacher_validation_accuracy']:.2f}% on the validation split"
+                if "teacher_validation_accuracy" in header
+                else ""
+            )
+            + "), "
             f"student `{header['student']}`. Machine: {'; '.join(sorted(machines))}. "
             f"Library commit(s): {', '.join(commits)}. Run files: `{shown}/`"
             + (
