@@ -16,7 +16,8 @@ import torch
 
 def machine_info() -> dict[str, Any]:
     """CPU model, core count, Python/torch versions and thread settings of this run, and
-    the library's commit (``+dirty`` when ``ssdkd/`` has uncommitted changes)."""
+    the library's commit (``+dirty`` when ``ssdkd/`` or ``benchmarks/`` has uncommitted
+    changes)."""
     model = platform.processor() or "unknown"
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
@@ -35,14 +36,14 @@ def machine_info() -> dict[str, Any]:
             cwd=here,
         ).stdout.strip()
         changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", str(here.parent / "ssdkd")],
+            ["git", "status", "--porcelain", "--", str(here.parent / "ssdkd"), str(here)],
             capture_output=True,
             text=True,
             check=False,
             cwd=here,
         ).stdout.strip()
         if commit and changed:
-            commit += "+dirty"  # the library had uncommitted changes
+            commit += "+dirty"  # the library or the benchmarks had uncommitted changes
     except OSError:
         commit = ""
     return {

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out} exists: skipped")
         return 0
     torch.set_num_threads(args.threads)
+    machine = machine_info()  # at the start: the commit of the code this probe imported
     method_class, _ = METHODS[args.method]
     config = apply_overrides(PRESETS[args.method][args.preset], args.settings)
     data = load_dataset(args.dataset)
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "real_diversity": real_diversity,
         "command": command_line(),
-        "machine": machine_info(),
+        "machine": machine,
         "records": records,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -150,10 +150,11 @@ def random_roll(
 
 
 def random_mixup(x: torch.Tensor, *, generator: torch.Generator | None) -> torch.Tensor:
-    """Blend each image with another image of the batch: ``λ_i x_i + (1 − λ_i) x_π(i)``.
+    """Blend each image with one of the batch: ``λ_i x_i + (1 − λ_i) x_π(i)``.
 
-    π is a random permutation of the batch and ``λ_i ~ U(0.5, 1)`` (mixup with
-    Beta(1, 1), folded so that ``x_i`` keeps the larger share). Meant for distillation,
+    π is a random permutation of the batch (an image may be its own partner, about one
+    per batch) and ``λ_i ~ U(0.5, 1)`` (mixup with Beta(1, 1), folded so that ``x_i``
+    keeps the larger share). Meant for distillation,
     where the teacher labels the blended image itself ("function matching"), so no label
     is mixed; with ``λ_i ≥ 0.5`` a per-sample quantity of the blend (its KL, say) stays
     attributable to ``x_i``.
@@ -163,16 +164,21 @@ def random_mixup(x: torch.Tensor, *, generator: torch.Generator | None) -> torch
         generator: Random source of π and λ (``None``: the global generator).
 
     Returns:
-        Blended images ``(B, C, H, W)``, in the range of ``x``'s values (convex
-        combinations).
+        Blended images ``(B, C, H, W)``: convex combinations, so within the range of
+        ``x``'s values up to rounding.
+
+    Raises:
+        ValueError: ``x`` is not a floating-point ``(B, C, H, W)`` tensor.
 
     Example:
-        >>> x = torch.rand(4, 1, 8, 8)
-        >>> y = random_mixup(x, generator=torch.Generator().manual_seed(0))
-        >>> y.shape, bool(y.min() >= x.min()), bool(y.max() <= x.max())
-        (torch.Size([4, 1, 8, 8]), True, True)
+        >>> x = torch.stack([torch.zeros(1, 2, 2), torch.ones(1, 2, 2)])
+        >>> y = random_mixup(x, generator=torch.Generator().manual_seed(1))
+        >>> y.shape, bool(((y >= 0) & (y <= 1)).all())
+        (torch.Size([2, 1, 2, 2]), True)
     """
     _check_images(x)
+    if not x.is_floating_point():
+        raise ValueError(f"Expected `x` to be a floating-point tensor, got {x.dtype}")
     batch = x.shape[0]
     source = generator.device if generator is not None else x.device
     partner = torch.randperm(batch, generator=generator, device=source).to(x.device)

@@ -438,7 +438,7 @@ SSDKD_FASHION_MNIST = SSDKDConfig(
 )
 """SSD-KD at 28×28: a 6,000-image buffer (10% of 60k) kept a uniform sample of the 19,200
 images synthesised over 150 rounds, 60 KD steps per round (about 9 minutes on 2 AMD EPYC
-cores, 15 on 2 Intel Xeon cores at 2.6 GHz)."""
+cores; 15 minutes of synthesis + KD, 18 with evaluation, on 2 Intel Xeon cores)."""
 FAST2_FASHION_MNIST = FastDFKDConfig(
     **_FASHION_BUDGET, **_FASHION_GENERATOR, rounds=150, kd_steps=90
 )

@@ -34,10 +34,12 @@ def reservoir_slots(
         device: Device of the returned tensors (default: the generator's, else CPU).
 
     Returns:
-        ``(rows, slots)``: int64 tensors of equal length, the batch rows to write and
-        their distinct buffer slots. One host read per call (how many rows enter).
+        ``(rows, slots)``: int64 tensors of equal length, the batch rows to write (in
+        increasing order) and their distinct buffer slots. One host read per call (how
+        many rows enter).
 
     Raises:
+        TypeError: A count, index or capacity is not an ``int``.
         ValueError: A count or index is negative, ``capacity < 1``, or
             ``first_index < capacity``.
 
@@ -48,8 +50,10 @@ def reservoir_slots(
         True
     """
     for name, value in (("first_index", first_index), ("count", count), ("capacity", capacity)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"Expected `{name}` to be an int >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"Expected `{name}` to be an int, got {value!r}")
+        if value < 0:
+            raise ValueError(f"Expected `{name}` to be >= 0, got {value}")
     if capacity < 1:
         raise ValueError(f"Expected `capacity` to be >= 1, got {capacity}")
     if first_index < capacity:
@@ -64,10 +68,10 @@ def reservoir_slots(
     # floor(u · (t + 1)) is uniform on {0, ..., t}: below capacity with probability C/(t+1).
     slot = (draw * (index + 1)).floor().to(torch.int64)
     rows = torch.arange(count, device=source)
-    enter = slot < capacity
-    rows, slot = rows[enter], slot[enter]
-    # A slot drawn twice keeps the batch's later item.
-    last = torch.full((capacity,), -1, dtype=torch.int64, device=source)
+    # Items that do not enter go to an extra bin ``capacity``; a slot drawn twice keeps
+    # the batch's later item.
+    slot = slot.clamp_max(capacity)
+    last = torch.full((capacity + 1,), -1, dtype=torch.int64, device=source)
     last.scatter_reduce_(0, slot, rows, reduce="amax")
-    winner = last[slot] == rows
-    return rows[winner].to(out), slot[winner].to(out)
+    enter = ((slot < capacity) & (last[slot] == rows)).nonzero().squeeze(1)
+    return rows.index_select(0, enter).to(out), slot.index_select(0, enter).to(out)

@@ -18,6 +18,7 @@ from ssdkd.methods import (
     SSDKDConfig,
 )
 from ssdkd.methods.meta_synthesis import SynthesisOutput
+from ssdkd.sampling import reservoir_slots
 from tests.methods.tiny import IMAGE_SHAPE, NUM_CLASSES, build, make_student, make_teacher
 
 
@@ -180,6 +181,21 @@ def test_reservoir_refresh_keeps_images_of_early_rounds(tiny_ssdkd_config, monke
     # Each of the first 96 images (6 rounds) is kept with probability 40/192; none kept
     # would have probability (1 - 40/192)^96 < 1e-9.
     assert int((rounds["reservoir"] < 6).sum()) > 0
+
+
+def test_reservoir_refresh_counts_the_stream_from_the_first_image(tiny_ssdkd_config, monkeypatch):
+    """The stream index of a batch's first replacing image is the number of images made
+    before it: 40 at round 3 (8 of its 16 fill the last free slots), 48 at round 4."""
+    calls = []
+
+    def spy(first_index, count, capacity, **kwargs):
+        calls.append((first_index, count, capacity))
+        return reservoir_slots(first_index, count, capacity, **kwargs)
+
+    monkeypatch.setattr("ssdkd.methods.ssd_kd.reservoir_slots", spy)
+    method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, refresh_policy="reservoir"))
+    _fill(method, 4)
+    assert calls == [(40, 8, 40), (48, 16, 40)]
 
 
 def test_refresh_policy_is_independent_of_use_phi(tiny_ssdkd_config, monkeypatch):

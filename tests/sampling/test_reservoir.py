@@ -37,6 +37,7 @@ def test_a_batch_writes_what_the_sequential_algorithm_leaves(
     generator = torch.Generator().manual_seed(seed)
     rows, slots = reservoir_slots(first, count, capacity, generator=generator)
     assert rows.dtype == slots.dtype == torch.int64
+    assert torch.equal(rows, rows.sort().values)
     assert len(torch.unique(slots)) == len(slots)
     assert dict(zip(slots.tolist(), rows.tolist(), strict=True)) == _sequential(
         first, count, capacity, seed
@@ -68,15 +69,15 @@ def test_rows_and_slots_land_on_the_requested_device() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "error", "message"),
     [
-        ((5, 3, 10), "`first_index` >= `capacity` (10)"),
-        ((10, -1, 10), "`count` to be an int >= 0, got -1"),
-        ((10, 3, 0), "`capacity` to be >= 1, got 0"),
-        ((10.0, 3, 4), "`first_index` to be an int >= 0, got 10.0"),
-        ((10, True, 4), "`count` to be an int >= 0, got True"),
+        ((5, 3, 10), ValueError, "`first_index` >= `capacity` (10)"),
+        ((10, -1, 10), ValueError, "`count` to be >= 0, got -1"),
+        ((10, 3, 0), ValueError, "`capacity` to be >= 1, got 0"),
+        ((10.0, 3, 4), TypeError, "`first_index` to be an int, got 10.0"),
+        ((10, True, 4), TypeError, "`count` to be an int, got True"),
     ],
 )
-def test_bad_arguments_name_the_argument(args: tuple, message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+def test_bad_arguments_name_the_argument(args: tuple, error: type, message: str) -> None:
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
         reservoir_slots(*args)
