@@ -653,6 +653,7 @@ def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
         "iterations",
         "g_steps",
         "buffer_size",
+        "refresh_policy",
         "pool_size",
         "temperature",
         "student_lr",
