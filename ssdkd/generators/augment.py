@@ -154,10 +154,9 @@ def random_mixup(x: torch.Tensor, *, generator: torch.Generator | None) -> torch
 
     π is a random permutation of the batch (an image may be its own partner, about one
     per batch) and ``λ_i ~ U(0.5, 1)`` (mixup with Beta(1, 1), folded so that ``x_i``
-    keeps the larger share). Meant for distillation,
-    where the teacher labels the blended image itself ("function matching"), so no label
-    is mixed; with ``λ_i ≥ 0.5`` a per-sample quantity of the blend (its KL, say) stays
-    attributable to ``x_i``.
+    keeps the larger share). Meant for distillation, where the teacher labels the blended
+    image itself ("function matching"), so no label is mixed; with ``λ_i ≥ 0.5`` a
+    per-sample quantity of the blend (its KL, say) stays attributable to ``x_i``.
 
     Args:
         x: Images ``(B, C, H, W)``.
