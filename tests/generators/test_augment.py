@@ -88,7 +88,7 @@ def test_roll_wraps_pixels_around() -> None:
 
 
 def test_mixup_blends_each_image_with_one_partner_keeping_the_larger_share() -> None:
-    """Each output is λ·x_i + (1 − λ)·x_j with λ ∈ [0.5, 1] and the partners a permutation.
+    """Each output is λ·x_i + (1 − λ)·x_j with λ ∈ [0.5, 1], and some image is blended.
 
     Images with one distinct constant value each make λ and j readable from the output.
     """
