@@ -13,6 +13,16 @@ from typing import Any
 
 import torch
 
+ROOT = Path(__file__).resolve().parent.parent
+VALIDATION = 5000
+"""The calibration split: the last training images (the student never sees real images;
+nothing is tuned on the test set). ``calibration.py`` tunes there; ``efficiency.py`` also
+scores each final student there, to measure how far that split is from the test set."""
+FASHION_MNIST_TEACHER = ROOT / "benchmarks" / "teachers" / "fashion-mnist_small_cnn.pt"
+"""The Fashion-MNIST studies' teacher, kept in the repository: retraining gives another
+teacher (multi-threaded CPU training is not bit-reproducible), and a study that continues
+in a later sitting must distil the same one."""
+
 
 def machine_info() -> dict[str, Any]:
     """CPU model, core count, Python/torch versions and thread settings of this run, and

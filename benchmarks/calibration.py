@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import command_line, machine_info
+from _common import FASHION_MNIST_TEACHER, VALIDATION, command_line, machine_info
 
 from ssdkd.data import load_dataset
 from ssdkd.engine.teacher import load_teacher
@@ -39,9 +39,6 @@ from ssdkd.methods.diagnostics import within_class_diversity
 from ssdkd.models import create_model
 
 ROOT = Path(__file__).resolve().parent.parent
-VALIDATION = 5000
-"""The last images of the training set, held out from nothing (the student never sees
-real images) but kept apart from the test set, on which nothing is tuned."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument(
         "--teacher",
-        default=str(ROOT / "benchmarks" / "teachers" / "fashion-mnist_small_cnn.pt"),
+        default=str(FASHION_MNIST_TEACHER),
         help="teacher checkpoint (default: the Fashion-MNIST study's teacher)",
     )
     parser.add_argument("--student", default="tiny_cnn")

@@ -47,7 +47,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import command_line, machine_info, machine_line, write_section
+from _common import (
+    FASHION_MNIST_TEACHER,
+    VALIDATION,
+    command_line,
+    machine_info,
+    machine_line,
+    write_section,
+)
 
 import ssdkd
 from ssdkd.data import Dataset, load_dataset
@@ -77,14 +84,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 BUFFER_SHARES = (0.01, 0.05, 0.10, 0.20)
 """Buffer sizes of the ``buffer`` study, as shares of the training set."""
 PRESET_NAME = {"digits": "digits", "fashion-mnist": "fashion-mnist"}
-VALIDATION = 5000
-"""The last training images: ``benchmarks/calibration.py``'s validation split. A data-free
-run's final student is also evaluated there, to measure how far accuracy on that split
-(where the presets were calibrated) is from accuracy on the test set."""
-TEACHERS = {"fashion-mnist": ROOT / "benchmarks" / "teachers" / "fashion-mnist_small_cnn.pt"}
-"""The study's default teacher per dataset, kept in the repository: retraining gives another
-teacher (multi-threaded CPU training is not bit-reproducible), and a study that continues
-in a later sitting must distil the same one."""
+TEACHERS = {"fashion-mnist": FASHION_MNIST_TEACHER}
+"""The study's default teacher per dataset."""
 
 
 def _presets(dataset: str) -> dict[str, MethodConfig]:
