@@ -1,18 +1,24 @@
-"""Prioritized sampling: a float64 :class:`SumTree`, the probability/weight math, and
-:class:`PriorityBuffer`, the storage + policy that SSD-KD's distillation samples from.
+"""Prioritized sampling: a float64 :class:`SumTree`, the probability/weight math, a
+:class:`FieldStorage` of named tensors, a :class:`PrioritySampler` over slots, and
+:class:`PriorityBuffer`, the two composed, which SSD-KD's distillation samples from.
 
 See ``docs/benchmarks.md`` for speed and shared/design/SAMPLING.md for the semantics.
 """
 
 from ssdkd.sampling.buffer import PriorityBuffer, PrioritySample
 from ssdkd.sampling.reservoir import reservoir_slots
+from ssdkd.sampling.sampler import PriorityDraw, PrioritySampler
 from ssdkd.sampling.schedules import linear_schedule
+from ssdkd.sampling.storage import FieldStorage
 from ssdkd.sampling.sum_tree import SumTree
 from ssdkd.sampling.weights import importance_weights, priority_leaves, sampling_probabilities
 
 __all__ = [
+    "FieldStorage",
     "PriorityBuffer",
+    "PriorityDraw",
     "PrioritySample",
+    "PrioritySampler",
     "SumTree",
     "importance_weights",
     "linear_schedule",

@@ -1,10 +1,11 @@
-"""Argument checks and the last-write-wins resolution shared by SumTree and PriorityBuffer."""
+"""Argument checks and the last-write-wins resolution shared by the sampling components."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from ssdkd.sampling._backend import Array, ArrayOps
 
 
 def check_index_tensor(name: str, indices: object, bound: int, device: torch.device) -> Tensor:
@@ -64,35 +65,6 @@ def check_priority_values(name: str, values: object, n: int, device: torch.devic
     return values
 
 
-def last_write_positions(indices: Tensor, valid: Tensor | None = None) -> Tensor:
-    """For each position, the position of the write that wins for its index.
-
-    The winner of an index is its last *valid* write, or its last write when none is valid.
-    Giving every duplicate the winner's value makes scattered writes order-independent,
-    which is what deterministic results on every device need. No host sync.
-
-    Args:
-        indices: ``(B,)`` int64.
-        valid: Optional ``(B,)`` bool; invalid writes lose to any valid write.
-
-    Returns:
-        ``(B,)`` int64 positions into ``indices``.
-    """
-    b = indices.shape[0]
-    position = torch.arange(b, device=indices.device)
-    # One sort orders by index, then invalid before valid, then by position; the
-    # last element of each run of equal indices is therefore the winner.
-    key = indices * (2 * b) + position
-    if valid is not None:
-        key = key + valid.to(torch.int64) * b
-    sorted_key, order = torch.sort(key)
-    sorted_index = torch.div(sorted_key, 2 * b, rounding_mode="floor")
-    run_last = torch.searchsorted(sorted_index, sorted_index, right=True) - 1
-    winner = torch.empty_like(order)
-    winner[order] = order[run_last]
-    return winner
-
-
 def check_fields(
     fields: dict[str, Tensor], stored_fields: dict[str, Tensor], capacity: int, method: str
 ) -> int:
@@ -132,18 +104,31 @@ def check_fields(
     return n
 
 
-def last_write_positions_host(indices: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-    """numpy twin of :func:`last_write_positions` for the CPU fast path (same ordering)."""
+def last_write_positions(ops: ArrayOps, indices: Array, valid: Array | None = None) -> Array:
+    """For each position, the position of the write that wins for its index.
+
+    The winner of an index is its last *valid* write, or its last write when none is valid.
+    Giving every duplicate the winner's value makes scattered writes order-independent,
+    which is what deterministic results on every device need. No host sync on devices.
+
+    Args:
+        ops: The backend of the arrays.
+        indices: ``(B,)`` int64.
+        valid: Optional ``(B,)`` bool; invalid writes lose to any valid write.
+
+    Returns:
+        ``(B,)`` int64 positions into ``indices``.
+    """
     b = indices.shape[0]
-    key = indices * (2 * b) + np.arange(b)
+    # One sort orders by index, then invalid before valid, then by position; the
+    # last element of each run of equal indices is therefore the winner.
+    key = indices * (2 * b) + ops.arange(b)
     if valid is not None:
-        key += valid * b
-    if (key[1:] > key[:-1]).all():
+        key = key + valid * b
+    if ops.may_sync and bool((key[1:] > key[:-1]).all()):
         # Already ordered (indices straight from a sample are sorted): no sort needed.
-        return np.searchsorted(indices, indices, side="right") - 1
-    order = np.argsort(key)
-    sorted_index = key.take(order) // (2 * b)
-    run_last = np.searchsorted(sorted_index, sorted_index, side="right") - 1
-    winner = np.empty_like(order)
-    winner[order] = order.take(run_last)
-    return winner
+        return ops.searchsorted_right(indices, indices) - 1
+    order = ops.argsort(key)
+    sorted_index = ops.take(key, order) // (2 * b)
+    run_last = ops.searchsorted_right(sorted_index, sorted_index) - 1
+    return ops.scatter(order, ops.take(order, run_last))

@@ -1,4 +1,4 @@
-"""Schema and validation of :meth:`PriorityBuffer.state_dict` (checked before any write)."""
+"""Schemas and validation of the sampling components' state dicts (checked before any write)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ from torch import Tensor
 SCHEMA_VERSION = 1
 """Version of the state layout; bump it when keys or their meaning change."""
 
+_SAMPLER_KEYS = (
+    "alpha",
+    "beta",
+    "eps",
+    "weight_norm",
+    "stratified",
+    "size",
+    "raw_priorities",
+    "leaves",
+    "generator_state",
+)
+_STORAGE_KEYS = ("size", "cursor", "fields", "generations")
 _KEYS = (
     "schema_version",
     "capacity",
@@ -31,11 +43,7 @@ _KEYS = (
 
 def check_state(state: Any, capacity: int) -> None:
     """Raise ``ValueError`` unless ``state`` is a loadable buffer state of ``capacity``."""
-    if not isinstance(state, dict):
-        raise ValueError(f"Expected `state` to be a dict, got {type(state).__name__}")
-    missing = [key for key in _KEYS if key not in state]
-    if missing:
-        raise ValueError(f"Expected `state` to have keys {list(_KEYS)}, missing {missing}")
+    _check_keys(state, _KEYS)
     if state["schema_version"] != SCHEMA_VERSION:
         raise ValueError(
             f"Expected `state['schema_version']` == {SCHEMA_VERSION}, "
@@ -46,18 +54,13 @@ def check_state(state: Any, capacity: int) -> None:
             f"Expected `state['capacity']` == {capacity} (this buffer's capacity), "
             f"got {state['capacity']!r}"
         )
-    for key in ("alpha", "beta"):
-        value = state[key]
-        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ValueError(f"Expected `state[{key!r}]` in [0, 1], got {value!r}")
-    eps = state["eps"]
-    if not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
-        raise ValueError(f"Expected `state['eps']` to be a finite float > 0, got {eps!r}")
-    if state["weight_norm"] not in ("max", "batch", "mean"):
-        raise ValueError(
-            "Expected `state['weight_norm']` in ('max', 'batch', 'mean'), "
-            f"got {state['weight_norm']!r}"
-        )
+    check_storage_state(state, capacity)
+    check_sampler_state(state, capacity)
+
+
+def check_storage_state(state: Any, capacity: int) -> None:
+    """Raise ``ValueError`` unless ``state`` is a loadable :class:`FieldStorage` state."""
+    _check_keys(state, _STORAGE_KEYS)
     size, cursor = state["size"], state["cursor"]
     if not isinstance(size, int) or not 0 <= size <= capacity:
         raise ValueError(f"Expected `state['size']` in [0, {capacity}], got {size!r}")
@@ -72,16 +75,44 @@ def check_state(state: Any, capacity: int) -> None:
         )
     if size and not fields:
         raise ValueError(f"Expected stored fields for size {size}, got none")
+    _vector(state, "generations", capacity, floating=False)
+
+
+def check_sampler_state(state: Any, capacity: int) -> None:
+    """Raise ``ValueError`` unless ``state`` is a loadable :class:`PrioritySampler` state."""
+    _check_keys(state, _SAMPLER_KEYS)
+    for key in ("alpha", "beta"):
+        value = state[key]
+        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"Expected `state[{key!r}]` in [0, 1], got {value!r}")
+    eps = state["eps"]
+    if not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
+        raise ValueError(f"Expected `state['eps']` to be a finite float > 0, got {eps!r}")
+    if state["weight_norm"] not in ("max", "batch", "mean"):
+        raise ValueError(
+            "Expected `state['weight_norm']` in ('max', 'batch', 'mean'), "
+            f"got {state['weight_norm']!r}"
+        )
+    size = state["size"]
+    if not isinstance(size, int) or not 0 <= size <= capacity:
+        raise ValueError(f"Expected `state['size']` in [0, {capacity}], got {size!r}")
     raw = _vector(state, "raw_priorities", capacity, floating=True)
     if not bool(((raw >= 0) & (raw < math.inf)).all()):
         raise ValueError("Expected `state['raw_priorities']` to be finite and >= 0")
     leaves = _vector(state, "leaves", capacity, floating=True)
     if not bool(((leaves >= 0) & (leaves < math.inf)).all()):
         raise ValueError("Expected `state['leaves']` to be finite and >= 0")
-    _vector(state, "generations", capacity, floating=False)
     gen_state = state["generator_state"]
     if not isinstance(gen_state, Tensor) or gen_state.dtype != torch.uint8:
         raise ValueError("Expected `state['generator_state']` to be a uint8 tensor")
+
+
+def _check_keys(state: Any, keys: tuple[str, ...]) -> None:
+    if not isinstance(state, dict):
+        raise ValueError(f"Expected `state` to be a dict, got {type(state).__name__}")
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise ValueError(f"Expected `state` to have keys {list(keys)}, missing {missing}")
 
 
 def _vector(state: dict[str, Any], key: str, capacity: int, *, floating: bool) -> Tensor:

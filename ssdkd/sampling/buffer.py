@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from ssdkd.sampling._checks import (
-    check_fields,
-    check_index_shape,
-    check_index_tensor,
-    check_priority_shape,
-    check_priority_values,
-    last_write_positions,
-    last_write_positions_host,
-)
+from ssdkd.sampling._checks import check_index_shape, check_priority_shape
 from ssdkd.sampling._state import SCHEMA_VERSION, check_state
+from ssdkd.sampling.sampler import PrioritySampler
+from ssdkd.sampling.storage import FieldStorage
 from ssdkd.sampling.sum_tree import SumTree
-from ssdkd.sampling.weights import (
-    importance_weights,
-    importance_weights_host,
-    priority_leaves,
-    priority_leaves_host,
-    sampling_probabilities,
-)
 
 __all__ = ["PriorityBuffer", "PrioritySample"]
-
-_WEIGHT_NORMS = ("max", "batch", "mean")
 
 
 @dataclass(frozen=True)
@@ -57,6 +40,8 @@ class PrioritySample:
 class PriorityBuffer:
     """A ring buffer of named tensors sampled with ``P(i) ∝ (p_i + ε)^α``.
 
+    A :class:`~ssdkd.sampling.FieldStorage` (the items) composed with a
+    :class:`~ssdkd.sampling.PrioritySampler` (the priorities); each is usable alone.
     Semantics (prioritized experience replay, with the pitfalls of common implementations
     pinned down):
 
@@ -103,6 +88,8 @@ class PriorityBuffer:
         weight_norm: ``"max"`` (buffer-wide, default), ``"batch"`` or ``"mean"``; see above.
         stratified: Draw one mass per equal stratum of the total instead of independently.
         validate: Check values of inputs (syncs on CUDA); see above.
+        host: Run on numpy views (default: exactly on CPU); ``False`` runs the device code
+            path on CPU tensors, which the tests compare.
 
     Example:
         >>> import torch
@@ -129,104 +116,113 @@ class PriorityBuffer:
         weight_norm: str = "max",
         stratified: bool = False,
         validate: bool = True,
+        host: bool | None = None,
     ) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"Expected `capacity` to be an int >= 1, got {capacity!r}")
-        _check_unit("alpha", alpha)
-        _check_unit("beta", beta)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
-            raise ValueError(f"Expected `eps` to be a finite float > 0, got {eps!r}")
-        if weight_norm not in _WEIGHT_NORMS:
-            raise ValueError(f"Expected `weight_norm` in {_WEIGHT_NORMS}, got {weight_norm!r}")
-        self._device = torch.device(device) if device is not None else torch.device("cpu")
-        if generator is None:
-            generator = torch.Generator(device=self._device)
-            generator.manual_seed(int(torch.randint(0, 2**62, (1,))))
-        elif not isinstance(generator, torch.Generator):
-            raise TypeError(f"Expected `generator` to be a torch.Generator, got {generator!r}")
-        elif generator.device.type != self._device.type:
-            raise ValueError(
-                f"Expected `generator` on device type {self._device.type}, "
-                f"got {generator.device.type}"
-            )
-        self._capacity = capacity
-        self._alpha = float(alpha)
-        self._beta = float(beta)
-        self._eps = float(eps)
-        self._generator = generator
-        self.weight_norm = weight_norm
-        self.stratified = bool(stratified)
-        self.validate = bool(validate)
-        # Leaves are keyed by raw priority so the tree also yields the maximum raw priority.
-        self._tree = SumTree(capacity, device=self._device, track_max_key=True)
-        self._raw = torch.zeros(capacity, dtype=torch.float64, device=self._device)
-        self._generations = torch.zeros(capacity, dtype=torch.int64, device=self._device)
-        self._fields: dict[str, Tensor] = {}
-        self._size = 0
-        self._cursor = 0
-        # On CPU the hot paths run on numpy views of the same memory (numpy calls on a few
-        # hundred elements cost a fraction of a torch call); elsewhere everything is torch.
-        self._host = self._device.type == "cpu"
-        if self._host:
-            self._raw_np = self._raw.numpy()
-            self._generations_np = self._generations.numpy()
-            self._leaves_np = self._tree.leaves.numpy()
+        self._sampler = PrioritySampler(
+            capacity,
+            alpha=alpha,
+            beta=beta,
+            eps=eps,
+            device=device,
+            generator=generator,
+            weight_norm=weight_norm,
+            stratified=stratified,
+            validate=validate,
+            host=host,
+        )
+        self._storage = FieldStorage(capacity, device=self._sampler.device, host=host)
+        self.ops = self._sampler.ops
+
+    # ----------------------------------------------------------------- parts
+    @property
+    def sampler(self) -> PrioritySampler:
+        """The priorities and their draws (read it; write through the buffer)."""
+        return self._sampler
+
+    @property
+    def storage(self) -> FieldStorage:
+        """The stored items (read it; write through the buffer)."""
+        return self._storage
 
     # ----------------------------------------------------------------- properties
     @property
     def capacity(self) -> int:
         """Number of slots."""
-        return self._capacity
+        return self._storage.capacity
 
     @property
     def device(self) -> torch.device:
         """Device of storage, tree and generator."""
-        return self._device
+        return self._storage.device
 
     @property
     def tree(self) -> SumTree:
         """The sum tree over the leaves ``(p + ε)^α`` (read it; write through the buffer)."""
-        return self._tree
+        return self._sampler.tree
 
     @property
     def data(self) -> dict[str, Tensor]:
         """Stored fields of the live slots, ``(len, *shape)`` views (do not write to them)."""
-        return {name: value[: self._size] for name, value in self._fields.items()}
+        return self._storage.data
 
     @property
     def eps(self) -> float:
         """Offset ε added to raw priorities."""
-        return self._eps
+        return self._sampler.eps
 
     @property
     def alpha(self) -> float:
         """Prioritisation exponent α; setting it rebuilds every leaf from its raw priority."""
-        return self._alpha
+        return self._sampler.alpha
 
     @alpha.setter
     def alpha(self, value: float) -> None:
-        _check_unit("alpha", value)
-        self._alpha = float(value)
-        self._rebuild_trees()
+        self._sampler.alpha = value
 
     @property
     def beta(self) -> float:
         """Importance-sampling exponent β in [0, 1]."""
-        return self._beta
+        return self._sampler.beta
 
     @beta.setter
     def beta(self, value: float) -> None:
-        _check_unit("beta", value)
-        self._beta = float(value)
+        self._sampler.beta = value
+
+    @property
+    def weight_norm(self) -> str:
+        """Normalisation of the importance weights: ``"max"``, ``"batch"`` or ``"mean"``."""
+        return self._sampler.weight_norm
+
+    @weight_norm.setter
+    def weight_norm(self, value: str) -> None:
+        self._sampler.weight_norm = value
+
+    @property
+    def stratified(self) -> bool:
+        """Whether draws are stratified (one per equal-mass stratum)."""
+        return self._sampler.stratified
+
+    @stratified.setter
+    def stratified(self, value: bool) -> None:
+        self._sampler.stratified = bool(value)
+
+    @property
+    def validate(self) -> bool:
+        """Whether input values are checked (a host sync on CUDA)."""
+        return self._sampler.validate
+
+    @validate.setter
+    def validate(self, value: bool) -> None:
+        self._sampler.validate = bool(value)
 
     def __len__(self) -> int:
-        return self._size
+        return len(self._storage)
 
     def __repr__(self) -> str:
         return (
-            f"PriorityBuffer(len={self._size}, capacity={self._capacity}, alpha={self._alpha}, "
-            f"beta={self._beta}, eps={self._eps}, fields={sorted(self._fields)}, "
-            f"device={self._device})"
+            f"PriorityBuffer(len={len(self)}, capacity={self.capacity}, alpha={self.alpha}, "
+            f"beta={self.beta}, eps={self.eps}, fields={sorted(self.data)}, "
+            f"device={self.device})"
         )
 
     def priorities(self, indices: Tensor | None = None) -> Tensor:
@@ -236,9 +232,7 @@ class PriorityBuffer:
             indices: Optional ``(B,)`` slots (e.g. ``PrioritySample.indices``); only their
                 priorities are gathered, without copying the whole buffer's.
         """
-        if indices is None:
-            return self._raw[: self._size].clone()
-        return self._raw.index_select(0, check_index_shape("indices", indices, self._device))
+        return self._sampler.priorities(indices)
 
     def class_counts(self, field: str, num_classes: int) -> Tensor:
         """Histogram of an integer ``(capacity,)`` field over the live slots.
@@ -255,30 +249,7 @@ class PriorityBuffer:
             ValueError: The field is not one integer per item, or (with ``validate``) a
                 value lies outside ``[0, num_classes)``.
         """
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"Expected `num_classes` to be an int >= 1, got {num_classes!r}")
-        if not self._fields:
-            # Nothing stored yet (no schema either): every class has count 0.
-            return torch.zeros(num_classes, dtype=torch.int64, device=self._device)
-        if field not in self._fields:
-            raise KeyError(f"Expected `field` to be one of {sorted(self._fields)}, got {field!r}")
-        stored = self._fields[field]
-        if stored.dim() != 1 or stored.dtype.is_floating_point or stored.dtype == torch.bool:
-            raise ValueError(
-                f"Expected field {field!r} to hold one integer per item, got dtype "
-                f"{stored.dtype} and item shape {tuple(stored.shape[1:])}"
-            )
-        values = stored[: self._size].to(torch.int64)
-        if self.validate and values.numel():
-            bad = (values < 0) | (values >= num_classes)
-            if bool(bad.any()):
-                first = int(bad.nonzero()[0, 0])
-                raise ValueError(
-                    f"Expected `{field}` values in [0, {num_classes}), got "
-                    f"{int(values[first])} at slot {first}"
-                )
-        counts = torch.zeros(num_classes, dtype=torch.int64, device=self._device)
-        return counts.index_add_(0, values, torch.ones_like(values))
+        return self._storage.class_counts(field, num_classes, validate=self.validate)
 
     # ----------------------------------------------------------------- writing
     def extend(self, *, priorities: Tensor | None = None, **fields: Tensor) -> Tensor:
@@ -298,45 +269,17 @@ class PriorityBuffer:
             ValueError: Missing/extra fields, mismatched shapes, ``n > capacity`` or bad
                 priorities.
         """
-        n = check_fields(fields, self._fields, self._capacity, "extend")
-        raw = self._new_raw(priorities, n)
-        if n == 0:
-            return torch.zeros(0, dtype=torch.int64, device=self._device)
-        if not self._fields:
-            self._fields = {
-                name: torch.empty(
-                    (self._capacity, *value.shape[1:]), dtype=value.dtype, device=self._device
-                )
-                for name, value in fields.items()
-            }
-        start = self._cursor
-        first = min(n, self._capacity - start)
-        self._write_range(start, 0, first, fields, raw)
+        storage, sampler = self._storage, self._sampler
+        n = storage.check(fields)
+        raw = sampler.check_new(priorities, n)
+        start = storage.cursor
+        slots = storage.extend_unchecked(fields, n)
+        first = min(n, self.capacity - start)
+        if first:
+            sampler.set_range(start, raw[:first])
         if first < n:
-            self._write_range(0, first, n, fields, raw)
-        self._cursor = (start + n) % self._capacity
-        self._size = min(self._capacity, self._size + n)
-        if self._host:
-            return torch.from_numpy((np.arange(n) + start) % self._capacity)
-        return (torch.arange(n, device=self._device) + start) % self._capacity
-
-    def _write_range(
-        self, slot: int, lo: int, hi: int, fields: dict[str, Tensor], raw: Any
-    ) -> None:
-        """Write items ``[lo, hi)`` of ``fields``/``raw`` to slots ``slot, slot + 1, ...``."""
-        end = slot + hi - lo
-        for name, value in fields.items():
-            self._fields[name][slot:end].copy_(value[lo:hi])
-        if self._host:
-            part_np = self._raw_np[slot:end]
-            part_np[:] = raw[lo:hi]
-            self._generations_np[slot:end] += 1
-            self._tree.write_range(slot, self._leaves_host(part_np), part_np)
-        else:
-            part = raw[lo:hi]
-            self._raw[slot:end] = part
-            self._generations[slot:end] += 1
-            self._tree.write_range(slot, self._leaves_device(part), part)
+            sampler.set_range(0, raw[first:])
+        return slots
 
     def replace(self, slots: Tensor, priorities: Tensor | None = None, **fields: Tensor) -> Tensor:
         """Overwrite chosen live slots with new items (all fields required).
@@ -353,25 +296,12 @@ class PriorityBuffer:
             IndexError: A slot is not live (with ``validate``).
             ValueError: Repeated slots (with ``validate``), shapes, fields or priorities.
         """
-        if not self._fields:
-            raise ValueError("Expected a non-empty buffer to replace items in, got len 0")
-        if self.validate:
-            slots = check_index_tensor("slots", slots, self._size, self._device)
-            if slots.numel() != torch.unique(slots).numel():
-                raise ValueError(f"Expected `slots` to be distinct, got {slots.tolist()}")
-        else:
-            slots = check_index_shape("slots", slots, self._device)
-        n = check_fields(fields, self._fields, self._capacity, "replace")
-        if n != slots.shape[0]:
-            raise ValueError(f"Expected fields with {slots.shape[0]} rows (one per slot), got {n}")
-        raw = self._new_raw(priorities, n)
-        if self._host:
-            raw = torch.from_numpy(np.ascontiguousarray(raw))
-        for name, value in fields.items():
-            self._fields[name].index_copy_(0, slots, value.to(self._device))
-        self._raw.index_copy_(0, slots, raw)
-        self._generations.index_add_(0, slots, torch.ones_like(slots))
-        self._tree.write(slots, self._leaves_device(raw), raw)
+        storage = self._storage
+        n = storage.check_replace(slots, fields)
+        slots = storage.check_slots(slots, validate=self.validate)
+        raw = self._sampler.check_new(priorities, n)
+        storage.replace_unchecked(slots, fields)
+        self._sampler.set_unchecked(self.ops.view(slots), raw)
         return slots
 
     def update_priorities(
@@ -390,50 +320,23 @@ class PriorityBuffer:
             ValueError: Shape mismatches or bad priorities (with ``validate``: NaN/inf/< 0).
             IndexError: (with ``validate``) an index outside ``[0, len)``.
         """
-        indices = check_index_shape("indices", indices, self._device)
-        raw = check_priority_shape("priorities", priorities, indices.shape[0], self._device)
-        gens = None
+        device, ops, sampler = self.device, self.ops, self._sampler
+        indices = check_index_shape("indices", indices, device)
+        raw = check_priority_shape("priorities", priorities, indices.shape[0], device)
+        valid = None
         if generations is not None:
-            gens = check_index_shape("generations", generations, self._device)
+            gens = check_index_shape("generations", generations, device)
             if gens.shape != indices.shape:
                 raise ValueError(
                     f"Expected `generations` to have shape {tuple(indices.shape)}, "
                     f"got {tuple(gens.shape)}"
                 )
-        if indices.numel() == 0:
-            return
-        if self._host:
-            self._update_host(indices.numpy(), raw.numpy(), None if gens is None else gens.numpy())
-            return
-        if self.validate:
-            check_index_tensor("indices", indices, self._size, self._device)
-            check_priority_values("priorities", raw, raw.shape[0], self._device)
-        valid = None if gens is None else self._generations[indices] == gens
-        winner = last_write_positions(indices, valid)
-        new_raw = raw[winner]
-        if valid is not None:
-            # A stale winner means no valid write for that slot: keep its current value.
-            new_raw = torch.where(valid[winner], new_raw, self._raw[indices])
-        self._raw.index_copy_(0, indices, new_raw)
-        self._tree.write(indices, self._leaves_device(new_raw), new_raw)
-
-    def _update_host(self, idx: np.ndarray, raw: np.ndarray, gens: np.ndarray | None) -> None:
-        if self.validate:
-            # Two reductions each; NaN fails both comparisons. The torch checks rerun only
-            # to build the error message.
-            if not (idx.min() >= 0 and idx.max() < self._size):
-                check_index_tensor("indices", torch.from_numpy(idx), self._size, self._device)
-            if not (raw.min() >= 0 and raw.max() < math.inf):
-                check_priority_values("priorities", torch.from_numpy(raw), raw.size, self._device)
-        stored_raw = self._raw_np
-        valid = None if gens is None else self._generations_np.take(idx) == gens
-        winner = last_write_positions_host(idx, valid)
-        new_raw = raw.take(winner)
-        if valid is not None:
-            # A stale winner means no valid write for that slot: keep its current value.
-            new_raw = np.where(valid.take(winner), new_raw, stored_raw.take(idx))
-        stored_raw[idx] = new_raw
-        self._tree.write_host(idx, self._leaves_host(new_raw), new_raw)
+        index_array, raw_array = ops.view(indices), ops.view(raw)
+        sampler.check_update(index_array, raw_array)
+        if generations is not None and indices.numel():
+            stored = ops.take(self._storage.generation_array, index_array)
+            valid = stored == ops.view(gens)
+        sampler.update_unchecked(index_array, raw_array, valid)
 
     # ----------------------------------------------------------------- sampling
     def sample(self, batch_size: int) -> PrioritySample:
@@ -448,54 +351,15 @@ class PriorityBuffer:
         Raises:
             ValueError: ``batch_size < 1`` or the buffer is empty.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"Expected `batch_size` to be an int >= 1, got {batch_size!r}")
-        if self._size == 0:
-            raise ValueError("Expected a non-empty buffer to sample from, got len 0")
-        u = torch.rand(
-            batch_size, dtype=torch.float64, device=self._device, generator=self._generator
-        )
-        if self.stratified:
-            u = (torch.arange(batch_size, device=self._device) + u) / batch_size
-        # Sorted masses give the same multiset of i.i.d. draws, returned in slot order; the
-        # searches then hit nearby nodes in turn (several times faster than random keys).
-        if self._host:
-            u_host = u.numpy()
-            u_host.sort()
-            return self._sample_host(u_host)
-        u = torch.sort(u).values
-        total = self._tree.total
-        indices = self._tree.find(u * total, validate=False)
-        leaves = self._tree.leaves.index_select(0, indices)
-        min_leaf = self._tree.min if self.weight_norm == "max" else leaves.min()
-        weights = importance_weights(leaves, min_leaf, self._beta)
-        if self.weight_norm == "mean":
-            weights = weights / weights.mean()
+        draw = self._sampler.sample_array(batch_size)
+        ops = self.ops
+        indices = ops.tensor(draw.indices)
         return PrioritySample(
-            data={name: value.index_select(0, indices) for name, value in self._fields.items()},
+            data=self._storage.gather(indices),
             indices=indices,
-            weights=weights.to(torch.get_default_dtype()),
-            probabilities=sampling_probabilities(leaves, total),
-            generations=self._generations.index_select(0, indices),
-        )
-
-    def _sample_host(self, u: np.ndarray) -> PrioritySample:
-        """:meth:`sample` on numpy views (same numbers as the torch path, fewer µs)."""
-        tree = self._tree
-        total = tree.prefix_sums().numpy()[-1]
-        idx = tree.find_host(u * total)
-        leaves = self._leaves_np.take(idx)
-        min_leaf = tree.min_host() if self.weight_norm == "max" else float(leaves.min())
-        weights = importance_weights_host(leaves, min_leaf, self._beta)
-        if self.weight_norm == "mean":
-            weights /= weights.mean()
-        indices = torch.from_numpy(idx)
-        return PrioritySample(
-            data={name: value.index_select(0, indices) for name, value in self._fields.items()},
-            indices=indices,
-            weights=torch.from_numpy(weights).to(torch.get_default_dtype()),
-            probabilities=torch.from_numpy(leaves / total),
-            generations=torch.from_numpy(self._generations_np.take(idx)),
+            weights=ops.tensor_as(draw.weights, torch.get_default_dtype()),
+            probabilities=ops.tensor(draw.probabilities),
+            generations=ops.tensor(ops.take(self._storage.generation_array, draw.indices)),
         )
 
     # ----------------------------------------------------------------- state
@@ -504,25 +368,15 @@ class PriorityBuffer:
 
         Loads with ``torch.load(..., weights_only=True)``. Holds the schema version,
         capacity, hyper-parameters, size, cursor, stored fields, raw priorities,
-        generations, the tree's leaves (stored rather than recomputed: ``torch.pow`` may
-        differ by an ulp between its vectorised and scalar paths, and a reload must be
+        generations, the tree's leaves (stored rather than recomputed: ``pow`` may differ
+        by an ulp between its vectorised and scalar paths, and a reload must be
         bit-identical) and the generator state.
         """
         return {
             "schema_version": SCHEMA_VERSION,
-            "capacity": self._capacity,
-            "alpha": self._alpha,
-            "beta": self._beta,
-            "eps": self._eps,
-            "weight_norm": self.weight_norm,
-            "stratified": self.stratified,
-            "size": self._size,
-            "cursor": self._cursor,
-            "fields": {name: value.clone() for name, value in self._fields.items()},
-            "raw_priorities": self._raw.clone(),
-            "leaves": self._tree.leaves.clone(),
-            "generations": self._generations.clone(),
-            "generator_state": self._generator.get_state(),
+            "capacity": self.capacity,
+            **self._sampler.state_dict(),
+            **self._storage.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -532,59 +386,6 @@ class PriorityBuffer:
             ValueError: Different capacity or schema, missing keys or inconsistent values
                 (the buffer is then unchanged).
         """
-        check_state(state, self._capacity)
-        self._generator.set_state(state["generator_state"])
-        self._alpha = float(state["alpha"])
-        self._beta = float(state["beta"])
-        self._eps = float(state["eps"])
-        self.weight_norm = str(state["weight_norm"])
-        self.stratified = bool(state["stratified"])
-        self._size = int(state["size"])
-        self._cursor = int(state["cursor"])
-        self._fields = {k: v.to(self._device).clone() for k, v in state["fields"].items()}
-        # Copy into the existing tensors: the CPU fast path holds numpy views of them.
-        self._raw.copy_(state["raw_priorities"])
-        self._generations.copy_(state["generations"])
-        leaves = state["leaves"][: self._size].to(self._device, torch.float64)
-        live = self._raw[: self._size]
-        if self._host:
-            self._tree.rebuild(leaves.numpy(), live.numpy())
-        else:
-            self._tree.rebuild(leaves, live)
-
-    # ----------------------------------------------------------------- helpers
-    def _rebuild_trees(self) -> None:
-        live = self._raw[: self._size]
-        if self._host:
-            self._tree.rebuild(self._leaves_host(live.numpy()), live.numpy())
-        else:
-            self._tree.rebuild(self._leaves_device(live), live)
-
-    def _leaves_host(self, raw: np.ndarray) -> np.ndarray:
-        return priority_leaves_host(raw, self._alpha, self._eps)
-
-    def _leaves_device(self, raw: Tensor) -> Tensor:
-        return priority_leaves(raw, self._alpha, self._eps)
-
-    def _max_priority(self) -> Tensor:
-        """Maximum raw priority present (1.0 when empty), 0-dim float64, no sync."""
-        if self._size == 0:
-            return torch.ones((), dtype=torch.float64, device=self._device)
-        return self._tree.max_key
-
-    def _new_raw(self, priorities: Tensor | None, n: int) -> Any:
-        """Checked raw priorities of new items: numpy on CPU, a tensor on other devices."""
-        if priorities is None:
-            if self._host:
-                return np.full(n, self._tree.max_key_host() if self._size else 1.0)
-            return self._max_priority().expand(n)
-        if self.validate:
-            raw = check_priority_values("priorities", priorities, n, self._device)
-        else:
-            raw = check_priority_shape("priorities", priorities, n, self._device)
-        return raw.numpy() if self._host else raw
-
-
-def _check_unit(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"Expected `{name}` to be a float in [0, 1], got {value!r}")
+        check_state(state, self.capacity)
+        self._storage.load_state_dict(state)
+        self._sampler.load_state_dict(state)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import torch
 from torch import Tensor
 
+from ssdkd.sampling._backend import Array, ops_for
 from ssdkd.sampling._checks import check_index_tensor, check_priority_values, last_write_positions
 from ssdkd.sampling._levels import ReductionLevels
 
@@ -17,21 +15,21 @@ __all__ = ["SumTree"]
 class SumTree:
     """A float64 sum tree over ``capacity`` non-negative leaves, usable on its own.
 
-    Every parent is recomputed from its two children (never updated by deltas), so the
-    total cannot drift. Leaves are padded to a power of two, so any capacity ≥ 1 keeps leaf
+    Every parent is recomputed from its children (never updated by deltas), so the total
+    cannot drift. Leaves are padded to a power of two, so any capacity ≥ 1 keeps leaf
     order; the highest stored level is a flat row of at most 8192 nodes whose sequential
-    prefix sums give :attr:`total` (see :mod:`ssdkd.sampling._levels`). A second channel keeps
-    the minimum over *live* leaves (those ever written), so never-written slots cannot
-    drag it to zero.
+    prefix sums give :attr:`total` (see :mod:`ssdkd.sampling._levels`). A second channel
+    keeps the minimum over *live* leaves (those ever written), so never-written slots
+    cannot drag it to zero.
 
     :meth:`find` maps masses ``u ∈ [0, total]`` to leaves with ``prefix(i) ≤ u <
     prefix(i + 1)`` and **never returns a zero-mass leaf**: a mass at or beyond the total
     (possible through rounding) lands on the last positive leaf, and a descent that rounding
     would push into a zero-mass subtree stays on the positive side.
 
-    CPU and CUDA give identical indices whenever the partial sums are exact (the top row's
-    prefix sums are sequential on CPU and a parallel scan on CUDA, so otherwise they can
-    differ only for masses within rounding error of a boundary).
+    CPU and CUDA give identical indices whenever the partial sums are exact (sums are
+    sequential on CPU and may be parallel scans on CUDA, so otherwise they can differ only
+    for masses within rounding error of a boundary).
 
     Args:
         capacity: Number of leaves, ≥ 1.
@@ -39,6 +37,8 @@ class SumTree:
         track_max_key: Also keep the maximum of a second per-leaf value, a *key* given to
             the unchecked writers (``keys=``) and read with :attr:`max_key`;
             :class:`~ssdkd.sampling.PriorityBuffer` keys leaves by raw priority.
+        host: Run on numpy views of the tensors (default: exactly when on CPU); ``False``
+            runs the device code path on CPU tensors, which the tests compare.
 
     Example:
         >>> import torch
@@ -56,20 +56,23 @@ class SumTree:
         *,
         device: torch.device | str | None = None,
         track_max_key: bool = False,
+        host: bool | None = None,
     ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"Expected `capacity` to be an int >= 1, got {capacity!r}")
         self._device = torch.device(device) if device is not None else torch.device("cpu")
+        self.ops = ops_for(self._device, host=host)
         kinds = ("sum", "min", "max") if track_max_key else ("sum", "min")
-        self._levels = ReductionLevels(capacity, kinds, self._device)
+        self._levels = ReductionLevels(capacity, kinds, self._device, self.ops)
         self._track_max_key = track_max_key
-        # CPU trees run their hot loops on numpy views of the same memory.
-        self.host = self._levels.host is not None
         levels = self._levels
         self._leaves = levels.heaps[0][levels.width : levels.width + capacity]
-        self._top_sum = levels.heaps[0][levels.top : 2 * levels.top]
-        self._top_min = levels.heaps[1][levels.top : 2 * levels.top]
-        self._prefix: Tensor | None = None
+        self.leaf_array: Array = levels.leaf_views[0]
+        """The leaves as an array of :attr:`ops` (read only)."""
+        # Leading 0, then the inclusive prefix sums of the top row; valid while not stale.
+        self._prefix_tensor = torch.zeros(levels.top + 1, dtype=torch.float64, device=self._device)
+        self._prefix = self.ops.view(self._prefix_tensor)
+        self._stale = True
 
     @property
     def capacity(self) -> int:
@@ -90,12 +93,13 @@ class SumTree:
     @property
     def total(self) -> Tensor:
         """Sum of all leaves, a 0-dim float64 tensor on :attr:`device` (no host sync)."""
-        return self.prefix_sums()[-1]
+        self._prefix_array()
+        return self._prefix_tensor[-1]
 
     @property
     def min(self) -> Tensor:
         """Minimum over live leaves (``inf`` before any write), 0-dim float64 tensor."""
-        return self._top_min.min()
+        return torch.as_tensor(self.min_array(), device=self._device)
 
     @property
     def max_key(self) -> Tensor:
@@ -104,30 +108,31 @@ class SumTree:
         Raises:
             RuntimeError: The tree was built without ``track_max_key``.
         """
+        return torch.as_tensor(self.max_key_array(), device=self._device)
+
+    def min_array(self) -> Array:
+        """:attr:`min` as a 0-dim value of :attr:`ops` (a numpy scalar on CPU)."""
+        return self._levels.tops[1].min()
+
+    def max_key_array(self) -> Array:
+        """:attr:`max_key` as a 0-dim value of :attr:`ops` (a numpy scalar on CPU)."""
         if not self._track_max_key:
             raise RuntimeError("This SumTree was built with track_max_key=False")
-        return self._levels.heaps[2][self._levels.top : 2 * self._levels.top].max()
-
-    def max_key_host(self) -> float:
-        """:attr:`max_key` as a Python float via numpy (CPU trees; no torch call)."""
-        return float(self._levels.tops[2].max())
-
-    def min_host(self) -> float:
-        """:attr:`min` as a Python float via numpy (CPU trees; no torch call)."""
-        return float(self._levels.tops[1].min())
+        return self._levels.tops[2].max()
 
     def prefix_sums(self) -> Tensor:
-        """Inclusive prefix sums of the top row, monotone, shape ``(top,)``; cached."""
-        if self._prefix is None:
-            top = self._top_sum
-            scan = torch.cumsum(top, 0)
-            if not self.host:
-                # A parallel scan need not be monotone after rounding: force it, and let a
-                # zero-mass node repeat its predecessor's prefix so it can never be chosen.
-                # (torch's CPU scan is sequential: monotone, and exactly repeating the
-                # prefix over zero-mass nodes, which the search relies on.)
-                scan = torch.where(top > 0, scan, 0.0).cummax(0).values
-            self._prefix = scan
+        """Inclusive prefix sums of the top row, monotone, shape ``(top,)`` (a copy)."""
+        self._prefix_array()
+        return self._prefix_tensor[1:].clone()
+
+    def total_array(self) -> Array:
+        """:attr:`total` as a ``(1,)`` array of :attr:`ops`."""
+        return self._prefix_array()[-1:]
+
+    def _prefix_array(self) -> Array:
+        if self._stale:
+            self.ops.prefix_sums_(self._levels.tops[0], self._prefix)
+            self._stale = False
         return self._prefix
 
     def update(self, indices: Tensor, values: Tensor) -> None:
@@ -144,9 +149,11 @@ class SumTree:
         """
         indices = check_index_tensor("indices", indices, self.capacity, self._device)
         values = check_priority_values("values", values, indices.shape[0], self._device)
+        index_array, value_array = self.ops.view(indices), self.ops.view(values)
         # Every duplicate takes the winner's value, so the order of writes cannot matter.
-        values = values[last_write_positions(indices)]
-        self.write(indices, values, values if self._track_max_key else None)
+        value_array = self.ops.take(value_array, last_write_positions(self.ops, index_array))
+        keys = value_array if self._track_max_key else None
+        self.write_array(index_array, value_array, keys)
 
     def write(self, indices: Tensor, values: Tensor, keys: Tensor | None = None) -> None:
         """Unchecked leaf write for callers that validated and deduplicated already.
@@ -157,33 +164,27 @@ class SumTree:
             values: ``(B,)`` float64 values on :attr:`device`.
             keys: ``(B,)`` float64 keys (only with ``track_max_key``).
         """
-        if self.host:
-            self.write_host(indices.numpy(), values.numpy(), None if keys is None else keys.numpy())
-            return
+        view = self.ops.view
+        self.write_array(view(indices), view(values), None if keys is None else view(keys))
+
+    def write_array(self, indices: Array, values: Array, keys: Array | None = None) -> None:
+        """:meth:`write` with arrays of :attr:`ops`."""
         self._levels.write(indices, self._channels(values, keys))
-        self._prefix = None
+        self._stale = True
 
-    def write_host(
-        self, indices: np.ndarray, values: np.ndarray, keys: np.ndarray | None = None
-    ) -> None:
-        """:meth:`write` with numpy arrays, for CPU trees."""
-        self._levels.write(indices, self._channels(values, keys))
-        self._prefix = None
-
-    def write_range(self, start: int, values: Any, keys: Any = None) -> None:
-        """Unchecked write of the contiguous leaves ``[start, start + n)``.
-
-        ``values`` (and ``keys``) are numpy arrays on CPU trees and tensors otherwise.
-        """
+    def write_range(self, start: int, values: Array, keys: Array | None = None) -> None:
+        """Unchecked write of the contiguous leaves ``[start, start + n)`` (arrays of
+        :attr:`ops`)."""
         self._levels.write_range(start, self._channels(values, keys))
-        self._prefix = None
+        self._stale = True
 
-    def rebuild(self, values: Any, keys: Any = None) -> None:
-        """Unchecked: leaves ``[0, n)`` become ``values``, the others empty (numpy on CPU)."""
+    def rebuild(self, values: Array, keys: Array | None = None) -> None:
+        """Unchecked: leaves ``[0, n)`` become ``values``, the others empty (arrays of
+        :attr:`ops`)."""
         self._levels.rebuild(self._channels(values, keys))
-        self._prefix = None
+        self._stale = True
 
-    def _channels(self, values: Any, keys: Any) -> list[Any]:
+    def _channels(self, values: Array, keys: Array | None) -> list[Array]:
         if self._track_max_key != (keys is not None):
             raise ValueError(
                 f"Expected `keys` exactly when track_max_key=True ({self._track_max_key})"
@@ -205,9 +206,8 @@ class SumTree:
             ValueError: (with ``validate``) the total is 0 or a mass is negative or not finite.
         """
         masses = masses.to(device=self._device, dtype=torch.float64)
-        prefix = self.prefix_sums()
         if validate:
-            if not bool(prefix[-1] > 0):
+            if not bool(self.total > 0):
                 raise ValueError("Expected the tree's total to be > 0 to search it, got 0")
             bad = ~torch.isfinite(masses) | (masses < 0)
             if bool(bad.any()):
@@ -216,62 +216,47 @@ class SumTree:
                     f"Expected `masses` to be finite and >= 0, got {masses[first].item()!r} "
                     f"at position {first}"
                 )
-        if self.host:
-            return torch.from_numpy(self.find_host(masses.numpy()))
-        node, rest = self._top_step(masses, prefix)
-        return self._descend_protected(node, rest)
+        return self.ops.tensor(self.find_array(self.ops.view(masses.contiguous())))
 
-    def _top_step(self, masses: Tensor, prefix: Tensor) -> tuple[Tensor, Tensor]:
-        # Clamping to the float just below the total keeps every search strictly inside the
-        # top row; with a monotone prefix the first node whose prefix exceeds u is positive.
-        below = torch.nextafter(prefix[-1], prefix.new_tensor(float("-inf")))
-        u = torch.minimum(masses, below)
-        node = torch.searchsorted(prefix, u, right=True)
-        before = torch.cat([prefix.new_zeros(1), prefix])[node]
-        return node + self._levels.top, u - before
+    def find_array(self, masses: Array) -> Array:
+        """Unchecked :meth:`find` on an array of :attr:`ops` (masses are not modified).
 
-    def _descend_protected(self, node: Tensor, rest: Tensor) -> Tensor:
-        """Descent that never enters a zero-mass right subtree (torch, any device)."""
-        heap = self._levels.heaps[0]
-        width = self._levels.top
-        while width < self._levels.width:
-            width <<= 1
-            node = node * 2
-            left = heap[node]
-            # Going right requires mass there: rounding can leave u ≥ left although the
-            # right sibling is empty, and following it would end on a zero leaf.
-            go = (rest >= left) & (heap[node + 1] > 0)
-            rest = torch.where(go, rest - left, rest)
-            node = node + go
-        return node - self._levels.width
+        Where host reads are free (numpy), the descent runs unguarded and the rare rows
+        that rounding pushed onto a zero-mass leaf are redone guarded; elsewhere it always
+        runs guarded, so that it never synchronises.
+        """
+        ops = self.ops
+        prefix = self._prefix_array()
+        # Clamping to the float just below the total keeps every search inside the top row;
+        # with a monotone prefix the node whose prefix bracket holds u has positive mass.
+        u = ops.minimum(masses, ops.below(prefix[-1:]))
+        node = ops.searchsorted_right(prefix, u) - 1
+        rest = u - ops.take(prefix, node)
+        if not ops.may_sync:
+            return self._descend(node, rest, guarded=True)
+        leaf = self._descend(node, rest, guarded=False)
+        bad = ops.take(self.leaf_array, leaf) <= 0
+        if ops.any(bad):
+            leaf[bad] = self._descend(node[bad], rest[bad], guarded=True)
+        return leaf
 
-    def find_host(self, masses: np.ndarray) -> np.ndarray:
-        """Unchecked :meth:`find` on numpy arrays for the CPU fast path (CPU trees only)."""
-        prefix = self.prefix_sums().numpy()
-        levels = self._levels
-        u = np.minimum(masses, np.nextafter(prefix[-1], -np.inf))
-        top_node = np.searchsorted(prefix, u, side="right")
-        # prefix[j - 1] is the mass before top node j (none before node 0).
-        u -= np.where(top_node > 0, prefix.take(top_node - 1), 0.0)
-        start_node, start_rest = top_node + levels.top, u.copy()
-        heap = (levels.host or [])[0]
-        node = start_node.copy()
-        go = np.empty(u.shape, dtype=bool)
+    def _descend(self, node: Array, rest: Array, *, guarded: bool) -> Array:
+        """From top-row nodes with the mass ``rest`` left inside each, down to leaves.
+
+        A step goes right when the rest reaches the left child's mass; rounding can leave
+        the rest there although the right subtree is empty, and ``guarded`` then stays left.
+        """
+        ops, levels = self.ops, self._levels
+        heap = levels.arrays[0]
+        node = node + levels.top
         width = levels.top
         while width < levels.width:
             width <<= 1
-            node += node
-            left = heap.take(node)
-            np.greater_equal(u, left, out=go)
-            np.subtract(u, left, out=u, where=go)
-            node += go
-        # This unguarded descent (5 numpy calls per level) agrees with the guarded one
-        # unless it stepped into a zero-mass right subtree, which always ends on a zero
-        # leaf; those rare rows are redone with the guard.
-        bad = heap.take(node) <= 0
-        if bad.any():
-            fixed = self._descend_protected(
-                torch.from_numpy(start_node[bad]), torch.from_numpy(start_rest[bad])
-            )
-            node[bad] = fixed.numpy() + levels.width
+            node = node + node
+            left = ops.take(heap, node)
+            go = rest >= left
+            if guarded:
+                go = go & (ops.take(heap, node + 1) > 0)
+            rest = rest - left * go
+            node = node + go
         return node - levels.width

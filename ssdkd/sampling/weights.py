@@ -1,9 +1,15 @@
 """The probability and importance-weight math of prioritized sampling, as pure functions.
 
 With raw priorities ``p_i``, leaves ``l_i = (p_i + ε)^α`` and ``P(i) = l_i / Σ_j l_j``.
+
+Each function works on float64 torch tensors and numpy arrays alike (one formula; the
+sampler runs it on numpy views on CPU). torch and numpy may round ``pow`` differently by
+an ulp, which the tests allow for.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -11,36 +17,36 @@ from torch import Tensor
 
 __all__ = ["importance_weights", "priority_leaves", "sampling_probabilities"]
 
+ArrayT = TypeVar("ArrayT", Tensor, np.ndarray)
 
-def priority_leaves(raw: Tensor, alpha: float, eps: float) -> Tensor:
+_TINY = float(np.finfo(np.float64).tiny)
+
+
+def _float64(values: ArrayT) -> ArrayT:
+    if isinstance(values, Tensor) and values.dtype != torch.float64:
+        return values.to(torch.float64)
+    return values
+
+
+def priority_leaves(raw: ArrayT, alpha: float, eps: float) -> ArrayT:
     """Tree leaves from raw priorities: ``(raw + ε)^α``, applied exactly once.
 
     Args:
-        raw: ``(N,)`` non-negative raw priorities.
+        raw: ``(N,)`` non-negative raw priorities (a tensor is cast to float64).
         alpha: Prioritisation exponent α ≥ 0 (α = 0: uniform).
         eps: Offset ε > 0 that keeps every leaf positive.
 
     Returns:
-        ``(N,)`` float64 leaves.
+        ``(N,)`` float64 leaves, of the input's kind.
 
     Example:
         >>> priority_leaves(torch.tensor([0.0, 3.0], dtype=torch.float64), 0.5, 1.0)
         tensor([1., 2.], dtype=torch.float64)
     """
-    return torch.pow(raw.to(torch.float64) + eps, alpha)
+    return (_float64(raw) + eps) ** alpha
 
 
-def priority_leaves_host(raw: np.ndarray, alpha: float, eps: float) -> np.ndarray:
-    """numpy twin of :func:`priority_leaves` for the CPU fast path (same formula).
-
-    Example:
-        >>> priority_leaves_host(np.array([0.0, 3.0]), 0.5, 1.0)
-        array([1., 2.])
-    """
-    return np.power(raw + eps, alpha)
-
-
-def sampling_probabilities(leaves: Tensor, total: Tensor | float) -> Tensor:
+def sampling_probabilities(leaves: ArrayT, total: Tensor | float) -> ArrayT:
     """``P(i) = leaf_i / total``.
 
     Args:
@@ -54,10 +60,10 @@ def sampling_probabilities(leaves: Tensor, total: Tensor | float) -> Tensor:
         >>> sampling_probabilities(torch.tensor([1.0, 3.0], dtype=torch.float64), 4.0)
         tensor([0.2500, 0.7500], dtype=torch.float64)
     """
-    return leaves.to(torch.float64) / total
+    return _float64(leaves) / total
 
 
-def importance_weights(leaves: Tensor, min_leaf: Tensor | float, beta: float) -> Tensor:
+def importance_weights(leaves: ArrayT, min_leaf: Tensor | float, beta: float) -> ArrayT:
     """Importance-sampling weights normalised by their maximum, in ``(0, 1]``.
 
     The unnormalised weight of item i among N is ``(N · P(i))^(−β)``. It is largest for the
@@ -70,27 +76,14 @@ def importance_weights(leaves: Tensor, min_leaf: Tensor | float, beta: float) ->
 
     Args:
         leaves: ``(B,)`` leaves of the drawn items.
-        min_leaf: The normaliser's minimum leaf (> 0), a 0-dim tensor or float.
+        min_leaf: The normaliser's minimum leaf (> 0), a 0-dim value or float.
         beta: Correction exponent β ≥ 0 (β = 0: all ones).
 
     Returns:
-        ``(B,)`` float64 weights.
+        ``(B,)`` float64 weights, of the input's kind.
 
     Example:
         >>> importance_weights(torch.tensor([1.0, 4.0], dtype=torch.float64), 1.0, 0.5)
         tensor([1.0000, 0.5000], dtype=torch.float64)
     """
-    ratio = leaves.to(torch.float64) / min_leaf
-    return torch.pow(ratio, -beta).clamp_(min=torch.finfo(torch.float64).tiny, max=1.0)
-
-
-def importance_weights_host(leaves: np.ndarray, min_leaf: float, beta: float) -> np.ndarray:
-    """numpy twin of :func:`importance_weights` for the CPU fast path (same formula).
-
-    Example:
-        >>> importance_weights_host(np.array([1.0, 4.0]), 1.0, 0.5)
-        array([1. , 0.5])
-    """
-    weights = np.power(leaves / min_leaf, -beta)
-    np.maximum(weights, np.finfo(np.float64).tiny, out=weights)
-    return np.minimum(weights, 1.0, out=weights)
+    return ((_float64(leaves) / min_leaf) ** -beta).clip(_TINY, 1.0)

@@ -21,7 +21,7 @@ def snapshot(buf: PriorityBuffer) -> list[torch.Tensor]:
     state = buf.state_dict()
     tensors = [state["raw_priorities"], state["generations"], state["generator_state"]]
     tensors += [state["fields"][k] for k in sorted(state["fields"])]
-    tensors += list(buf._tree._levels.heaps)
+    tensors += list(buf.tree._levels.heaps)
     numbers = [state[k] for k in ("size", "cursor", "alpha", "beta", "eps")]
     return [t.clone() for t in tensors] + [torch.tensor(numbers, dtype=torch.float64)]
 
@@ -140,9 +140,8 @@ def test_one_zero_priority_does_not_switch_off_mean_or_batch_normalised_weights(
     raw = torch.linspace(0.05, 0.55, n, dtype=torch.float64)
     means = {}
     for norm in ("max", "batch", "mean"):
-        buf = make(n, alpha=0.6, beta=1.0, weight_norm=norm)
-        if device_path == "torch":
-            buf._host = False  # the device code path, run on CPU tensors
+        # host=False: the device code path, run on CPU tensors.
+        buf = make(n, alpha=0.6, beta=1.0, weight_norm=norm, host=device_path == "host")
         buf.extend(x=torch.arange(n), priorities=raw.clone())
         buf.update_priorities(torch.tensor([0]), torch.zeros(1))
         means[norm] = float(torch.stack([buf.sample(256).weights for _ in range(20)]).mean())

@@ -199,7 +199,7 @@ class BufferMachine(RuleBasedStateMachine):
         assert abs(total - reference) <= 1e-12 * reference
         if self.size:
             assert self.buf.tree.min.item() == leaves[: self.size].min()
-            assert self.buf._max_priority().item() == self.default_priority()
+            assert self.buf.sampler.max_priority().item() == self.default_priority()
         else:
             assert self.buf.tree.min.item() == math.inf
 

@@ -27,14 +27,14 @@ def filled(values: list[float] | np.ndarray, capacity: int | None = None) -> Sum
 def check_structure(tree: SumTree) -> None:
     """Every stored parent equals the reduction of its two children; padding is inert."""
     levels = tree._levels
-    for heap, op in zip(levels.host or [], (np.add, np.minimum), strict=True):
+    for heap, op in zip(levels.arrays, (np.add, np.minimum), strict=True):
         width = levels.width
         while width > levels.top:
             width >>= 1
             parents = heap[width : 2 * width]
             children = heap[2 * width : 4 * width]
             np.testing.assert_array_equal(parents, op(children[0::2], children[1::2]))
-    assert (levels.host or [])[0][levels.width + tree.capacity :].sum() == 0
+    assert levels.arrays[0][levels.width + tree.capacity :].sum() == 0
 
 
 def test_capacity_must_be_positive_int() -> None:
@@ -130,16 +130,16 @@ def test_bracket_holds_within_rounding_for_random_floats() -> None:
 
 
 def test_numpy_descent_matches_guarded_torch_descent() -> None:
-    """The CPU fast path and the device path (run here on CPU) return identical leaves."""
+    """The CPU fast path (numpy, unguarded descent + repair of zero-leaf rows) and the
+    device path (torch, always guarded; run here on CPU) return identical leaves."""
     rng = np.random.default_rng(2)
     values = rng.random(3 * TOP_WIDTH + 5)
     values[rng.random(values.size) < 0.5] = 0.0
-    tree = filled(values)
+    trees = [SumTree(values.size, host=host) for host in (True, False)]
+    for tree in trees:
+        tree.update(torch.arange(values.size), torch.from_numpy(values))
     masses = f64(np.concatenate([adversarial_masses(values), rng.random(3000) * values.sum()]))
-    fast = tree.find(masses)
-    tree.host = False  # take the torch path on the same memory
-    tree._prefix = None
-    assert torch.equal(tree.find(masses), fast)
+    assert torch.equal(trees[0].find(masses), trees[1].find(masses))
 
 
 @pytest.mark.slow

@@ -16,7 +16,6 @@ from ssdkd.sampling import (
     priority_leaves,
     sampling_probabilities,
 )
-from ssdkd.sampling.weights import importance_weights_host
 
 positive = st.floats(min_value=1e-12, max_value=1e12)
 
@@ -32,9 +31,10 @@ def test_weights_are_in_unit_interval_with_one_at_the_minimum(
     assert (w > 0).all()
     assert (w <= 1).all()
     assert (w[x == x.min()] == 1).all()
-    np.testing.assert_allclose(
-        importance_weights_host(x.numpy(), x.min().item(), beta), w.numpy(), rtol=1e-14
-    )
+    # The same formula on a numpy array (the CPU fast path) agrees to pow's rounding.
+    host = importance_weights(x.numpy(), x.min().item(), beta)
+    assert isinstance(host, np.ndarray)
+    np.testing.assert_allclose(host, w.numpy(), rtol=1e-14)
 
 
 @pytest.mark.property
