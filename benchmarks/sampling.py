@@ -7,14 +7,22 @@ calls, on one torch thread. cpprb is a comparison only and is used when installe
 
     OMP_NUM_THREADS=1 python benchmarks/sampling.py            # full table
     OMP_NUM_THREADS=1 python benchmarks/sampling.py --quick    # smoke run (seconds)
+
+With ``--baseline DIR`` (a checkout of another version, e.g. ``git worktree add /tmp/base
+HEAD~1``) that version's PriorityBuffer is timed too, in a fresh process per (N, B) right
+after this version's, so a change is measured against its predecessor in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,29 +134,69 @@ def bench_cpprb(n: int, b: int, repeats: int) -> tuple[float, ...] | None:
     return sample, update, extend, median_us(step, repeats)
 
 
+IMPLEMENTATIONS = ("priority-buffer", "flat", "cpprb")
+
+
+def bench_baseline(checkout: Path, n: int, b: int, repeats: int) -> tuple[float, ...] | None:
+    """Time ``checkout``'s PriorityBuffer with this script, in a fresh process."""
+    command = [sys.executable, __file__, "--sizes", str(n), "--batch-sizes", str(b)]
+    command += ["--repeats", str(repeats), "--implementations", "priority-buffer", "--rows-only"]
+    env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("|")]
+    if len(rows) != 1:
+        return None
+    return tuple(float(cell) for cell in rows[0].strip("| \n").split("|")[3:])
+
+
+def commit_of(checkout: Path) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or str(checkout)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and repeats (smoke)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument(
+        "--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS)
+    )
+    parser.add_argument("--baseline", type=Path, help="checkout of another version to compare")
+    parser.add_argument("--rows-only", action="store_true", help="print the table rows only")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.batch_sizes, args.repeats = [1000], [64], 5
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, numpy {np.__version__}, 1 thread, {args.repeats} repeats")
-    print(HEADER)
-    print("|---:|---:|---|---:|---:|---:|---:|")
+    if not args.rows_only:
+        versions = f"torch {torch.__version__}, numpy {np.__version__}"
+        print(f"{versions}, 1 thread, {args.repeats} repeats")
+        print(HEADER)
+        print("|---:|---:|---|---:|---:|---:|---:|")
+    benches: dict[str, tuple[str, Callable[[int, int, int], tuple[float, ...] | None]]] = {
+        "priority-buffer": ("PriorityBuffer", bench_priority_buffer),
+        "flat": ("flat + torch.multinomial", bench_flat),
+        "cpprb": ("cpprb PrioritizedReplayBuffer", bench_cpprb),
+    }
     for n in args.sizes:
         for b in args.batch_sizes:
             if b > n:
                 continue  # extend by B items needs B <= N
             rows = [
-                ("PriorityBuffer", bench_priority_buffer(n, b, args.repeats)),
-                ("flat + torch.multinomial", bench_flat(n, b, args.repeats)),
-                ("cpprb PrioritizedReplayBuffer", bench_cpprb(n, b, args.repeats)),
+                (benches[key][0], benches[key][1](n, b, args.repeats))
+                for key in IMPLEMENTATIONS
+                if key in args.implementations
             ]
+            if args.baseline is not None:
+                label = f"PriorityBuffer at {commit_of(args.baseline)}"
+                rows.insert(1, (label, bench_baseline(args.baseline, n, b, args.repeats)))
             for name, result in rows:
                 if result is not None:
                     cells = " | ".join(f"{t:.0f}" for t in result)

@@ -93,8 +93,8 @@ class ArrayOps(Protocol):
         """``0, 1, ..., n - 1`` as int64."""
         ...
 
-    def full(self, n: int, value: float) -> Array:
-        """A float64 array of ``n`` copies of ``value``."""
+    def repeat(self, value: Array | float, n: int) -> Array:
+        """``n`` copies of a float or 0-dim value, float64 (possibly a read-only view)."""
         ...
 
     def where(self, condition: Array, a: Array, b: Array) -> Array:
@@ -178,7 +178,7 @@ class _NumpyOps:
     def arange(self, n: int) -> Array:
         return np.arange(n, dtype=np.int64)
 
-    def full(self, n: int, value: float) -> Array:
+    def repeat(self, value: Array | float, n: int) -> Array:
         return np.full(n, value, dtype=np.float64)
 
     def where(self, condition: Array, a: Array, b: Array) -> Array:
@@ -256,7 +256,9 @@ class _TorchOps:
     def arange(self, n: int) -> Array:
         return torch.arange(n, device=self.device)
 
-    def full(self, n: int, value: float) -> Array:
+    def repeat(self, value: Array | float, n: int) -> Array:
+        if isinstance(value, Tensor):
+            return value.to(torch.float64).expand(n)  # a view: no copy, no host read
         return torch.full((n,), value, dtype=torch.float64, device=self.device)
 
     def where(self, condition: Array, a: Array, b: Array) -> Array:

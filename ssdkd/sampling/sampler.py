@@ -245,7 +245,7 @@ class PrioritySampler:
     def check_new(self, priorities: Tensor | None, n: int) -> Array:
         """Checked raw priorities of ``n`` new items as an array of :attr:`ops`."""
         if priorities is None:
-            return self.ops.full(n, 1.0) * self._default_raw()
+            return self.ops.repeat(self._default_raw(), n)
         if self.validate:
             raw = check_priority_values("priorities", priorities, n, self._device)
         else:
@@ -307,12 +307,18 @@ class PrioritySampler:
         if indices.shape[0] == 0:
             return
         ops = self.ops
-        winner = last_write_positions(ops, indices, valid)
-        new_raw = ops.take(raw, winner)
-        if valid is not None:
+        if ops.may_sync and bool((indices[1:] > indices[:-1]).all()):
+            # Distinct and ascending (a sample's order, unless it drew a slot twice): every
+            # write wins its slot.
+            new_raw, winner_valid = raw, valid
+        else:
+            winner = last_write_positions(ops, indices, valid)
+            new_raw = ops.take(raw, winner)
+            winner_valid = None if valid is None else ops.take(valid, winner)
+        if winner_valid is not None:
             # A stale winner means no valid write for that slot: keep its current value.
             stored = ops.take(self._raw_array, indices)
-            new_raw = ops.where(ops.take(valid, winner), new_raw, stored)
+            new_raw = ops.where(winner_valid, new_raw, stored)
         self._raw_array[indices] = new_raw
         self._tree.write_array(indices, self._leaves(new_raw), new_raw)
 

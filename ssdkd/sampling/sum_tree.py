@@ -231,6 +231,8 @@ class SumTree:
         # with a monotone prefix the node whose prefix bracket holds u has positive mass.
         u = ops.minimum(masses, ops.below(prefix[-1:]))
         node = ops.searchsorted_right(prefix, u) - 1
+        if self._levels.top == self._levels.width:
+            return node  # no levels: the top row holds the leaves
         rest = u - ops.take(prefix, node)
         if not ops.may_sync:
             return self._descend(node, rest, guarded=True)

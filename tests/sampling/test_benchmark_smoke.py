@@ -10,10 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_sampling_benchmark_quick_run_prints_table() -> None:
+def run_quick(*extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "sampling.py"), "--quick"],
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sampling.py"), "--quick", *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -21,9 +21,24 @@ def test_sampling_benchmark_quick_run_prints_table() -> None:
         cwd=ROOT,
         check=False,
     )
+
+
+def test_sampling_benchmark_quick_run_prints_table() -> None:
+    result = run_quick()
     assert result.returncode == 0, result.stderr
     assert (
         "| N | B | implementation | sample µs | update µs | extend µs | full step µs |"
         in result.stdout
     )
     assert "PriorityBuffer" in result.stdout
+
+
+def test_baseline_checkout_is_timed_in_the_same_table() -> None:
+    """``--baseline`` times another checkout's PriorityBuffer (here: this one) beside it."""
+    result = run_quick("--baseline", str(ROOT), "--implementations", "priority-buffer")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "| PriorityBuffer" in line]
+    assert len(rows) == 2
+    baseline = [cell.strip() for cell in rows[1].strip("|").split("|")]
+    assert baseline[2].startswith("PriorityBuffer at ")
+    assert all(float(cell) > 0 for cell in baseline[3:])
