@@ -1,11 +1,17 @@
 """Prioritized sampling: a float64 :class:`SumTree`, the probability/weight math, a
-:class:`FieldStorage` of named tensors, a :class:`PrioritySampler` over slots, and
-:class:`PriorityBuffer`, the two composed, which SSD-KD's distillation samples from.
+:class:`FieldStorage` of named tensors, a :class:`PrioritySampler` over slots,
+:class:`PriorityBuffer`, the two composed, which SSD-KD's distillation samples from, and
+the global reductions a data-parallel loop needs (:mod:`ssdkd.sampling.collective`).
 
-See ``docs/benchmarks.md`` for speed and shared/design/SAMPLING.md for the semantics.
+See ``docs/concepts/sampling.md`` for the semantics and ``docs/benchmarks.md`` for speed.
 """
 
 from ssdkd.sampling.buffer import PriorityBuffer, PrioritySample
+from ssdkd.sampling.collective import (
+    all_reduce_sum,
+    global_class_counts,
+    global_mean_normalized,
+)
 from ssdkd.sampling.reservoir import reservoir_slots
 from ssdkd.sampling.sampler import PriorityDraw, PrioritySampler
 from ssdkd.sampling.schedules import linear_schedule
@@ -20,6 +26,9 @@ __all__ = [
     "PrioritySample",
     "PrioritySampler",
     "SumTree",
+    "all_reduce_sum",
+    "global_class_counts",
+    "global_mean_normalized",
     "importance_weights",
     "linear_schedule",
     "priority_leaves",

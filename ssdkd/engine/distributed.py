@@ -1,0 +1,137 @@
+"""The process group of a ``torchrun`` launch, detected from the environment.
+
+``torchrun`` (and any launcher following its convention) sets ``WORLD_SIZE``, ``RANK``,
+``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in every process. Without them, or with
+``WORLD_SIZE=1``, a run is single-process and nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DEFAULT_TIMEOUT_S", "ProcessGroupInfo", "init_from_environment", "shard_range"]
+
+DEFAULT_TIMEOUT_S = 300.0
+"""Seconds a collective waits for the other ranks before failing (never a silent hang)."""
+
+
+@dataclass(frozen=True)
+class ProcessGroupInfo:
+    """Where this process stands in a data-parallel job."""
+
+    rank: int
+    """Global rank in ``[0, world_size)``."""
+    world_size: int
+    """Number of processes in the job."""
+    local_rank: int
+    """Rank on this node (selects the GPU)."""
+    backend: str
+    """``"nccl"`` (CUDA) or ``"gloo"`` (CPU)."""
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is rank 0, the one that writes logs, plots and the progress bar."""
+        return self.rank == 0
+
+
+def _env_int(env: Mapping[str, str], name: str, low: int, high: int | None) -> int:
+    raw = env.get(name)
+    if raw is None:
+        raise ValueError(f"Expected environment variable {name} to be set (torchrun sets it)")
+    try:
+        value = int(raw)
+    except ValueError:
+        message = f"Expected environment variable {name} to be an int, got {raw!r}"
+        raise ValueError(message) from None
+    if value < low or (high is not None and value >= high):
+        bound = f"[{low}, {high})" if high is not None else f">= {low}"
+        raise ValueError(f"Expected environment variable {name} in {bound}, got {value}")
+    return value
+
+
+def init_from_environment(
+    *,
+    backend: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> ProcessGroupInfo | None:
+    """Join the process group that ``torchrun`` describes in the environment.
+
+    Args:
+        backend: ``"nccl"`` or ``"gloo"``; default: nccl when CUDA is available, else gloo.
+        timeout_s: Seconds a collective waits for the other ranks before it raises.
+        env: The environment to read (default: ``os.environ``).
+
+    Returns:
+        The rank's :class:`ProcessGroupInfo`, or ``None`` for a single-process run
+        (``WORLD_SIZE`` unset or 1). An already initialised default group is reused.
+
+    Raises:
+        ValueError: A torchrun variable is missing or malformed, or a bad argument.
+    """
+    env = os.environ if env is None else env
+    if not timeout_s > 0:
+        raise ValueError(f"Expected `timeout_s` > 0, got {timeout_s!r}")
+    if backend not in (None, "nccl", "gloo"):
+        raise ValueError(f"Expected `backend` in (None, 'nccl', 'gloo'), got {backend!r}")
+    if "WORLD_SIZE" not in env:
+        return None
+    world_size = _env_int(env, "WORLD_SIZE", 1, None)
+    if world_size == 1:
+        return None
+    rank = _env_int(env, "RANK", 0, world_size)
+    local_rank = _env_int(env, "LOCAL_RANK", 0, world_size)
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        address = env.get("MASTER_ADDR")
+        port = _env_int(env, "MASTER_PORT", 1, 65536)
+        if not address:
+            raise ValueError(
+                "Expected environment variable MASTER_ADDR to be set (torchrun sets it)"
+            )
+        host = f"[{address}]" if ":" in address and not address.startswith("[") else address
+        dist.init_process_group(
+            backend=backend,
+            init_method=f"tcp://{host}:{port}",
+            rank=rank,
+            world_size=world_size,
+            timeout=timedelta(seconds=timeout_s),
+        )
+    elif dist.get_world_size() != world_size or dist.get_rank() != rank:
+        raise ValueError(
+            f"Expected the initialised process group to match WORLD_SIZE={world_size} and "
+            f"RANK={rank}, got world size {dist.get_world_size()} and rank {dist.get_rank()}"
+        )
+    else:
+        backend = str(dist.get_backend())
+    return ProcessGroupInfo(rank, world_size, local_rank, backend)
+
+
+def shard_range(total: int, rank: int, world_size: int) -> tuple[int, int]:
+    """This rank's contiguous share ``[start, stop)`` of ``total`` items.
+
+    The first ``total % world_size`` ranks get one item more, so shares differ by at most
+    one and together cover ``[0, total)`` exactly once.
+
+    Example:
+        >>> [shard_range(10, r, 3) for r in range(3)]
+        [(0, 4), (4, 7), (7, 10)]
+    """
+    for name, value in (("total", total), ("rank", rank), ("world_size", world_size)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"Expected `{name}` to be an int, got {value!r}")
+    if world_size < 1 or total < 0 or not 0 <= rank < world_size:
+        raise ValueError(
+            f"Expected total >= 0, world_size >= 1 and rank in [0, world_size), got "
+            f"total={total}, rank={rank}, world_size={world_size}"
+        )
+    base, extra = divmod(total, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
