@@ -1,6 +1,6 @@
 """A process of the ``torchrun`` tests: runs one scenario, writes ``rank<R>.json``.
 
-    python -m torch.distributed.run --nproc-per-node 2 tests/distributed_worker.py SCENARIO OUT
+python -m torch.distributed.run --nproc-per-node 2 tests/distributed_worker.py SCENARIO OUT
 """
 
 from __future__ import annotations

@@ -394,13 +394,16 @@ class PrioritySampler:
         self._size = int(state["size"])
         # Copy into the existing tensor: the array view shares its memory.
         self._raw.copy_(state["raw_priorities"])
-        leaves = state["leaves"][: self._size].to(self._device, torch.float64)
-        self._tree.rebuild(self.ops.view(leaves.contiguous()), self._raw_array[: self._size])
+        leaves = self.ops.view(state["leaves"][: self._size].to(self._device, torch.float64))
+        # A slot never given a priority has leaf 0 (every set leaf is > 0, as ε > 0).
+        self._tree.rebuild(leaves, self._raw_array[: self._size], leaves > 0)
 
     # ----------------------------------------------------------------- helpers
     def _rebuild(self) -> None:
         live = self._raw_array[: self._size]
-        self._tree.rebuild(self._leaves(live), live)
+        # Slots never given a priority (leaf 0; every set leaf is > 0) keep no mass.
+        written = self._tree.leaf_array[: self._size] > 0
+        self._tree.rebuild(self.ops.where(written, self._leaves(live), 0.0), live, written)
 
     def _leaves(self, raw: Array) -> Array:
         return priority_leaves(raw, self._alpha, self._eps)

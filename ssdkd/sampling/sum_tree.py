@@ -178,10 +178,22 @@ class SumTree:
         self._levels.write_range(start, self._channels(values, keys))
         self._stale = True
 
-    def rebuild(self, values: Array, keys: Array | None = None) -> None:
+    def rebuild(
+        self, values: Array, keys: Array | None = None, written: Array | None = None
+    ) -> None:
         """Unchecked: leaves ``[0, n)`` become ``values``, the others empty (arrays of
-        :attr:`ops`)."""
-        self._levels.rebuild(self._channels(values, keys))
+        :attr:`ops`).
+
+        ``written`` (bool, ``(n,)``) marks which of them count as written for :attr:`min`
+        and :attr:`max_key` (default: all).
+        """
+        channels = self._channels(values, keys)
+        if written is not None:
+            ops = self.ops
+            channels[1] = ops.where(written, values, float("inf"))
+            if keys is not None:
+                channels[2] = ops.where(written, keys, float("-inf"))
+        self._levels.rebuild(channels)
         self._stale = True
 
     def _channels(self, values: Array, keys: Array | None) -> list[Array]:

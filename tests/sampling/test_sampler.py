@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ssdkd.sampling import PriorityBuffer, PrioritySampler
 from ssdkd.sampling._levels import TOP_WIDTH
@@ -39,6 +40,21 @@ def test_size_is_one_past_the_highest_live_slot_and_gaps_are_never_drawn() -> No
     assert sampler.size == 6
     drawn = torch.cat([sampler.sample(64).indices for _ in range(20)])
     assert set(drawn.tolist()) == {0, 1, 5}
+
+
+def test_rebuilds_keep_slots_never_given_a_priority_massless() -> None:
+    """Regression: rebuilding the leaves (an ``alpha`` change, a state reload) gave a slot
+    below ``size`` that never received a priority the leaf ``(0 + ε)^α`` (1 at α = 0), so
+    it was drawn and its 0 dragged the live minimum of the ``"max"`` normalisation."""
+    sampler = make(4, alpha=0.5)
+    sampler.set(torch.tensor([2]), torch.tensor([3.0]))
+    sampler.alpha = 0.0
+    reloaded = make(4)
+    reloaded.load_state_dict(sampler.state_dict())
+    for s in (sampler, reloaded):
+        assert s.tree.leaves.tolist() == [0.0, 0.0, 1.0, 0.0]
+        assert s.tree.min.item() == 1.0
+        assert set(s.sample(64).indices.tolist()) == {2}
 
 
 def test_new_items_get_the_current_maximum_raw_priority() -> None:
@@ -207,3 +223,89 @@ def test_numpy_and_torch_paths_agree_below_the_top_row() -> None:
         ops.append(("step", (batch, list(rng.random(batch) ** 4))))
         ops.append(("extend", (batch, None)))
     run_both(capacity, 0, ops)
+
+
+# --------------------------------------------------------------------------------------
+# the sampler alone against a plain float64 model
+
+
+class SamplerMachine(RuleBasedStateMachine):
+    """Model: a raw priority per slot (NaN = never set) and the live prefix ``size``."""
+
+    @initialize(
+        capacity=st.integers(1, 40),
+        alpha=st.sampled_from([0.0, 0.6, 1.0]),
+        beta=st.sampled_from([0.0, 0.4, 1.0]),
+        weight_norm=st.sampled_from(["max", "batch", "mean"]),
+        seed=st.integers(0, 2**31),
+    )
+    def setup(self, capacity: int, alpha: float, beta: float, weight_norm: str, seed: int) -> None:
+        self.sampler = make(capacity, seed, alpha=alpha, beta=beta, weight_norm=weight_norm)
+        self.capacity, self.alpha = capacity, alpha
+        self.raw = np.full(capacity, np.nan)
+
+    def size(self) -> int:
+        live = np.flatnonzero(~np.isnan(self.raw))
+        return int(live.max()) + 1 if live.size else 0
+
+    def default(self) -> float:
+        live = self.raw[~np.isnan(self.raw)]
+        return float(live.max()) if live.size else 1.0
+
+    @rule(data=st.data())
+    def set_slots(self, data: st.DataObject) -> None:
+        slots = data.draw(st.lists(st.integers(0, self.capacity - 1), min_size=1, unique=True))
+        given = data.draw(st.none() | st.lists(priority, min_size=len(slots), max_size=len(slots)))
+        if given is None:
+            self.sampler.set(torch.tensor(slots))
+            self.raw[slots] = self.default()
+        else:
+            self.sampler.set(torch.tensor(slots), torch.tensor(given, dtype=torch.float64))
+            self.raw[slots] = given
+
+    @precondition(lambda self: self.size() > 0)
+    @rule(data=st.data())
+    def update(self, data: st.DataObject) -> None:
+        live = np.flatnonzero(~np.isnan(self.raw)).tolist()
+        idx = data.draw(st.lists(st.sampled_from(live), min_size=1, max_size=10))
+        values = data.draw(st.lists(priority, min_size=len(idx), max_size=len(idx)))
+        valid = data.draw(st.lists(st.booleans(), min_size=len(idx), max_size=len(idx)))
+        self.sampler.update(
+            torch.tensor(idx), torch.tensor(values, dtype=torch.float64), torch.tensor(valid)
+        )
+        for i, v, ok in zip(idx, values, valid, strict=True):  # sequential: last valid wins
+            if ok:
+                self.raw[i] = v
+
+    @precondition(lambda self: self.size() > 0)
+    @rule(batch=st.integers(1, 48))
+    def sample(self, batch: int) -> None:
+        draw = self.sampler.sample(batch)
+        idx = draw.indices.numpy()
+        assert (np.diff(idx) >= 0).all()  # slot order
+        assert not np.isnan(self.raw[idx]).any()  # only slots that were given a priority
+        leaves = self.sampler.tree.leaves.numpy()
+        np.testing.assert_allclose(draw.probabilities.numpy(), leaves[idx] / leaves.sum())
+        assert np.isfinite(draw.weights.numpy()).all()
+        assert (draw.weights.numpy() > 0).all()
+
+    @rule(alpha=st.sampled_from([0.0, 0.3, 1.0]))
+    def set_alpha(self, alpha: float) -> None:
+        self.sampler.alpha = alpha
+        self.alpha = alpha
+
+    @invariant()
+    def matches_model(self) -> None:
+        size = self.size()
+        assert self.sampler.size == size
+        live = ~np.isnan(self.raw[:size])
+        got = self.sampler.priorities().numpy()
+        np.testing.assert_array_equal(got[live], self.raw[:size][live])
+        leaves = self.sampler.tree.leaves.numpy()
+        expected = np.where(live, (np.nan_to_num(self.raw[:size]) + 1e-6) ** self.alpha, 0.0)
+        np.testing.assert_allclose(leaves[:size], expected, rtol=5e-16)
+        assert (leaves[size:] == 0).all()
+        assert self.sampler.max_priority().item() == self.default()
+
+
+TestSamplerMachine = pytest.mark.property(SamplerMachine.TestCase)
