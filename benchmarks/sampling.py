@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import ssdkd
 from ssdkd.sampling import PriorityBuffer
 
 ALPHA, BETA, EPS = 0.6, 0.4, 1e-6
@@ -143,6 +144,9 @@ def bench_baseline(checkout: Path, n: int, b: int, repeats: int) -> tuple[float,
     command += ["--repeats", str(repeats), "--implementations", "priority-buffer", "--rows-only"]
     env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    source = next((line for line in out.splitlines() if line.startswith("# ssdkd: ")), "")
+    if not Path(source.removeprefix("# ssdkd: ")).resolve().is_relative_to(checkout.resolve()):
+        raise RuntimeError(f"the baseline run imported {source!r}, not the one in {checkout}")
     rows = [line for line in out.splitlines() if line.startswith("|")]
     if len(rows) != 1:
         return None
@@ -175,7 +179,9 @@ def main(argv: list[str] | None = None) -> None:
         args.sizes, args.batch_sizes, args.repeats = [1000], [64], 5
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    if not args.rows_only:
+    if args.rows_only:
+        print(f"# ssdkd: {Path(ssdkd.__file__).parent}")
+    else:
         versions = f"torch {torch.__version__}, numpy {np.__version__}"
         print(f"{versions}, 1 thread, {args.repeats} repeats")
         print(HEADER)

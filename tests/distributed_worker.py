@@ -43,7 +43,7 @@ def dead_rank(rank: int, world: int) -> dict[str, object]:
 
 def main() -> None:
     scenario, out = sys.argv[1], Path(sys.argv[2])
-    info = init_from_environment(timeout_s=20.0)
+    info = init_from_environment(backend="gloo", timeout_s=20.0)
     assert info is not None
     result = {"scenario": scenario, "rank": info.rank, "world": info.world_size}
     result |= {"collectives": collectives, "dead-rank": dead_rank}[scenario](

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ class ProcessGroupInfo:
     local_rank: int
     """Rank on this node (selects the GPU)."""
     backend: str
-    """``"nccl"`` (CUDA) or ``"gloo"`` (CPU)."""
+    """The process group's backend: ``"gloo"``, ``"nccl"`` or ``"cpu:gloo,cuda:nccl"``."""
 
     @property
     def is_main(self) -> bool:
@@ -64,7 +65,9 @@ def init_from_environment(
     """Join the process group that ``torchrun`` describes in the environment.
 
     Args:
-        backend: ``"nccl"`` or ``"gloo"``; default: nccl when CUDA is available, else gloo.
+        backend: ``"nccl"`` or ``"gloo"``; default: NCCL for CUDA tensors and gloo for CPU
+            tensors when CUDA is available (each rank then uses the GPU of its local
+            rank), else gloo.
         timeout_s: Seconds a collective waits for the other ranks before it raises.
         env: The environment to read (default: ``os.environ``).
 
@@ -76,8 +79,12 @@ def init_from_environment(
         ValueError: A torchrun variable is missing or malformed, or a bad argument.
     """
     env = os.environ if env is None else env
-    if not timeout_s > 0:
-        raise ValueError(f"Expected `timeout_s` > 0, got {timeout_s!r}")
+    if (
+        isinstance(timeout_s, bool)
+        or not isinstance(timeout_s, (int, float))
+        or not 0 < timeout_s < math.inf
+    ):
+        raise ValueError(f"Expected `timeout_s` to be a finite number > 0, got {timeout_s!r}")
     if backend not in (None, "nccl", "gloo"):
         raise ValueError(f"Expected `backend` in (None, 'nccl', 'gloo'), got {backend!r}")
     if "WORLD_SIZE" not in env:
@@ -88,7 +95,11 @@ def init_from_environment(
     rank = _env_int(env, "RANK", 0, world_size)
     local_rank = _env_int(env, "LOCAL_RANK", 0, world_size)
     if backend is None:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        # With CUDA: NCCL for CUDA tensors and gloo for CPU ones (class histograms of a
+        # CPU buffer, say); each rank drives the GPU of its local rank.
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+    if "nccl" in backend:
+        torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         address = env.get("MASTER_ADDR")
         port = _env_int(env, "MASTER_PORT", 1, 65536)

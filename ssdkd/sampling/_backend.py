@@ -48,20 +48,16 @@ class ArrayOps(Protocol):
         """A tensor of ``array``'s values in ``dtype``."""
         ...
 
-    def take(self, array: Array, index: Array) -> Array:
-        """``array[index]`` for a 1-D array, or rows of a 2-D one."""
+    def take(self, array: Array, index: Array, axis: int = 0) -> Array:
+        """The entries of ``array`` at ``index`` along ``axis``."""
         ...
 
-    def take_along_rows(self, array: Array, column: Array) -> Array:
-        """``array[r, column[r]]`` for every row ``r`` of a 2-D array."""
+    def stack(self, arrays: list[Array]) -> Array:
+        """Equal-length 1-D arrays as the rows of a new 2-D array."""
         ...
 
     def searchsorted_right(self, sorted_values: Array, values: Array) -> Array:
         """For each value, the number of entries of ``sorted_values`` that are ≤ it."""
-        ...
-
-    def cumsum(self, array: Array, axis: int) -> Array:
-        """Inclusive prefix sums along ``axis`` (sequential on CPU)."""
         ...
 
     def prefix_sums_(self, values: Array, out: Array) -> Array:
@@ -71,10 +67,6 @@ class ArrayOps(Protocol):
         (a zero-mass node can then never be chosen): true of a sequential scan, and forced
         after a parallel one.
         """
-        ...
-
-    def count_le(self, rows: Array, values: Array) -> Array:
-        """Per row ``r`` of a 2-D array, how many entries are ≤ ``values[r]`` (int64)."""
         ...
 
     def sort(self, array: Array) -> Array:
@@ -109,18 +101,6 @@ class ArrayOps(Protocol):
         """Element-wise maximum of two arrays."""
         ...
 
-    def clip_(self, array: Array, low: float, high: float) -> Array:
-        """Clamp ``array`` to ``[low, high]`` in place and return it."""
-        ...
-
-    def amin_rows(self, array: Array) -> Array:
-        """Minimum of each row of a 2-D array."""
-        ...
-
-    def amax_rows(self, array: Array) -> Array:
-        """Maximum of each row of a 2-D array."""
-        ...
-
     def below(self, value: Array) -> Array:
         """The largest float64 strictly below ``value`` (a 0-dim array)."""
         ...
@@ -145,24 +125,18 @@ class _NumpyOps:
             return torch.from_numpy(array.astype(_NUMPY_DTYPES[dtype], copy=False))
         return torch.from_numpy(array).to(dtype)
 
-    def take(self, array: Array, index: Array) -> Array:
-        return array.take(index, axis=0)
+    def take(self, array: Array, index: Array, axis: int = 0) -> Array:
+        return array.take(index, axis=axis)
 
-    def take_along_rows(self, array: Array, column: Array) -> Array:
-        return np.take_along_axis(array, column[:, None], axis=1)[:, 0]
+    def stack(self, arrays: list[Array]) -> Array:
+        return np.stack(arrays)
 
     def searchsorted_right(self, sorted_values: Array, values: Array) -> Array:
         return sorted_values.searchsorted(values, side="right")
 
-    def cumsum(self, array: Array, axis: int) -> Array:
-        return array.cumsum(axis=axis)
-
     def prefix_sums_(self, values: Array, out: Array) -> Array:
         np.cumsum(values, out=out[1:])
         return out
-
-    def count_le(self, rows: Array, values: Array) -> Array:
-        return np.count_nonzero(rows <= values[:, None], axis=1)
 
     def sort(self, array: Array) -> Array:
         return np.sort(array)
@@ -190,15 +164,6 @@ class _NumpyOps:
     def maximum(self, a: Array, b: Array) -> Array:
         return np.maximum(a, b)
 
-    def clip_(self, array: Array, low: float, high: float) -> Array:
-        return np.clip(array, low, high, out=array)
-
-    def amin_rows(self, array: Array) -> Array:
-        return array.min(axis=1)
-
-    def amax_rows(self, array: Array) -> Array:
-        return array.max(axis=1)
-
     def below(self, value: Array) -> Array:
         return np.nextafter(value, -np.inf)
 
@@ -222,17 +187,14 @@ class _TorchOps:
     def tensor_as(self, array: Array, dtype: torch.dtype) -> Tensor:
         return array.to(dtype)
 
-    def take(self, array: Array, index: Array) -> Array:
-        return array.index_select(0, index)
+    def take(self, array: Array, index: Array, axis: int = 0) -> Array:
+        return array.index_select(axis, index)
 
-    def take_along_rows(self, array: Array, column: Array) -> Array:
-        return array.gather(1, column[:, None])[:, 0]
+    def stack(self, arrays: list[Array]) -> Array:
+        return torch.stack(arrays)
 
     def searchsorted_right(self, sorted_values: Array, values: Array) -> Array:
         return torch.searchsorted(sorted_values, values, right=True)
-
-    def cumsum(self, array: Array, axis: int) -> Array:
-        return array.cumsum(axis)
 
     def prefix_sums_(self, values: Array, out: Array) -> Array:
         scan = values.cumsum(0)
@@ -240,9 +202,6 @@ class _TorchOps:
         # zero-mass node repeat its predecessor's prefix.
         out[1:] = torch.where(values > 0, scan, 0.0).cummax(0).values
         return out
-
-    def count_le(self, rows: Array, values: Array) -> Array:
-        return (rows <= values[:, None]).sum(1)
 
     def sort(self, array: Array) -> Array:
         return torch.sort(array).values
@@ -270,17 +229,9 @@ class _TorchOps:
     def maximum(self, a: Array, b: Array) -> Array:
         return torch.maximum(a, b)
 
-    def clip_(self, array: Array, low: float, high: float) -> Array:
-        return array.clamp_(low, high)
-
-    def amin_rows(self, array: Array) -> Array:
-        return array.amin(1)
-
-    def amax_rows(self, array: Array) -> Array:
-        return array.amax(1)
-
     def below(self, value: Array) -> Array:
-        return torch.nextafter(value, value.new_tensor(float("-inf")))
+        # full_like, not new_tensor: a new_tensor on CUDA copies from the host (a sync).
+        return torch.nextafter(value, torch.full_like(value, float("-inf")))
 
     def any(self, mask: Array) -> bool:
         return bool(mask.any())

@@ -37,6 +37,17 @@ def check_index_shape(name: str, indices: object, device: torch.device) -> Tenso
     return indices.to(device=device, dtype=torch.int64)
 
 
+def check_mask(name: str, mask: object, n: int, device: torch.device) -> Tensor:
+    """Type and shape check of a ``(n,)`` bool tensor; returns it on ``device``."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"Expected `{name}` to be a torch.Tensor, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"Expected `{name}` to be a bool tensor, got dtype {mask.dtype}")
+    if tuple(mask.shape) != (n,):
+        raise ValueError(f"Expected `{name}` to have shape ({n},), got {tuple(mask.shape)}")
+    return mask if mask.device == device else mask.to(device)
+
+
 def check_priority_shape(name: str, values: object, n: int, device: torch.device) -> Tensor:
     """Type and shape check of a priority vector; returns detached float64 on ``device``."""
     if not isinstance(values, Tensor):

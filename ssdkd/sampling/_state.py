@@ -41,8 +41,9 @@ _KEYS = (
 )
 
 
-def check_state(state: Any, capacity: int) -> None:
-    """Raise ``ValueError`` unless ``state`` is a loadable buffer state of ``capacity``."""
+def check_state(state: Any, capacity: int, generator: torch.Generator) -> None:
+    """Raise ``ValueError`` unless ``state`` is a loadable buffer state of ``capacity``
+    whose generator state fits ``generator``."""
     _check_keys(state, _KEYS)
     if state["schema_version"] != SCHEMA_VERSION:
         raise ValueError(
@@ -55,7 +56,7 @@ def check_state(state: Any, capacity: int) -> None:
             f"got {state['capacity']!r}"
         )
     check_storage_state(state, capacity)
-    check_sampler_state(state, capacity)
+    check_sampler_state(state, capacity, generator)
 
 
 def check_storage_state(state: Any, capacity: int) -> None:
@@ -78,8 +79,9 @@ def check_storage_state(state: Any, capacity: int) -> None:
     _vector(state, "generations", capacity, floating=False)
 
 
-def check_sampler_state(state: Any, capacity: int) -> None:
-    """Raise ``ValueError`` unless ``state`` is a loadable :class:`PrioritySampler` state."""
+def check_sampler_state(state: Any, capacity: int, generator: torch.Generator) -> None:
+    """Raise ``ValueError`` unless ``state`` is a loadable :class:`PrioritySampler` state
+    for a sampler of ``capacity`` drawing from ``generator``."""
     _check_keys(state, _SAMPLER_KEYS)
     for key in ("alpha", "beta"):
         value = state[key]
@@ -105,6 +107,12 @@ def check_sampler_state(state: Any, capacity: int) -> None:
     gen_state = state["generator_state"]
     if not isinstance(gen_state, Tensor) or gen_state.dtype != torch.uint8:
         raise ValueError("Expected `state['generator_state']` to be a uint8 tensor")
+    expected = generator.get_state().numel()
+    if gen_state.numel() != expected:
+        raise ValueError(
+            f"Expected `state['generator_state']` of {expected} bytes (a {generator.device.type} "
+            f"generator's state), got {gen_state.numel()}"
+        )
 
 
 def _check_keys(state: Any, keys: tuple[str, ...]) -> None:

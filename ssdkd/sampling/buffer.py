@@ -386,6 +386,6 @@ class PriorityBuffer:
             ValueError: Different capacity or schema, missing keys or inconsistent values
                 (the buffer is then unchanged).
         """
-        check_state(state, self.capacity)
-        self._storage.load_state_dict(state)
+        check_state(state, self.capacity, self._sampler.generator)
         self._sampler.load_state_dict(state)
+        self._storage.load_state_dict(state)

@@ -80,12 +80,17 @@ def global_class_counts(counts: Tensor, group: dist.ProcessGroup | None = None) 
 def global_mean_normalized(weights: Tensor, group: dist.ProcessGroup | None = None) -> Tensor:
     """Importance weights rescaled so that the *global* batch's weights have mean 1.
 
-    Each rank passes its own share's unnormalised (or max-normalised) weights; the result
-    is ``w / (Σ_ranks Σ w / Σ_ranks B)``. In one process this is ``w / w.mean()``, the
-    ``"mean"`` normalisation of :class:`~ssdkd.sampling.PrioritySampler`.
+    Each rank passes its share's weights on a scale common to all ranks, such as
+    ``P(i)^(−β)`` with ``P(i)`` the draw's probability (per-rank normalised weights, e.g.
+    ``"max"``, are on different scales and give wrong results); the result is
+    ``w / (Σ_ranks Σ w / Σ_ranks B)``. In one process this is ``w / w.mean()``, the
+    ``"mean"`` normalisation of :class:`~ssdkd.sampling.PrioritySampler`. With equal
+    shares ``B`` on every rank, the mean over ranks of each rank's mean weighted loss is
+    the global batch's mean weighted loss (with unequal shares, scale rank r's loss by
+    ``B_r · N / Σ B``).
 
     Args:
-        weights: ``(B,)`` positive floating weights of this rank (``B`` may differ per rank).
+        weights: ``(B,)`` positive floating weights of this rank.
         group: The process group (default: the default group).
 
     Returns:

@@ -12,6 +12,7 @@ from ssdkd.sampling._backend import Array
 from ssdkd.sampling._checks import (
     check_index_shape,
     check_index_tensor,
+    check_mask,
     check_priority_shape,
     check_priority_values,
     last_write_positions,
@@ -160,6 +161,11 @@ class PrioritySampler:
         return self._device
 
     @property
+    def generator(self) -> torch.Generator:
+        """The source of the draws' randomness."""
+        return self._generator
+
+    @property
     def size(self) -> int:
         """One past the highest slot ever given a priority (0 when none)."""
         return self._size
@@ -209,11 +215,17 @@ class PrioritySampler:
         """Raw priorities, float64 (a copy): of slots ``[0, size)``, or of ``indices``."""
         if indices is None:
             return self._raw[: self._size].clone()
-        return self._raw.index_select(0, check_index_shape("indices", indices, self._device))
+        if self.validate:
+            indices = check_index_tensor("indices", indices, self._size, self._device)
+        else:
+            indices = check_index_shape("indices", indices, self._device)
+        return self._raw.index_select(0, indices)
 
     def max_priority(self) -> Tensor:
         """Maximum raw priority stored (1.0 when none), 0-dim float64, no host sync."""
-        return torch.as_tensor(self._default_raw(), dtype=torch.float64, device=self._device)
+        if self._size == 0:
+            return torch.ones((), dtype=torch.float64, device=self._device)
+        return torch.as_tensor(self._tree.max_key_array(), device=self._device)
 
     # ----------------------------------------------------------------- writing
     def set(self, slots: Tensor, priorities: Tensor | None = None) -> None:
@@ -281,10 +293,8 @@ class PrioritySampler:
         """
         indices = check_index_shape("indices", indices, self._device)
         raw = check_priority_shape("priorities", priorities, indices.shape[0], self._device)
-        if valid is not None and tuple(valid.shape) != tuple(indices.shape):
-            raise ValueError(
-                f"Expected `valid` to have shape {tuple(indices.shape)}, got {tuple(valid.shape)}"
-            )
+        if valid is not None:
+            valid = check_mask("valid", valid, indices.shape[0], self._device)
         view = self.ops.view
         index_array, raw_array = view(indices), view(raw)
         self.check_update(index_array, raw_array)
@@ -384,7 +394,7 @@ class PrioritySampler:
         Raises:
             ValueError: Missing keys or inconsistent values (the sampler is then unchanged).
         """
-        check_sampler_state(state, self._capacity)
+        check_sampler_state(state, self._capacity, self._generator)
         self._generator.set_state(state["generator_state"])
         self._alpha = float(state["alpha"])
         self._beta = float(state["beta"])

@@ -120,7 +120,8 @@ class FieldStorage:
             return torch.zeros(0, dtype=torch.int64, device=self._device)
         if not self._fields:
             self._fields = {
-                name: torch.empty(
+                # Zeros, not empty: unwritten slots must not leak old memory into checkpoints.
+                name: torch.zeros(
                     (self._capacity, *value.shape[1:]), dtype=value.dtype, device=self._device
                 )
                 for name, value in fields.items()

@@ -52,8 +52,9 @@ def test_malformed_torchrun_environment_names_the_variable(
 
 
 def test_bad_arguments_are_named() -> None:
-    with pytest.raises(ValueError, match="`timeout_s` > 0, got 0"):
-        init_from_environment(timeout_s=0, env={})
+    for bad in (0, float("inf"), True):
+        with pytest.raises(ValueError, match="`timeout_s` to be a finite number > 0"):
+            init_from_environment(timeout_s=bad, env={})
     with pytest.raises(ValueError, match="`backend` in"):
         init_from_environment(backend="mpi", env={})
 

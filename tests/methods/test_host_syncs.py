@@ -18,7 +18,7 @@ import torch
 from ssdkd.methods import SSDKD, DeepInversion, FastDFKD, NoiseControl
 from ssdkd.methods.meta_synthesis import MAX_FAILED_FP16_ROUNDS, MetaGeneratorSynthesis
 from ssdkd.methods.precision import Precision
-from ssdkd.sampling import PriorityBuffer
+from ssdkd.sampling import PriorityBuffer, _levels
 from tests.methods.tiny import TINY_CONFIGS, build
 from tests.syncs import HostReadError, no_host_reads
 
@@ -58,22 +58,47 @@ def test_distill_step_reads_nothing_back(method_class: type) -> None:
     assert all(float(m["skipped"]) == 0.0 for m in metrics)
 
 
-def test_ssdkd_buffer_device_path_reads_nothing_back(tiny_ssdkd_config: Any) -> None:
-    """The torch code path of the buffer (what runs on CUDA) inside a KD step."""
+def test_ssdkd_buffer_device_path_reads_nothing_back(
+    tiny_ssdkd_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The torch code path of the buffer (what runs on CUDA) inside a KD step, with tree
+    levels below a small top row so that the descent and the level updates run too."""
+    monkeypatch.setattr(_levels, "TOP_WIDTH", 4)
     method = build(SSDKD, tiny_ssdkd_config)
     method.synthesize(0)
-    method.buffer._host = False  # the device code path, run on CPU tensors
+    buffer = method.buffer
+    # The same buffer on the device code path, run on CPU tensors.
+    method.buffer = PriorityBuffer(
+        buffer.capacity,
+        alpha=buffer.alpha,
+        beta=buffer.beta,
+        eps=buffer.eps,
+        weight_norm=buffer.weight_norm,
+        validate=buffer.validate,
+        generator=torch.Generator().manual_seed(0),
+        host=False,
+    )
+    method.buffer.load_state_dict(buffer.state_dict())
+    assert method.buffer.ops.name == "torch"
     with no_host_reads():
         method.distill_step()
 
 
-def test_priority_buffer_sample_and_update_read_nothing_back() -> None:
-    """Prevents syncs in ``PriorityBuffer.sample``/``update_priorities`` without validation."""
+def test_priority_buffer_sample_and_update_read_nothing_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prevents syncs in ``PriorityBuffer.sample``/``update_priorities`` without validation
+    (levels below a small top row, so descents and level updates run)."""
+    monkeypatch.setattr(_levels, "TOP_WIDTH", 4)
     for host in (True, False):
         buffer = PriorityBuffer(
-            64, weight_norm="mean", validate=False, generator=torch.Generator().manual_seed(0)
+            64,
+            weight_norm="mean",
+            validate=False,
+            generator=torch.Generator().manual_seed(0),
+            host=host,
         )
-        buffer._host = host
+        assert buffer.ops.name == ("numpy" if host else "torch")
         buffer.extend(x=torch.arange(64), priorities=torch.rand(64, dtype=torch.float64))
         with no_host_reads():
             for _ in range(3):
@@ -81,6 +106,7 @@ def test_priority_buffer_sample_and_update_read_nothing_back() -> None:
                 buffer.update_priorities(
                     sample.indices, sample.weights.double(), generations=sample.generations
                 )
+                buffer.extend(x=torch.arange(8))
 
 
 def test_generator_inner_steps_read_nothing_back(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,11 @@ def test_sampling_benchmark_quick_run_prints_table() -> None:
     assert "PriorityBuffer" in result.stdout
 
 
-def test_baseline_checkout_is_timed_in_the_same_table() -> None:
-    """``--baseline`` times another checkout's PriorityBuffer (here: this one) beside it."""
-    result = run_quick("--baseline", str(ROOT), "--implementations", "priority-buffer")
+def test_baseline_checkout_is_timed_in_the_same_table(tmp_path: Path) -> None:
+    """``--baseline`` times another checkout's PriorityBuffer beside this one's (here a
+    copy of the package; the run checks that it imported the copy)."""
+    shutil.copytree(ROOT / "ssdkd", tmp_path / "ssdkd")
+    result = run_quick("--baseline", str(tmp_path), "--implementations", "priority-buffer")
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if "| PriorityBuffer" in line]
     assert len(rows) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from ssdkd.sampling import PriorityBuffer, PrioritySampler
+from ssdkd.sampling import PriorityBuffer, PrioritySampler, _levels
 from ssdkd.sampling._levels import TOP_WIDTH
 
 
@@ -125,6 +126,22 @@ def test_bad_input_raises_naming_it_and_changes_nothing(
             assert after[key] == value, key
 
 
+def test_a_state_whose_generator_does_not_fit_is_refused_before_any_write() -> None:
+    """Regression: the generator state's size was not checked, so loading a buffer state
+    saved on another device type replaced the stored items and then failed in
+    ``Generator.set_state``, leaving a half-loaded buffer."""
+    buf = PriorityBuffer(4, generator=torch.Generator().manual_seed(0))
+    buf.extend(x=torch.arange(2))
+    state = buf.state_dict()
+    other = PriorityBuffer(4, generator=torch.Generator().manual_seed(1))
+    other.extend(x=torch.tensor([7, 8, 9]))
+    state["generator_state"] = state["generator_state"][:-1]
+    with pytest.raises(ValueError, match=r"generator_state'\]` of \d+ bytes .*, got \d+"):
+        other.load_state_dict(state)
+    assert other.data["x"].tolist() == [7, 8, 9]
+    assert len(other) == 3
+
+
 def test_state_round_trip_continues_the_same_draws() -> None:
     sampler = make(16, alpha=0.7, beta=0.5, weight_norm="batch")
     sampler.set(torch.arange(10), torch.rand(10))
@@ -142,13 +159,25 @@ def test_state_round_trip_continues_the_same_draws() -> None:
 # numpy (CPU fast path) against torch (the device path, run here on CPU tensors)
 
 
-def run_both(capacity: int, seed: int, ops: list[tuple[str, object]]) -> None:
-    """Apply the same calls to a host and a device-path buffer; compare after each."""
+def run_both(
+    capacity: int, seed: int, ops: list[tuple[str, object]], top_width: int = TOP_WIDTH
+) -> None:
+    """Apply the same calls to a host and a device-path buffer; compare after each.
+
+    A small ``top_width`` puts tree levels below the top row at small capacities, so the
+    level updates and the descents (guarded on torch, repaired on numpy) run.
+    """
     kwargs: dict[str, object] = {"alpha": 0.6, "beta": 0.7, "weight_norm": "max"}
-    buffers = [
-        PriorityBuffer(capacity, generator=torch.Generator().manual_seed(seed), host=h, **kwargs)  # type: ignore[arg-type]
-        for h in (True, False)
-    ]
+    with mock.patch.object(_levels, "TOP_WIDTH", top_width):
+        buffers = [
+            PriorityBuffer(
+                capacity,
+                generator=torch.Generator().manual_seed(seed),
+                host=h,
+                **kwargs,  # type: ignore[arg-type]
+            )
+            for h in (True, False)
+        ]
     counter = 0
     for op, arg in ops:
         if op == "extend":
@@ -184,7 +213,7 @@ priority = st.floats(0.0, 1e3) | st.floats(1e-9, 1e-3) | st.just(0.0)
 
 
 @st.composite
-def programs(draw: st.DrawFn) -> tuple[int, int, list[tuple[str, object]]]:
+def programs(draw: st.DrawFn) -> tuple[int, int, list[tuple[str, object]], int]:
     capacity = draw(st.integers(1, 300))
     seed = draw(st.integers(0, 2**31))
     ops: list[tuple[str, object]] = []
@@ -199,17 +228,18 @@ def programs(draw: st.DrawFn) -> tuple[int, int, list[tuple[str, object]]]:
         else:
             batch = draw(st.integers(1, 200))
             ops.append(("step", (batch, draw(st.lists(priority, max_size=batch)))))
-    return capacity, seed, ops
+    return capacity, seed, ops, draw(st.sampled_from([1, 4, 16, TOP_WIDTH]))
 
 
 @pytest.mark.property
 @settings(max_examples=60, deadline=None)
 @given(program=programs())
 def test_numpy_and_torch_paths_agree_on_random_priorities(
-    program: tuple[int, int, list[tuple[str, object]]],
+    program: tuple[int, int, list[tuple[str, object]], int],
 ) -> None:
     """The one implementation runs on numpy views on CPU and on tensors elsewhere: both
-    draw the same slots and compute the same weights on random (not dyadic) priorities."""
+    draw the same slots and compute the same weights on random (not dyadic) priorities,
+    with and without tree levels below the top row."""
     run_both(*program)
 
 
@@ -238,9 +268,23 @@ class SamplerMachine(RuleBasedStateMachine):
         beta=st.sampled_from([0.0, 0.4, 1.0]),
         weight_norm=st.sampled_from(["max", "batch", "mean"]),
         seed=st.integers(0, 2**31),
+        host=st.booleans(),
+        top_width=st.sampled_from([1, 4, TOP_WIDTH]),
     )
-    def setup(self, capacity: int, alpha: float, beta: float, weight_norm: str, seed: int) -> None:
-        self.sampler = make(capacity, seed, alpha=alpha, beta=beta, weight_norm=weight_norm)
+    def setup(
+        self,
+        capacity: int,
+        alpha: float,
+        beta: float,
+        weight_norm: str,
+        seed: int,
+        host: bool,
+        top_width: int,
+    ) -> None:
+        with mock.patch.object(_levels, "TOP_WIDTH", top_width):
+            self.sampler = make(
+                capacity, seed, alpha=alpha, beta=beta, weight_norm=weight_norm, host=host
+            )
         self.capacity, self.alpha = capacity, alpha
         self.raw = np.full(capacity, np.nan)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssdkd.sampling import SumTree
+from ssdkd.sampling import SumTree, _levels
 from ssdkd.sampling._levels import TOP_WIDTH
 
 
@@ -25,16 +25,23 @@ def filled(values: list[float] | np.ndarray, capacity: int | None = None) -> Sum
 
 
 def check_structure(tree: SumTree) -> None:
-    """Every stored parent equals the reduction of its two children; padding is inert."""
+    """Every stored parent equals the reduction of its two children (row 0 sums, row 1
+    the maximum of negated values, i.e. the negated minimum); padding is inert."""
     levels = tree._levels
-    for heap, op in zip(levels.arrays, (np.add, np.minimum), strict=True):
-        width = levels.width
-        while width > levels.top:
-            width >>= 1
-            parents = heap[width : 2 * width]
-            children = heap[2 * width : 4 * width]
-            np.testing.assert_array_equal(parents, op(children[0::2], children[1::2]))
-    assert levels.arrays[0][levels.width + tree.capacity :].sum() == 0
+    heap = levels.heap.numpy()
+    width = levels.width
+    while width > levels.top:
+        width >>= 1
+        children = heap[:, 2 * width : 4 * width]
+        np.testing.assert_array_equal(
+            heap[0, width : 2 * width], children[0, 0::2] + children[0, 1::2]
+        )
+        for row in range(1, heap.shape[0]):  # negated minima, key maxima if tracked
+            np.testing.assert_array_equal(
+                heap[row, width : 2 * width], np.maximum(children[row, 0::2], children[row, 1::2])
+            )
+    assert heap[0, levels.width + tree.capacity :].sum() == 0
+    assert (heap[1, levels.width + tree.capacity :] == -np.inf).all()
 
 
 def test_capacity_must_be_positive_int() -> None:
@@ -161,7 +168,7 @@ def test_root_does_not_drift_over_1e5_batch_updates() -> None:
 
 def test_bad_values_raise_naming_position_and_leave_tree_unchanged() -> None:
     tree = filled([1.0, 2.0, 3.0])
-    before = [h.clone() for h in tree._levels.heaps]
+    before = tree._levels.heap.clone()
     for bad, name in ((float("nan"), "nan"), (float("inf"), "inf"), (-1.0, "-1.0")):
         with pytest.raises(
             ValueError, match=f"`values` to be finite and >= 0, got {name} at position 1"
@@ -173,8 +180,7 @@ def test_bad_values_raise_naming_position_and_leave_tree_unchanged() -> None:
         tree.update(torch.tensor([0.0]), f64([1.0]))
     with pytest.raises(ValueError, match=r"shape \(1,\), got \(2,\)"):
         tree.update(torch.tensor([0]), f64([1.0, 2.0]))
-    for heap, old in zip(tree._levels.heaps, before, strict=True):
-        assert torch.equal(heap, old)
+    assert torch.equal(tree._levels.heap, before)
 
 
 def test_find_validates_masses_and_empty_tree() -> None:
@@ -184,3 +190,30 @@ def test_find_validates_masses_and_empty_tree() -> None:
         ValueError, match=r"`masses` to be finite and >= 0, got -1\.0 at position 0"
     ):
         filled([1.0]).find(f64([-1.0]))
+
+
+def test_unguarded_descent_into_padding_is_repaired_not_an_index_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: the CPU descent runs unguarded and redoes the rows that end on a zero
+    leaf; rounding can also end it on a *padding* leaf past the capacity, and the check
+    read that leaf out of bounds (an IndexError inside ``sample``)."""
+    monkeypatch.setattr(_levels, "TOP_WIDTH", 1)  # levels from the root down
+    values = [
+        9.256207979506186e-17,
+        0.09754013534449568,
+        4.032582920718606e-14,
+        6.116828305049122,
+        2.503463653052478e-10,
+        2.0033730871402834e-09,
+        4.190220861533129e-13,
+        7.142746002040548e-08,
+        9.207825473170747,
+    ]
+    masses = f64([15.422193987246002])
+    found = []
+    for host in (True, False):
+        tree = SumTree(9, host=host)
+        tree.update(torch.arange(9), f64(values))
+        found.append(tree.find(masses))
+    assert found[0].tolist() == found[1].tolist() == [8]
