@@ -52,10 +52,6 @@ class ArrayOps(Protocol):
         """The entries of ``array`` at ``index`` along ``axis``."""
         ...
 
-    def stack(self, arrays: list[Array]) -> Array:
-        """Equal-length 1-D arrays as the rows of a new 2-D array."""
-        ...
-
     def searchsorted_right(self, sorted_values: Array, values: Array) -> Array:
         """For each value, the number of entries of ``sorted_values`` that are ≤ it."""
         ...
@@ -128,9 +124,6 @@ class _NumpyOps:
     def take(self, array: Array, index: Array, axis: int = 0) -> Array:
         return array.take(index, axis=axis)
 
-    def stack(self, arrays: list[Array]) -> Array:
-        return np.stack(arrays)
-
     def searchsorted_right(self, sorted_values: Array, values: Array) -> Array:
         return sorted_values.searchsorted(values, side="right")
 
@@ -189,9 +182,6 @@ class _TorchOps:
 
     def take(self, array: Array, index: Array, axis: int = 0) -> Array:
         return array.index_select(axis, index)
-
-    def stack(self, arrays: list[Array]) -> Array:
-        return torch.stack(arrays)
 
     def searchsorted_right(self, sorted_values: Array, values: Array) -> Array:
         return torch.searchsorted(sorted_values, values, right=True)

@@ -1,13 +1,10 @@
 """Binary reduction levels over a vector of leaves, the storage behind :class:`SumTree`.
 
-Layout: one float64 array of shape ``(C, 2P)``, a row per channel, where ``P`` is the
-capacity rounded up to a power of two. Row 0 holds sums, row 1 the *negated* values (so a
-maximum gives the negated minimum), row 2 (optional) the keys whose maximum is kept.
-Keeping both order statistics as maxima lets one array call reduce them together. In each
-row, leaf ``i`` lives at ``P + i``; node ``k`` has children ``2k`` and ``2k + 1``, so the
-level of width ``w`` occupies ``[w, 2w)``. Padding the leaves to a power of two keeps leaf
-order intact for any capacity (an unpadded heap scrambles it); padding leaves hold the
-row's identity (0 for sums, −inf for maxima) and never count.
+Layout (shared by every channel): a heap array of length ``2P`` where ``P`` is the capacity
+rounded up to a power of two. Leaf ``i`` lives at ``P + i``; node ``k`` has children ``2k``
+and ``2k + 1``, so the level of width ``w`` occupies ``[w, 2w)``. Padding the leaves to a
+power of two keeps leaf order intact for any capacity (an unpadded heap scrambles it);
+padding leaves hold the channel's identity (0 for sums, ±inf for min/max) and never count.
 
 Levels are kept only down to a *flat top* of ``top = min(P, TOP_WIDTH)`` nodes; nothing above
 it is stored. Queries reduce the top row directly (a sequential ``cumsum`` of ≤ 8192 values
@@ -24,6 +21,8 @@ Every method is written once against an :class:`~ssdkd.sampling._backend.ArrayOp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -32,43 +31,48 @@ from ssdkd.sampling._backend import Array, ArrayOps
 TOP_WIDTH = 8192
 """Width of the flat top row; levels above it are never materialised."""
 
+_IDENTITY = {"sum": 0.0, "min": float("inf"), "max": float("-inf")}
+
 
 class ReductionLevels:
-    """Sums, minima and (optionally) key maxima of float64 leaves, level by level.
+    """Per-channel binary reductions (sum/min/max) of per-channel leaf values, float64.
+
+    Every method takes one value array per channel, of the backend of ``ops``.
 
     Args:
         capacity: Number of leaves, ≥ 1.
-        with_keys: Also keep the maximum of a per-leaf key (row 2).
-        device: Where the levels live.
+        kinds: One reduction per channel, each ``"sum"``, ``"min"`` or ``"max"``.
+        device: Where the heaps live.
         ops: The array backend (numpy views on CPU, torch elsewhere).
     """
 
-    def __init__(self, capacity: int, with_keys: bool, device: torch.device, ops: ArrayOps) -> None:
+    def __init__(
+        self, capacity: int, kinds: Sequence[str], device: torch.device, ops: ArrayOps
+    ) -> None:
         self.capacity = capacity
+        self.kinds = tuple(kinds)
         self.ops = ops
         self.width = 1 << max(0, (capacity - 1).bit_length())
         self.top = min(self.width, TOP_WIDTH)
-        rows = 3 if with_keys else 2
-        self.heap: Tensor = torch.full(
-            (rows, 2 * self.width), float("-inf"), dtype=torch.float64, device=device
-        )
-        self.heap[0] = 0.0
-        # Views share the tensor's memory, so both names always see the same values.
-        self.array: Array = ops.view(self.heap)
-        self.pairs: Array = self.array.reshape(rows, -1, 2)
-        self.sums: Array = self.array[0]
-        self.tops: Array = self.array[:, self.top : 2 * self.top]
+        self.heaps: list[Tensor] = [
+            torch.full((2 * self.width,), _IDENTITY[k], dtype=torch.float64, device=device)
+            for k in self.kinds
+        ]
+        # Views share the tensors' memory, so both names always see the same values.
+        self.arrays: list[Array] = [ops.view(h) for h in self.heaps]
+        self.pairs: list[Array] = [a.reshape(-1, 2) for a in self.arrays]
+        self.tops: list[Array] = [a[self.top : 2 * self.top] for a in self.arrays]
+        self.leaf_views: list[Array] = [a[self.width : self.width + capacity] for a in self.arrays]
 
-    def write(self, indices: Array, rows: Array) -> None:
-        """Set leaves ``indices`` to the columns of ``rows`` (``(C, B)``: values, negated
-        values[, keys]) and fix their ancestors.
+    def write(self, indices: Array, values: Sequence[Array]) -> None:
+        """Set leaves ``indices`` (one value array per channel) and fix their ancestors.
 
         Duplicate indices must carry identical values (callers resolve last-write-wins
         first), so the order in which a backend applies them cannot matter.
         """
-        ops, array, pairs = self.ops, self.array, self.pairs
         nodes = indices + self.width
-        array[:, nodes] = rows
+        for array, value in zip(self.arrays, values, strict=True):
+            array[nodes] = value
         width = self.width
         while width > self.top:
             width >>= 1
@@ -78,36 +82,42 @@ class ReductionLevels:
                 self._recompute_levels(2 * width, 4 * width, 2 * width)
                 return
             nodes = nodes // 2
-            children = ops.take(pairs, nodes, axis=1)
-            array[0, nodes] = children[0, :, 0] + children[0, :, 1]
-            array[1:, nodes] = ops.maximum(children[1:, :, 0], children[1:, :, 1])
+            for array, pairs, kind in zip(self.arrays, self.pairs, self.kinds, strict=True):
+                children = self.ops.take(pairs, nodes)
+                array[nodes] = self._reduce(kind, children[:, 0], children[:, 1])
 
-    def write_range(self, start: int, rows: Array) -> None:
+    def write_range(self, start: int, values: Sequence[Array]) -> None:
         """Set the contiguous leaves ``[start, start + n)`` (no wrap-around), fix ancestors."""
-        n = rows.shape[1]
+        n = values[0].shape[0]
         if n == 0:
             return
         lo = start + self.width
-        self.array[:, lo : lo + n] = rows
+        for array, value in zip(self.arrays, values, strict=True):
+            array[lo : lo + n] = value
         self._recompute_levels(lo, lo + n, self.width)
 
-    def rebuild(self, rows: Array) -> None:
-        """Leaves ``[0, n)`` become ``rows``' columns, the rest empty; recompute all levels."""
-        n = rows.shape[1]
-        array = self.array
-        array[:, self.width : self.width + n] = rows
-        array[0, self.width + n :] = 0.0
-        array[1:, self.width + n :] = float("-inf")
+    def rebuild(self, values: Sequence[Array]) -> None:
+        """Leaves ``[0, n)`` become ``values``, the rest the identity; recompute all levels."""
+        n = values[0].shape[0]
+        for array, kind, value in zip(self.arrays, self.kinds, values, strict=True):
+            array[self.width : self.width + n] = value
+            array[self.width + n :] = _IDENTITY[kind]
         self._recompute_levels(self.width, 2 * self.width, self.width)
 
     def _recompute_levels(self, lo: int, hi: int, width: int) -> None:
         """Recompute the ancestors of heap nodes ``[lo, hi)`` (on the level of ``width``)."""
-        array, ops = self.array, self.ops
         while width > self.top:
             width >>= 1
             lo >>= 1
             hi = ((hi - 1) >> 1) + 1
-            left = array[:, 2 * lo : 2 * hi : 2]
-            right = array[:, 2 * lo + 1 : 2 * hi : 2]
-            array[0, lo:hi] = left[0] + right[0]
-            array[1:, lo:hi] = ops.maximum(left[1:], right[1:])
+            for array, kind in zip(self.arrays, self.kinds, strict=True):
+                array[lo:hi] = self._reduce(
+                    kind, array[2 * lo : 2 * hi : 2], array[2 * lo + 1 : 2 * hi : 2]
+                )
+
+    def _reduce(self, kind: str, left: Array, right: Array) -> Array:
+        if kind == "sum":
+            return left + right
+        if kind == "min":
+            return self.ops.minimum(left, right)
+        return self.ops.maximum(left, right)

@@ -62,11 +62,12 @@ class SumTree:
             raise ValueError(f"Expected `capacity` to be an int >= 1, got {capacity!r}")
         self._device = torch.device(device) if device is not None else torch.device("cpu")
         self.ops = ops_for(self._device, host=host)
-        self._levels = ReductionLevels(capacity, track_max_key, self._device, self.ops)
+        kinds = ("sum", "min", "max") if track_max_key else ("sum", "min")
+        self._levels = ReductionLevels(capacity, kinds, self._device, self.ops)
         self._track_max_key = track_max_key
         levels = self._levels
-        self._leaves = levels.heap[0, levels.width : levels.width + capacity]
-        self.leaf_array: Array = levels.sums[levels.width : levels.width + capacity]
+        self._leaves = levels.heaps[0][levels.width : levels.width + capacity]
+        self.leaf_array: Array = levels.leaf_views[0]
         """The leaves as an array of :attr:`ops` (read only)."""
         # Leading 0, then the inclusive prefix sums of the top row; valid while not stale.
         self._prefix_tensor = torch.zeros(levels.top + 1, dtype=torch.float64, device=self._device)
@@ -111,7 +112,7 @@ class SumTree:
 
     def min_array(self) -> Array:
         """:attr:`min` as a 0-dim value of :attr:`ops` (a numpy scalar on CPU)."""
-        return -self._levels.tops[1].max()
+        return self._levels.tops[1].min()
 
     def max_key_array(self) -> Array:
         """:attr:`max_key` as a 0-dim value of :attr:`ops` (a numpy scalar on CPU)."""
@@ -168,13 +169,13 @@ class SumTree:
 
     def write_array(self, indices: Array, values: Array, keys: Array | None = None) -> None:
         """:meth:`write` with arrays of :attr:`ops`."""
-        self._levels.write(indices, self._rows(values, keys))
+        self._levels.write(indices, self._channels(values, keys))
         self._stale = True
 
     def write_range(self, start: int, values: Array, keys: Array | None = None) -> None:
         """Unchecked write of the contiguous leaves ``[start, start + n)`` (arrays of
         :attr:`ops`)."""
-        self._levels.write_range(start, self._rows(values, keys))
+        self._levels.write_range(start, self._channels(values, keys))
         self._stale = True
 
     def rebuild(
@@ -186,24 +187,21 @@ class SumTree:
         ``written`` (bool, ``(n,)``) marks which of them count as written for :attr:`min`
         and :attr:`max_key` (default: all).
         """
-        self._levels.rebuild(self._rows(values, keys, written))
+        channels = self._channels(values, keys)
+        if written is not None:
+            ops = self.ops
+            channels[1] = ops.where(written, values, float("inf"))
+            if keys is not None:
+                channels[2] = ops.where(written, keys, float("-inf"))
+        self._levels.rebuild(channels)
         self._stale = True
 
-    def _rows(self, values: Array, keys: Array | None, written: Array | None = None) -> Array:
-        """The ``(C, n)`` rows of the levels: values, negated values[, keys]; entries not
-        ``written`` take the identity of the order statistics (−inf)."""
+    def _channels(self, values: Array, keys: Array | None) -> list[Array]:
         if self._track_max_key != (keys is not None):
             raise ValueError(
                 f"Expected `keys` exactly when track_max_key=True ({self._track_max_key})"
             )
-        ops = self.ops
-        negated = -values
-        if written is not None:
-            negated = ops.where(written, negated, float("-inf"))
-            if keys is not None:
-                keys = ops.where(written, keys, float("-inf"))
-        rows = [values, negated] if keys is None else [values, negated, keys]
-        return ops.stack(rows)
+        return [values, values, keys] if keys is not None else [values, values]
 
     def find(self, masses: Tensor, *, validate: bool = True) -> Tensor:
         """Inverse CDF: for each mass ``u`` the leaf ``i`` with ``prefix(i) ≤ u < prefix(i+1)``.
@@ -251,8 +249,8 @@ class SumTree:
         if not ops.may_sync:
             return self._descend(node, rest, guarded=True)
         leaf = self._descend(node, rest, guarded=False)
-        # The full row, padding included: rounding can end an unguarded descent there.
-        bad = ops.take(self._levels.sums, leaf + self._levels.width) <= 0
+        # The whole leaf row, padding included: rounding can end an unguarded descent there.
+        bad = ops.take(self._levels.arrays[0], leaf + self._levels.width) <= 0
         if ops.any(bad):
             leaf[bad] = self._descend(node[bad], rest[bad], guarded=True)
         return leaf
@@ -264,7 +262,7 @@ class SumTree:
         the rest there although the right subtree is empty, and ``guarded`` then stays left.
         """
         ops, levels = self.ops, self._levels
-        heap = levels.sums
+        heap = levels.arrays[0]
         node = node + levels.top
         width = levels.top
         while width < levels.width:

@@ -21,7 +21,7 @@ def snapshot(buf: PriorityBuffer) -> list[torch.Tensor]:
     state = buf.state_dict()
     tensors = [state["raw_priorities"], state["generations"], state["generator_state"]]
     tensors += [state["fields"][k] for k in sorted(state["fields"])]
-    tensors.append(buf.tree._levels.heap)
+    tensors += list(buf.tree._levels.heaps)
     numbers = [state[k] for k in ("size", "cursor", "alpha", "beta", "eps")]
     return [t.clone() for t in tensors] + [torch.tensor(numbers, dtype=torch.float64)]
 

@@ -25,23 +25,18 @@ def filled(values: list[float] | np.ndarray, capacity: int | None = None) -> Sum
 
 
 def check_structure(tree: SumTree) -> None:
-    """Every stored parent equals the reduction of its two children (row 0 sums, row 1
-    the maximum of negated values, i.e. the negated minimum); padding is inert."""
+    """Every stored parent equals the reduction of its two children; padding is inert."""
     levels = tree._levels
-    heap = levels.heap.numpy()
-    width = levels.width
-    while width > levels.top:
-        width >>= 1
-        children = heap[:, 2 * width : 4 * width]
-        np.testing.assert_array_equal(
-            heap[0, width : 2 * width], children[0, 0::2] + children[0, 1::2]
-        )
-        for row in range(1, heap.shape[0]):  # negated minima, key maxima if tracked
-            np.testing.assert_array_equal(
-                heap[row, width : 2 * width], np.maximum(children[row, 0::2], children[row, 1::2])
-            )
-    assert heap[0, levels.width + tree.capacity :].sum() == 0
-    assert (heap[1, levels.width + tree.capacity :] == -np.inf).all()
+    reductions = {"sum": np.add, "min": np.minimum, "max": np.maximum}
+    for heap, kind in zip(levels.arrays, levels.kinds, strict=True):
+        op = reductions[kind]
+        width = levels.width
+        while width > levels.top:
+            width >>= 1
+            parents = heap[width : 2 * width]
+            children = heap[2 * width : 4 * width]
+            np.testing.assert_array_equal(parents, op(children[0::2], children[1::2]))
+    assert levels.arrays[0][levels.width + tree.capacity :].sum() == 0
 
 
 def test_capacity_must_be_positive_int() -> None:
@@ -168,7 +163,7 @@ def test_root_does_not_drift_over_1e5_batch_updates() -> None:
 
 def test_bad_values_raise_naming_position_and_leave_tree_unchanged() -> None:
     tree = filled([1.0, 2.0, 3.0])
-    before = tree._levels.heap.clone()
+    before = [h.clone() for h in tree._levels.heaps]
     for bad, name in ((float("nan"), "nan"), (float("inf"), "inf"), (-1.0, "-1.0")):
         with pytest.raises(
             ValueError, match=f"`values` to be finite and >= 0, got {name} at position 1"
@@ -180,7 +175,8 @@ def test_bad_values_raise_naming_position_and_leave_tree_unchanged() -> None:
         tree.update(torch.tensor([0.0]), f64([1.0]))
     with pytest.raises(ValueError, match=r"shape \(1,\), got \(2,\)"):
         tree.update(torch.tensor([0]), f64([1.0, 2.0]))
-    assert torch.equal(tree._levels.heap, before)
+    for heap, old in zip(tree._levels.heaps, before, strict=True):
+        assert torch.equal(heap, old)
 
 
 def test_find_validates_masses_and_empty_tree() -> None:
