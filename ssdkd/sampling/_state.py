@@ -23,22 +23,8 @@ _SAMPLER_KEYS = (
     "generator_state",
 )
 _STORAGE_KEYS = ("size", "cursor", "fields", "generations")
-_KEYS = (
-    "schema_version",
-    "capacity",
-    "alpha",
-    "beta",
-    "eps",
-    "weight_norm",
-    "stratified",
-    "size",
-    "cursor",
-    "fields",
-    "raw_priorities",
-    "leaves",
-    "generations",
-    "generator_state",
-)
+_KEYS = ("schema_version", "capacity", *dict.fromkeys(_SAMPLER_KEYS + _STORAGE_KEYS))
+"""A buffer's state: the version, the capacity, and its sampler's and storage's keys."""
 
 
 def check_state(state: Any, capacity: int, generator: torch.Generator) -> None:

@@ -235,20 +235,9 @@ class PriorityBuffer:
         return self._sampler.priorities(indices)
 
     def class_counts(self, field: str, num_classes: int) -> Tensor:
-        """Histogram of an integer ``(capacity,)`` field over the live slots.
-
-        Args:
-            field: Name of a stored integer field with one value per item.
-            num_classes: Length of the histogram, ≥ 1.
-
-        Returns:
-            ``(num_classes,)`` int64 counts (all zero before the first :meth:`extend`).
-
-        Raises:
-            KeyError: ``field`` is not stored.
-            ValueError: The field is not one integer per item, or (with ``validate``) a
-                value lies outside ``[0, num_classes)``.
-        """
+        """Histogram of an integer field over the live slots, ``(num_classes,)`` int64;
+        see :meth:`FieldStorage.class_counts <ssdkd.sampling.FieldStorage.class_counts>`
+        (values are checked with :attr:`validate`)."""
         return self._storage.class_counts(field, num_classes, validate=self.validate)
 
     # ----------------------------------------------------------------- writing
