@@ -350,6 +350,12 @@ def run_study(args: argparse.Namespace) -> None:
             args.dataset, study, int(data.x_train.shape[0]), args.quick
         ):
             todo += [(name, config, seed) for seed in seeds]
+    if args.runs is not None:
+        unknown = sorted(set(args.runs) - {name for name, _, _ in todo})
+        if unknown:
+            known = sorted({name for name, _, _ in todo})
+            raise SystemExit(f"--runs: {unknown} not in the chosen studies' runs {known}")
+        todo = [item for item in todo if item[0] in args.runs]
     # Seeds outermost: a study stopped early holds every name for its first seeds.
     todo.sort(key=lambda item: item[2])
     seen: set[tuple[str, int]] = set()
@@ -774,6 +780,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--student", default="tiny_cnn", help="student architecture")
     parser.add_argument(
         "--study", nargs="+", choices=("main", "ablation", "buffer"), default=["main"]
+    )
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="run only these names of the chosen studies (e.g. ssd-kd fast-2), seed by seed; "
+        "the report still covers every run",
     )
     parser.add_argument("--quick", action="store_true", help="tiny budget, one seed (smoke test)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")

@@ -110,6 +110,23 @@ def test_efficiency_quick_studies_write_one_file_per_run_and_resume(
 
 
 @pytest.mark.slow
+def test_efficiency_runs_filter_runs_only_the_named_runs(
+    tmp_path: Path, digits_teacher: Path
+) -> None:
+    results = tmp_path / "runs"
+    args = ["--dataset", "digits", "--teacher", str(digits_teacher), "--quick"]
+    args += ["--results", str(results), "--figures", str(tmp_path / "figures")]
+    args += ["--markdown", str(tmp_path / "bench.md"), "--study", "main"]
+    result = _run("efficiency.py", *args, "--runs", "ssd-kd", "noise-control")
+    assert result.returncode == 0, result.stderr
+    files = sorted(path.name for path in results.glob("*_seed*.json"))
+    assert files == ["noise-control_seed0.json", "ssd-kd_seed0.json"]
+    wrong = _run("efficiency.py", *args, "--runs", "fast-7")
+    assert wrong.returncode != 0
+    assert "--runs: ['fast-7'] not in the chosen studies' runs" in wrong.stderr
+
+
+@pytest.mark.slow
 def test_overhead_quick_run_writes_ratios(tmp_path: Path) -> None:
     out, markdown = tmp_path / "o.json", tmp_path / "bench.md"
     result = _run("overhead.py", "--quick", "--out", str(out), "--markdown", str(markdown))
