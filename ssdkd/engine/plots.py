@@ -38,7 +38,7 @@ DIAGNOSTIC_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("teacher_confidence", "target_agreement", "data_teacher_confidence"),
     ),
     ("KD loss", ("kd_loss", "kl")),
-    ("SSD-KD weights", ("phi_mean", "weight_mean")),
+    ("SSD-KD weights", ("phi_mean", "weight_mean", "weight_ess")),
     ("student on evaluation data", ("accuracy", "eval_top_class_share")),
 )
 """The panels of :func:`plot_diagnostics`: a title and the record keys drawn in it."""

@@ -286,7 +286,8 @@ def run_rounds(
     - from the KD steps: ``kd_loss`` (``None`` in a round without applied steps) and
       every other numeric metric the method's steps return — for the reference methods
       ``kl`` (unweighted KL(teacher ‖ student)·T², comparable across methods) and, for
-      SSD-KD, ``weight_mean`` — each the mean over the round's applied steps; ``beta``
+      SSD-KD, ``weight_mean`` and ``weight_ess`` (the importance weights' normalised
+      effective sample size) — each the mean over the round's applied steps; ``beta``
       (SSD-KD) is the value after the round's last step; ``nonfinite_steps`` counts the
       skipped steps;
     - the metrics of ``method.synthesize`` (loss parts, ``buffer_size``,

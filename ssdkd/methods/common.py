@@ -199,7 +199,9 @@ class StudentTrainer:
         Returns:
             ``(metrics, kl, applied)``: the step's metrics as 0-dim tensors (``kd_loss``:
             the optimised loss; ``kl``: the unweighted mean of KL · T² over the batch;
-            ``weight_mean``: the mean of ``weights``, when given; ``skipped``: 1.0 for a
+            ``weight_mean``: the mean of ``weights``, and ``weight_ess``: their normalised
+            effective sample size ``(Σw)² / (B·Σw²)`` in (0, 1] (1: equal weights; about
+            1/B: one draw carries the batch), when given; ``skipped``: 1.0 for a
             skipped step), the detached per-sample KL(teacher ‖ student) at temperature
             T (without the T² factor; meaningless where ``applied`` is false), and the
             0-dim bool ``applied``.
@@ -236,6 +238,7 @@ class StudentTrainer:
         }
         if weights is not None:
             metrics["weight_mean"] = weights.mean()
+            metrics["weight_ess"] = weights.sum() ** 2 / (weights.numel() * (weights**2).sum())
         return metrics, per_sample.detach() / self.temperature**2, applied
 
     def state_dict(self) -> dict[str, Any]:

@@ -57,6 +57,7 @@ def test_every_diagnostic_key_the_methods_report_has_a_panel() -> None:
         "target_agreement",
         "phi_mean",
         "weight_mean",
+        "weight_ess",
         "kd_loss",
         "kl",
         "eval_top_class_share",

@@ -321,6 +321,17 @@ def test_importance_weights_reach_the_kd_loss(tiny_ssdkd_config, monkeypatch):
     expected = weighted_mean(kl, sample.weights)
     assert metrics["kd_loss"] == pytest.approx(float(expected), rel=1e-5)
     assert metrics["kd_loss"] != pytest.approx(float(kl.mean()), rel=1e-3)
+    w = sample.weights.double()
+    ess = float(w.sum() ** 2 / (w.numel() * (w**2).sum()))
+    assert float(metrics["weight_ess"]) == pytest.approx(ess, rel=1e-5)
+    assert 0 < ess < 1  # unequal weights: fewer effective draws than the batch
+
+
+def test_equal_weights_have_effective_sample_size_one(tiny_fast_config):
+    method = build(FastDFKD, dataclasses.replace(tiny_fast_config, kd_augment=False))
+    images = torch.rand(8, *IMAGE_SHAPE, generator=torch.Generator().manual_seed(4))
+    metrics = method.trainer.step(images, torch.full((8,), 0.25))[0]
+    assert float(metrics["weight_ess"]) == pytest.approx(1.0, rel=1e-6)
 
 
 def test_uniform_ablation_draws_with_unit_weights(tiny_ssdkd_config, monkeypatch):
