@@ -24,6 +24,17 @@ def check_index_tensor(name: str, indices: object, bound: int, device: torch.dev
     return indices
 
 
+def check_slots(slots: object, bound: int, device: torch.device, *, validate: bool) -> Tensor:
+    """``slots`` as int64 on ``device``: ``(n,)``, and with ``validate`` distinct and in
+    ``[0, bound)`` (a host read; a sync on CUDA)."""
+    if not validate:
+        return check_index_shape("slots", slots, device)
+    checked = check_index_tensor("slots", slots, bound, device)
+    if checked.numel() != torch.unique(checked).numel():
+        raise ValueError(f"Expected `slots` to be distinct, got {checked.tolist()}")
+    return checked
+
+
 def check_index_shape(name: str, indices: object, device: torch.device) -> Tensor:
     """Type and shape check of an index tensor (host metadata only, no sync)."""
     if not isinstance(indices, Tensor):

@@ -15,6 +15,7 @@ from ssdkd.sampling._checks import (
     check_mask,
     check_priority_shape,
     check_priority_values,
+    check_slots,
     last_write_positions,
 )
 from ssdkd.sampling._state import check_sampler_state
@@ -243,12 +244,7 @@ class PrioritySampler:
             ValueError: Shapes, repeated slots (with ``validate``) or bad priorities.
             IndexError: A slot outside ``[0, capacity)`` (with ``validate``).
         """
-        if self.validate:
-            slots = check_index_tensor("slots", slots, self._capacity, self._device)
-            if slots.numel() != torch.unique(slots).numel():
-                raise ValueError(f"Expected `slots` to be distinct, got {slots.tolist()}")
-        else:
-            slots = check_index_shape("slots", slots, self._device)
+        slots = check_slots(slots, self._capacity, self._device, validate=self.validate)
         raw = self.check_new(priorities, slots.shape[0])
         if slots.numel():
             self.set_unchecked(self.ops.view(slots), raw)

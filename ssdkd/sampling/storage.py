@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ssdkd.sampling._backend import Array, ops_for
-from ssdkd.sampling._checks import check_fields, check_index_shape, check_index_tensor
+from ssdkd.sampling._checks import check_fields, check_slots
 from ssdkd.sampling._state import check_storage_state
 
 __all__ = ["FieldStorage"]
@@ -159,12 +159,7 @@ class FieldStorage:
             ValueError: Not 1-D, or repeated slots (with ``validate``).
             IndexError: A slot outside ``[0, len)`` (with ``validate``).
         """
-        if not validate:
-            return check_index_shape("slots", slots, self._device)
-        slots = check_index_tensor("slots", slots, self._size, self._device)
-        if slots.numel() != torch.unique(slots).numel():
-            raise ValueError(f"Expected `slots` to be distinct, got {slots.tolist()}")
-        return slots
+        return check_slots(slots, self._size, self._device, validate=validate)
 
     def replace(self, slots: Tensor, **fields: Tensor) -> Tensor:
         """Overwrite chosen live slots with new items (all fields required).
