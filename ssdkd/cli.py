@@ -301,7 +301,9 @@ def _add_distill(subparsers: Subparsers) -> None:
         "real images after every round, and report the final round's accuracy. The run "
         "directory receives config.json, metrics.jsonl (one record per round, with "
         "collapse diagnostics), checkpoints/last.pt, checkpoints/best.pt (the round most "
-        "accurate on the held-out images, so selected on them), synthetic.pt and PNG plots.",
+        "accurate on the held-out images, so selected on them), synthetic.pt and PNG plots. "
+        "Under torchrun (`torchrun --nproc-per-node N -m ssdkd distill ...`) it runs data "
+        "parallel on N processes; see docs/concepts/distributed.md.",
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -390,6 +392,12 @@ def _run_distill(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=not args.no_progress,
         )
+    if torch.distributed.is_initialized():
+        # Under torchrun: every rank holds the same result; rank 0 reports it.
+        rank = torch.distributed.get_rank()
+        torch.distributed.destroy_process_group()
+        if rank != 0:
+            return 0
     last = result.history[-1]
     print(
         f"{args.method}: final-round held-out accuracy {result.final_accuracy:.2%} "

@@ -1,20 +1,50 @@
 """A process of the ``torchrun`` tests: runs one scenario, writes ``rank<R>.json``.
 
 python -m torch.distributed.run --nproc-per-node 2 tests/distributed_worker.py SCENARIO OUT
+    [METHOD RUN_DIR [--resume] [--die-in-round K]]
+
+Scenario ``distill`` runs ``ssdkd.distill`` on tiny 8×8 networks and checks, after every
+KD step and every synthesis, that the student (and the meta generator) are bit-identical
+on every rank; ``--die-in-round K`` makes rank 1 exit abruptly at the start of round K.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
+import ssdkd
+import ssdkd.engine.distill as distill_module
 from ssdkd.engine.distributed import init_from_environment, shard_range
+from ssdkd.methods import DEEPINVERSION_DIGITS, FAST2_DIGITS, SSDKD_DIGITS, DistillationMethod
+from ssdkd.models import create_model
 from ssdkd.sampling import all_reduce_sum, global_class_counts, global_mean_normalized
+
+TINY = {
+    "fast-dfkd": dataclasses.replace(
+        FAST2_DIGITS, rounds=4, warmup_rounds=1, kd_steps=3, kd_batch_size=16,
+        synthesis_batch_size=16, generator_width=8, latent_dim=8,
+    ),
+    "ssd-kd": dataclasses.replace(
+        SSDKD_DIGITS, rounds=5, warmup_rounds=1, kd_steps=3, kd_batch_size=16,
+        synthesis_batch_size=16, generator_width=8, latent_dim=8, buffer_size=48,
+    ),
+    "deepinversion": dataclasses.replace(
+        DEEPINVERSION_DIGITS, rounds=3, kd_steps=3, kd_batch_size=16,
+        synthesis_batch_size=16, iterations=3,
+    ),
+}  # fmt: skip
+"""Budgets of a few seconds; SSD-KD's 48-image buffer (24 per rank) fills and refreshes."""
 
 
 def collectives(rank: int, world: int) -> dict[str, object]:
@@ -41,16 +71,121 @@ def dead_rank(rank: int, world: int) -> dict[str, object]:
     return {"error": None, "seconds": time.monotonic() - start}
 
 
+def digest(module: torch.nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, bit for bit."""
+    sha = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        sha.update(name.encode())
+        sha.update(tensor.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()
+
+
+def same_on_every_rank(module: torch.nn.Module) -> bool:
+    digests: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(digests, digest(module))
+    return len(set(digests)) == 1
+
+
+def watch(method: DistillationMethod, checks: dict[str, int], die_in_round: int | None) -> None:
+    """Check rank equality after each step and synthesis; die where the test asks."""
+    distill_step, synthesize = method.distill_step, method.synthesize
+
+    def checked_step() -> dict[str, Any]:
+        metrics = distill_step()
+        checks["steps"] += 1
+        checks["student_differs"] += not same_on_every_rank(method.student)
+        return metrics
+
+    def checked_synthesis(round_index: int) -> dict[str, float]:
+        if round_index == die_in_round and dist.get_rank() == 1:
+            os._exit(3)  # a crash: no clean-up, no goodbye to the other rank
+        metrics = synthesize(round_index)
+        checks["syntheses"] += 1
+        synthesis = getattr(method, "synthesis", None)
+        if synthesis is not None:
+            checks["generator_differs"] += not same_on_every_rank(synthesis.meta)
+        return metrics
+
+    method.distill_step = checked_step  # type: ignore[method-assign]
+    method.synthesize = checked_synthesis  # type: ignore[method-assign]
+
+
+def distill_run(rank: int, world: int) -> dict[str, object]:
+    method_name, run_dir = sys.argv[3], Path(sys.argv[4])
+    resume = "--resume" in sys.argv
+    die_in_round = (
+        int(sys.argv[sys.argv.index("--die-in-round") + 1])
+        if "--die-in-round" in sys.argv
+        else None
+    )
+    torch.manual_seed(rank)  # different networks per rank: the method must broadcast rank 0's
+    teacher = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
+    student = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
+    eval_gen = torch.Generator().manual_seed(5)
+    eval_data = (
+        torch.rand(37, 1, 8, 8, generator=eval_gen),
+        torch.randint(0, 10, (37,), generator=eval_gen),
+    )
+    checks = {"steps": 0, "syntheses": 0, "student_differs": 0, "generator_differs": 0}
+    built: list[DistillationMethod] = []
+    original_init = DistillationMethod.__init__
+
+    def init(self: DistillationMethod, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        built.append(self)
+
+    DistillationMethod.__init__ = init  # type: ignore[method-assign]
+    original_run_rounds = distill_module.run_rounds
+
+    def run_rounds(method: DistillationMethod, **kwargs: Any) -> Any:
+        watch(method, checks, die_in_round)
+        return original_run_rounds(method, **kwargs)
+
+    distill_module.run_rounds = run_rounds  # type: ignore[assignment]
+    result = ssdkd.distill(
+        teacher, student, method_name, num_classes=10, image_shape=(1, 8, 8),
+        normalization=((0.3,), (0.4,)), config=TINY[method_name], eval_data=eval_data,
+        seed=11, run_dir=run_dir, resume=resume, progress=False,
+    )  # fmt: skip
+    method = built[0]
+    # The engine's split evaluation must equal this rank evaluating the whole set alone.
+    from ssdkd.engine.evaluation import evaluate_accuracy
+
+    whole = evaluate_accuracy(
+        result.student, *eval_data, normalize=(method.model_input.mean, method.model_input.std)
+    )
+    buffer = getattr(method, "buffer", None)
+    return {
+        **checks,
+        "student": digest(result.student),
+        "final_accuracy": result.final_accuracy,
+        "whole_set_accuracy": whole,
+        "history": [
+            {k: v for k, v in record.items() if not k.endswith("_seconds")}
+            for record in result.history
+        ],
+        "buffer_capacity": None if buffer is None else buffer.capacity,
+        "buffer_size": None if buffer is None else len(buffer),
+        "images": None if buffer is None else digest_images(buffer.data["images"][: len(buffer)]),
+    }
+
+
+def digest_images(images: torch.Tensor) -> str:
+    return hashlib.sha256(
+        images.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+    ).hexdigest()
+
+
 def main() -> None:
     scenario, out = sys.argv[1], Path(sys.argv[2])
+    warnings.simplefilter("ignore")  # a tiny run's collapse warning is not under test
     info = init_from_environment(backend="gloo", timeout_s=20.0)
     assert info is not None
     result = {"scenario": scenario, "rank": info.rank, "world": info.world_size}
-    result |= {"collectives": collectives, "dead-rank": dead_rank}[scenario](
-        info.rank, info.world_size
-    )
+    scenarios = {"collectives": collectives, "dead-rank": dead_rank, "distill": distill_run}
+    result |= scenarios[scenario](info.rank, info.world_size)
     (out / f"rank{info.rank}.json").write_text(json.dumps(result))
-    if scenario == "collectives":
+    if scenario != "dead-rank":
         dist.destroy_process_group()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -283,3 +285,16 @@ def test_a_bug_is_not_reduced_to_one_line(
     monkeypatch.setattr(ssdkd.engine.distill, "run_rounds", broken)
     with pytest.raises(ValueError, match="invalid literal"):
         main(_distill_args(teacher_file, tmp_path / "b"))
+
+
+def test_python_dash_m_ssdkd_is_the_command() -> None:
+    """Regression guard: `torchrun -m ssdkd distill ...` needs `python -m ssdkd` to work."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ssdkd", "distill", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Under torchrun" in result.stdout

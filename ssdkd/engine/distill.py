@@ -9,9 +9,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ssdkd.engine.distributed import init_from_environment
 from ssdkd.engine.runner import RunResult, run_rounds
 from ssdkd.generators import channel_values
 from ssdkd.methods import METHODS, PRECISIONS, MethodConfig
+from ssdkd.methods.parallel import DataParallel
 
 __all__ = ["distill"]
 
@@ -59,6 +61,13 @@ def distill(
         resume: Continue the run in ``run_dir`` from its last checkpoint.
         progress: Show a progress bar.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the call joins the process
+    group (:func:`~ssdkd.engine.distributed.init_from_environment`; each rank on the GPU
+    of its local rank when CUDA is available and ``device`` is not given) and runs data
+    parallel: each rank synthesises and distils on its share of every batch, and only
+    rank 0 writes logs, plots and the progress bar. Every rank returns the same student.
+    See ``docs/concepts/distributed.md``.
+
     Returns:
         A :class:`~ssdkd.engine.runner.RunResult`: ``student`` (the final round's
         weights), ``final_accuracy`` (the final round's accuracy on ``eval_data``),
@@ -105,11 +114,13 @@ def distill(
     shape = tuple(int(s) for s in image_shape)
     if len(shape) != 3:
         raise ValueError(f"Expected `image_shape` as (C, H, W), got {tuple(image_shape)}")
-    resolved = (
-        torch.device(device)
-        if device is not None
-        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    info = init_from_environment()
+    if device is not None:
+        resolved = torch.device(device)
+    elif torch.cuda.is_available():
+        resolved = torch.device("cuda", info.local_rank) if info else torch.device("cuda")
+    else:
+        resolved = torch.device("cpu")
     if not isinstance(normalization, Sequence) or len(normalization) != 2:
         raise TypeError(f"Expected `normalization` as (mean, std), got {normalization!r}")
     mean = channel_values("normalization[0] (mean)", normalization[0])
@@ -126,6 +137,7 @@ def distill(
         precision=precision,
         seed=seed,
         device=resolved,
+        parallel=DataParallel.from_process_group() if info is not None else None,
     )
     return run_rounds(
         runner,

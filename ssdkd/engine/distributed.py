@@ -16,6 +16,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from ssdkd.methods.parallel import shard_range
+
 __all__ = ["DEFAULT_TIMEOUT_S", "ProcessGroupInfo", "init_from_environment", "shard_range"]
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -123,26 +125,3 @@ def init_from_environment(
     else:
         backend = str(dist.get_backend())
     return ProcessGroupInfo(rank, world_size, local_rank, backend)
-
-
-def shard_range(total: int, rank: int, world_size: int) -> tuple[int, int]:
-    """This rank's contiguous share ``[start, stop)`` of ``total`` items.
-
-    The first ``total % world_size`` ranks get one item more, so shares differ by at most
-    one and together cover ``[0, total)`` exactly once.
-
-    Example:
-        >>> [shard_range(10, r, 3) for r in range(3)]
-        [(0, 4), (4, 7), (7, 10)]
-    """
-    for name, value in (("total", total), ("rank", rank), ("world_size", world_size)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"Expected `{name}` to be an int, got {value!r}")
-    if world_size < 1 or total < 0 or not 0 <= rank < world_size:
-        raise ValueError(
-            f"Expected total >= 0, world_size >= 1 and rank in [0, world_size), got "
-            f"total={total}, rank={rank}, world_size={world_size}"
-        )
-    base, extra = divmod(total, world_size)
-    start = rank * base + min(rank, extra)
-    return start, start + base + (rank < extra)

@@ -25,11 +25,12 @@ from ssdkd.engine.collapse import (
     check_collapse_thresholds,
     collapse_message,
 )
-from ssdkd.engine.evaluation import accuracy_of, evaluate_predictions
+from ssdkd.engine.evaluation import evaluate_predictions
 from ssdkd.engine.plots import plot_run
 from ssdkd.engine.records import MetricsLog, Progress
 from ssdkd.methods import DistillationMethod, NonFiniteLossError, config_to_dict
-from ssdkd.methods.diagnostics import class_entropy, top_class_share
+from ssdkd.methods.diagnostics import counts_entropy
+from ssdkd.methods.parallel import DataParallel, shard_range
 
 __all__ = ["CHECKPOINT_VERSION", "NonFiniteLossError", "RunResult", "run_rounds"]
 
@@ -204,18 +205,58 @@ def _summarize_steps(steps: list[dict[str, float]]) -> dict[str, float | None]:
 def _evaluate(
     method: DistillationMethod, eval_data: tuple[torch.Tensor, torch.Tensor]
 ) -> dict[str, float]:
-    """Accuracy and class-coverage diagnostics of the student, from one prediction pass."""
-    predictions = evaluate_predictions(
-        method.student,
-        eval_data[0],
-        device=method.device,
-        normalize=(method.model_input.mean, method.model_input.std),
-    )
+    """Accuracy and class-coverage diagnostics of the student, from one prediction pass.
+
+    With several processes each rank predicts its :func:`shard_range` share of the images
+    and the counts are summed, so every rank gets the numbers of the whole set.
+    """
+    parallel = method.parallel
+    images, labels = eval_data
+    start, stop = shard_range(labels.shape[0], parallel.rank, parallel.world_size)
+    counts = torch.zeros(method.num_classes + 1, dtype=torch.long, device=method.device)
+    if stop > start:
+        predictions = evaluate_predictions(
+            method.student,
+            images[start:stop],
+            device=method.device,
+            normalize=(method.model_input.mean, method.model_input.std),
+        )
+        counts[: method.num_classes] = torch.bincount(predictions, minlength=method.num_classes)[
+            : method.num_classes
+        ]
+        counts[-1] = (predictions == labels[start:stop].to(predictions.device)).sum()
+    counts = parallel.sum(counts)
+    histogram = counts[: method.num_classes].float()
+    correct, top_share, entropy = torch.stack(
+        [
+            counts[-1].float(),
+            histogram.max() / histogram.sum().clamp_min(1.0),
+            counts_entropy(histogram),
+        ]
+    ).tolist()
     return {
-        "accuracy": accuracy_of(predictions, eval_data[1]),
-        "eval_top_class_share": float(top_class_share(predictions, method.num_classes)),
-        "eval_class_entropy": float(class_entropy(predictions, method.num_classes)),
+        "accuracy": int(correct) / labels.shape[0],
+        "eval_top_class_share": top_share,
+        "eval_class_entropy": entropy,
     }
+
+
+def _mean_over_ranks(
+    parallel: DataParallel, values: dict[str, Any], sums: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Numeric values averaged over the ranks (those named in ``sums``: summed), in one
+    collective; ``None`` where no rank has a number. Other values stay this rank's."""
+    if not parallel.active:
+        return values
+    keys = sorted(k for k, v in values.items() if v is None or isinstance(v, (int, float)))
+    present = [isinstance(values[k], (int, float)) for k in keys]
+    numbers = [float(values[k]) if ok else 0.0 for k, ok in zip(keys, present, strict=True)]
+    reduced = parallel.sum(torch.tensor([*numbers, *map(float, present)], dtype=torch.float64))
+    totals, counts = reduced[: len(keys)].tolist(), reduced[len(keys) :].tolist()
+    out = dict(values)
+    for key, total, count in zip(keys, totals, counts, strict=True):
+        out[key] = None if count == 0 else total if key in sums else total / count
+    return out
 
 
 def _best_round(history: list[dict[str, Any]]) -> tuple[float | None, int | None]:
@@ -247,6 +288,93 @@ def _check_eval_data(eval_data: tuple[torch.Tensor, torch.Tensor] | None) -> Non
         )
     if labels.shape[0] == 0:
         raise ValueError("Expected `eval_data` with at least one image, got none")
+
+
+_MANIFEST = "manifest.pt"
+"""With several processes: the file naming the round and every rank's checkpoint file."""
+
+
+def _rank_file(rank: int, world_size: int, round_number: int) -> str:
+    return f"last-rank{rank}-of-{world_size}-round{round_number}.pt"
+
+
+def _world_size_error(path: Path, stored: int, current: int) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {str(path)!r} was written by a run on {stored} process(es), and this "
+        f"run has {current}; resume with {stored} process(es) (a sharded buffer cannot be "
+        "split differently without changing which items each rank draws) or choose a new "
+        "run directory"
+    )
+
+
+def _load_run_state(checkpoints: Path, parallel: DataParallel) -> dict[str, Any] | None:
+    """This rank's last complete checkpoint (``None`` if there is none), checked.
+
+    One process reads ``last.pt``; several read the manifest and their own file of the
+    round it names. A checkpoint of another number of processes is refused.
+    """
+    last, manifest = checkpoints / "last.pt", checkpoints / _MANIFEST
+    if not parallel.active:
+        if manifest.exists() and not last.exists():
+            stored = load_checkpoint(manifest, kind="manifest")
+            raise _world_size_error(manifest, int(stored["world_size"]), 1)
+        if not last.exists():
+            return None
+        path = last
+        state = load_checkpoint(path, kind="run")
+    else:
+        if last.exists():
+            raise _world_size_error(last, 1, parallel.world_size)
+        if not manifest.exists():
+            return None
+        stored = load_checkpoint(manifest, kind="manifest")
+        if int(stored["world_size"]) != parallel.world_size:
+            raise _world_size_error(manifest, int(stored["world_size"]), parallel.world_size)
+        path = checkpoints / str(stored["files"][parallel.rank])
+        state = load_checkpoint(path, kind="run")
+        if int(state["round"]) != int(stored["round"]) or state.get("rank") != parallel.rank:
+            raise CheckpointError(
+                f"checkpoint file {str(path)!r} holds round {state['round']} of rank "
+                f"{state.get('rank')}, but {str(manifest)!r} names round {stored['round']} "
+                f"of rank {parallel.rank}"
+            )
+    if state.get("version") not in _READABLE_CHECKPOINT_VERSIONS:
+        raise CheckpointError(
+            f"checkpoint file {str(path)!r} has version {state.get('version')!r}, "
+            f"expected one of {_READABLE_CHECKPOINT_VERSIONS}"
+        )
+    return {**state, "path": path}
+
+
+def _save_run_state(checkpoints: Path, parallel: DataParallel, state: dict[str, Any]) -> None:
+    """Write the round's checkpoint atomically.
+
+    One process writes ``last.pt``. Several write one file per rank and round; once every
+    rank's file is in place, rank 0 replaces the manifest (the commit point: a crash
+    before it leaves the previous manifest, whose files are still there), and then each
+    rank deletes its files of earlier rounds.
+    """
+    if not parallel.active:
+        atomic_save(state, checkpoints / "last.pt")
+        return
+    round_number, world = int(state["round"]), parallel.world_size
+    name = _rank_file(parallel.rank, world, round_number)
+    atomic_save({**state, "rank": parallel.rank, "world_size": world}, checkpoints / name)
+    parallel.barrier()
+    if parallel.is_main:
+        atomic_save(
+            {
+                "kind": "manifest",
+                "round": round_number,
+                "world_size": world,
+                "files": [_rank_file(r, world, round_number) for r in range(world)],
+            },
+            checkpoints / _MANIFEST,
+        )
+    parallel.barrier()
+    for old in checkpoints.glob(f"last-rank{parallel.rank}-of-{world}-round*.pt"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
 
 
 def run_rounds(
@@ -350,30 +478,26 @@ def run_rounds(
         "teacher_fingerprint": module_fingerprint(method.teacher, weights=True),
         "student_architecture": module_fingerprint(method.student, weights=False),
     }
+    parallel = method.parallel
     history: list[dict[str, Any]] = []
     start_round = 0
     consecutive_nonfinite = 0
-    last_path = directory / "checkpoints" / "last.pt" if directory else None
-    best_path = directory / "checkpoints" / "best.pt" if directory else None
+    checkpoints = directory / "checkpoints" if directory else None
+    best_path = checkpoints / "best.pt" if checkpoints else None
 
-    if resume and last_path is not None and last_path.exists():
-        state = load_checkpoint(last_path, kind="run")
-        if state.get("version") not in _READABLE_CHECKPOINT_VERSIONS:
-            raise CheckpointError(
-                f"checkpoint file {str(last_path)!r} has version {state.get('version')!r}, "
-                f"expected one of {_READABLE_CHECKPOINT_VERSIONS}"
-            )
-        _check_same_run(state["config"], json.loads(json.dumps(config_record)), last_path)
+    state = _load_run_state(checkpoints, parallel) if resume and checkpoints else None
+    if state is not None:
+        _check_same_run(state["config"], json.loads(json.dumps(config_record)), state["path"])
         method.load_state_dict(state["method"])
         _set_rng_state(state["rng"])
         history = list(state["history"])
         start_round = int(state["round"])
         consecutive_nonfinite = int(state.get("consecutive_nonfinite", 0))
-        if best_path is not None:
+        if best_path is not None and parallel.is_main:
             _repair_best(method, history, best_path)
 
     log: MetricsLog | None = None
-    if directory is not None:
+    if directory is not None and parallel.is_main:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "config.json").write_text(json.dumps(config_record, indent=2) + "\n")
         log = MetricsLog(directory, history)
@@ -383,7 +507,10 @@ def run_rounds(
     overall = history[-1]["overall_seconds"] if history else 0.0
     try:
         with Progress(
-            cfg.rounds, initial=start_round, enabled=progress, description=type(method).__name__
+            cfg.rounds,
+            initial=start_round,
+            enabled=progress and parallel.is_main,
+            description=type(method).__name__,
         ) as bar:
             for round_index in range(start_round, cfg.rounds):
                 _sync(method.device)
@@ -417,18 +544,25 @@ def run_rounds(
                 improved = accuracy is not None and (best_so_far is None or accuracy > best_so_far)
                 if improved:
                     best_so_far = accuracy
+                # With several processes: the global count, and the means over the ranks
+                # of what each rank measured on its share (one collective each).
+                images = _mean_over_ranks(
+                    parallel,
+                    {"images_synthesized": method.images_synthesized},
+                    ("images_synthesized",),
+                )
                 record: dict[str, Any] = {
                     "round": round_index + 1,
-                    "images_synthesized": method.images_synthesized,
+                    "images_synthesized": int(images["images_synthesized"]),
                     "kd_steps": method.kd_steps_done,
                     "synthesis_seconds": t1 - t0,
                     "kd_seconds": t2 - t1,
                     "overall_seconds": overall,
                     **evaluation,
-                    **_summarize_steps(steps),
+                    **_mean_over_ranks(parallel, _summarize_steps(steps)),
                     "nonfinite_steps": sum(1 for step in steps if step["skipped"]),
                 }
-                for key, value in synth_metrics.items():
+                for key, value in _mean_over_ranks(parallel, synth_metrics).items():
                     # The engine's count of images_synthesized is authoritative.
                     record.setdefault(key, value)
                 message = None
@@ -443,8 +577,10 @@ def run_rounds(
                     record["warnings"] = [message]
                     warned = True
                 history.append(record)
-                if last_path is not None:
-                    atomic_save(
+                if checkpoints is not None:
+                    _save_run_state(
+                        checkpoints,
+                        parallel,
                         {
                             "kind": "run",
                             "version": CHECKPOINT_VERSION,
@@ -455,21 +591,20 @@ def run_rounds(
                             "history": history,
                             "consecutive_nonfinite": consecutive_nonfinite,
                         },
-                        last_path,
                     )
                 # After last.pt: a crash in between is repaired on resume (_repair_best).
-                if improved and best_path is not None:
+                if improved and best_path is not None and parallel.is_main:
                     _save_best(method, round_index + 1, accuracy, best_path)
                 if log is not None:
                     log.write(record)
                 bar.update(record)
-                if message is not None:
+                if message is not None and parallel.is_main:
                     bar.warn(message, CollapseWarning, stacklevel=2)
     finally:
         if log is not None:
             log.close()
 
-    if directory is not None:
+    if directory is not None and parallel.is_main:
         _write_snapshot(method, directory)
     best_eval_accuracy, best_round = _best_round(history)
     return RunResult(

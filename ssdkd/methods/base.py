@@ -13,7 +13,8 @@ from torch import nn
 from ssdkd.generators import channel_values
 from ssdkd.methods.common import ModelInput, StudentTrainer, TransferPool, freeze_teacher
 from ssdkd.methods.config import MethodConfig
-from ssdkd.methods.diagnostics import class_entropy
+from ssdkd.methods.diagnostics import counts_entropy
+from ssdkd.methods.parallel import DataParallel
 from ssdkd.methods.precision import Precision
 
 __all__ = ["DistillationMethod", "PoolMethod"]
@@ -37,8 +38,16 @@ class DistillationMethod(ABC):
             live in [0, 1] and are normalised with it.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         seed: Seeds the method's :class:`torch.Generator` (latents, targets, sampling,
-            augmentation).
+            augmentation); with several processes, each rank's stream is derived from it
+            (:meth:`~ssdkd.methods.parallel.DataParallel.rank_seed`).
         device: Where the models and synthetic data live (default: the student's device).
+        parallel: The rank this method runs as (default: one process). With several
+            processes each rank synthesises and distils on its equal share of every
+            batch (``kd_batch_size`` and ``synthesis_batch_size`` must be divisible by the
+            number of processes), gradients are averaged, and the student, generator and
+            BN-statistics targets stay identical on every rank; see
+            ``docs/concepts/distributed.md``. Rank 0's teacher and student weights are
+            broadcast to the other ranks.
     """
 
     needs_batchnorm: ClassVar[bool] = True
@@ -55,6 +64,7 @@ class DistillationMethod(ABC):
         precision: str = "fp32",
         seed: int = 0,
         device: torch.device | None = None,
+        parallel: DataParallel | None = None,
     ) -> None:
         if num_classes < 2:
             raise ValueError(f"Expected `num_classes` >= 2, got {num_classes}")
@@ -67,17 +77,29 @@ class DistillationMethod(ABC):
                 f"Expected `normalization` with {image_shape[0]} channel value(s) each, "
                 f"got mean {tuple(mean)} and std {tuple(std)}"
             )
+        self.parallel = DataParallel.single() if parallel is None else parallel
+        if self.parallel.active and precision == "fp16":
+            raise ValueError(
+                "Expected `precision` 'fp32' or 'bf16' with several processes, got 'fp16' "
+                "(each rank's gradient scaler would find its own scale)"
+            )
+        self.kd_batch_share = self.parallel.share(config.kd_batch_size, "kd_batch_size")
         if device is None:
             device = next(student.parameters()).device
         self.device = torch.device(device)
         self.teacher = freeze_teacher(teacher.to(self.device), needs_batchnorm=self.needs_batchnorm)
         self.student = student.to(self.device)
+        # Every rank starts from rank 0's networks, as DistributedDataParallel does.
+        self.parallel.broadcast_(self.teacher)
+        self.parallel.broadcast_(self.student)
         self.config = config
         self.num_classes = num_classes
         self.image_shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
         self.model_input = ModelInput(mean, std)
         self.precision = Precision(precision, self.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(
+            self.parallel.rank_seed(seed)
+        )
         self.images_synthesized = 0
         self.kd_steps_done = 0
         post_warmup_rounds = config.rounds - config.warmup_rounds
@@ -89,6 +111,7 @@ class DistillationMethod(ABC):
             model_input=self.model_input,
             precision=self.precision,
             generator=self.generator,
+            parallel=self.parallel,
         )
 
     @abstractmethod
@@ -151,17 +174,21 @@ class PoolMethod(DistillationMethod):
         self.pool = TransferPool(pool_capacity, self.generator)
 
     def _add_to_pool(self, images: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, float]:
-        """Add a batch with the teacher's logits on it; returns the pool's class entropy."""
+        """Add a batch with the teacher's logits on it; returns the pool's class entropy.
+
+        With several processes the entropy is the one of all ranks' pools together.
+        """
         self.pool.add(images, teacher_logits.argmax(dim=1))
         assert self.pool.labels is not None
         self.images_synthesized += int(images.shape[0])
+        counts = torch.bincount(self.pool.labels, minlength=self.num_classes)[: self.num_classes]
         return {
             "images_synthesized": float(self.images_synthesized),
-            "data_class_entropy": float(class_entropy(self.pool.labels, self.num_classes)),
+            "data_class_entropy": float(counts_entropy(self.parallel.sum(counts))),
         }
 
     def distill_step(self) -> dict[str, torch.Tensor | float]:
-        metrics, _, _ = self.trainer.step(self.pool.sample(self.config.kd_batch_size))
+        metrics, _, _ = self.trainer.step(self.pool.sample(self.kd_batch_share))
         self.kd_steps_done += 1
         return dict(metrics)
 

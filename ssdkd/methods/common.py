@@ -13,6 +13,7 @@ from ssdkd.generators import Augment, Normalize, random_mixup
 from ssdkd.hooks import has_batchnorm
 from ssdkd.losses import kd_kl_div, weighted_mean
 from ssdkd.methods.config import MethodConfig
+from ssdkd.methods.parallel import DataParallel
 from ssdkd.methods.precision import Precision
 
 __all__ = ["ModelInput", "StudentTrainer", "TransferPool", "freeze_teacher", "frozen_weights"]
@@ -148,6 +149,8 @@ class StudentTrainer:
         model_input: Normalisation applied to images before either network.
         precision: Autocast mode and guarded optimiser step.
         generator: Random source of the KD-batch augmentation.
+        parallel: The ranks whose gradients and BN running statistics each step averages
+            (default: one process).
     """
 
     def __init__(
@@ -160,9 +163,11 @@ class StudentTrainer:
         model_input: ModelInput,
         precision: Precision,
         generator: torch.Generator,
+        parallel: DataParallel | None = None,
     ) -> None:
         self.teacher = teacher
         self.student = student
+        self.parallel = DataParallel.single() if parallel is None else parallel
         self.temperature = config.temperature
         self.model_input = model_input
         self.precision = precision
@@ -224,10 +229,12 @@ class StudentTrainer:
             reduction="none",
         )
         loss = weighted_mean(per_sample, weights) if weights is not None else per_sample.mean()
-        applied = self.precision.step(loss, self.optimizer)
+        applied = self.precision.step(loss, self.optimizer, parallel=self.parallel)
         with torch.no_grad():
             for buffer, saved in zip(self.student.buffers(), buffers, strict=True):
                 buffer.copy_(torch.where(applied, buffer, saved))
+        # Each rank's forward pass moved the running statistics by its own share.
+        self.parallel.average_buffers_(self.student)
         self.scheduler.step()
         # `kd_loss` is what was optimised (importance-weighted where weights are given);
         # `kl` is the plain per-sample mean, comparable across methods.

@@ -27,7 +27,9 @@ class DeepInversion(PoolMethod):
     ``iterations`` Adam steps (betas 0.5, 0.9) on
     ``bn_weight·L_BN + oh_weight·CE + tv_l1·TV₁ + tv_l2·TV₂ + l2·‖x‖₂ + competition·(1 − JS)``
     under random roll jitter and flips, then appends the batch to the transfer pool; KD
-    steps draw uniformly from the pool.
+    steps draw uniformly from the pool. With several processes each rank optimises its own
+    ``synthesis_batch_size / N`` images (their BN-statistics loss is that of the rank's
+    share) into its own pool.
 
     See :class:`~ssdkd.methods.base.DistillationMethod` for the arguments.
 
@@ -59,18 +61,19 @@ class DeepInversion(PoolMethod):
         self.layer_weights = [config.first_bn_multiplier] + [1.0] * (layers - 1)
         # The pixels' own instance: their loss needs its own fp16 gradient scale.
         self.pixel_precision = Precision(self.precision.mode, self.device)
+        self.batch_share = self.parallel.share(config.synthesis_batch_size, "synthesis_batch_size")
 
     def synthesize(self, round_index: int) -> dict[str, float]:
         del round_index
         cfg = self.config
         channels, size, _ = self.image_shape
-        pixels = PixelGenerator(
-            cfg.synthesis_batch_size, channels, size, generator=self.generator
-        ).to(self.device)
+        pixels = PixelGenerator(self.batch_share, channels, size, generator=self.generator).to(
+            self.device
+        )
         targets = torch.randint(
             0,
             self.num_classes,
-            (cfg.synthesis_batch_size,),
+            (self.batch_share,),
             generator=self.generator,
             device=self.device,
         )
@@ -79,6 +82,8 @@ class DeepInversion(PoolMethod):
         images = pixels().detach()
         with torch.no_grad(), self.precision.autocast():
             final_logits = self.teacher(self.model_input(images)).float()
+        # Every rank raises below or none does: the rank that skipped most decides.
+        skipped = self.parallel.max(skipped)
         synth_loss, synth_bn, skipped_steps = torch.cat([last, skipped.float()[None]]).tolist()
         if skipped_steps == cfg.iterations:
             raise NonFiniteLossError(

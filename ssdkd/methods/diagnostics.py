@@ -17,6 +17,7 @@ from torch import Tensor
 __all__ = [
     "batch_diagnostics",
     "class_entropy",
+    "counts_entropy",
     "top_class_share",
     "within_class_diversity",
 ]
@@ -55,12 +56,24 @@ def class_entropy(labels: Tensor, num_classes: int) -> Tensor:
         tensor(1.)
     """
     _check_labels(labels, num_classes)
-    counts = torch.bincount(labels, minlength=num_classes)[:num_classes].float()
+    return counts_entropy(torch.bincount(labels, minlength=num_classes)[:num_classes])
+
+
+def counts_entropy(counts: Tensor) -> Tensor:
+    """:func:`class_entropy` of a class histogram ``(K,)`` (e.g. summed over processes).
+
+    Example:
+        >>> counts_entropy(torch.tensor([2, 2, 0, 0]))
+        tensor(0.5000)
+    """
+    if counts.dim() != 1 or counts.shape[0] < 2:
+        raise ValueError(f"Expected `counts` of shape (K,) with K >= 2, got {tuple(counts.shape)}")
+    counts = counts.float()
     shares = counts / counts.sum().clamp_min(1.0)
     # 0 · log 0 = 0: the `where` keeps empty classes out of the sum.
     terms = torch.where(shares > 0, shares * shares.clamp_min(1e-30).log(), 0.0)
     # `+ 0.0` turns the −0.0 of a one-class batch into 0.0.
-    return (-terms.sum() / math.log(num_classes)).clamp(0.0, 1.0) + 0.0
+    return (-terms.sum() / math.log(counts.shape[0])).clamp(0.0, 1.0) + 0.0
 
 
 def top_class_share(labels: Tensor, num_classes: int) -> Tensor:

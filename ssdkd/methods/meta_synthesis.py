@@ -18,6 +18,7 @@ from ssdkd.methods.base import DistillationMethod
 from ssdkd.methods.common import ModelInput, frozen_weights
 from ssdkd.methods.config import FastDFKDConfig
 from ssdkd.methods.diagnostics import batch_diagnostics
+from ssdkd.methods.parallel import DataParallel
 from ssdkd.methods.precision import NonFiniteLossError, Precision
 
 __all__ = ["MAX_FAILED_FP16_ROUNDS", "MetaGeneratorSynthesis", "SynthesisOutput", "TaskWeights"]
@@ -56,6 +57,12 @@ class MetaGeneratorSynthesis:
     one meta step (first-order MAML: the fast copy's gradients summed over the inner steps;
     or Reptile: θ − θ'); (4) updates the BN-statistics EMA. The lowest-loss batch is kept.
 
+    With several processes (``parallel``) each rank runs the inner steps on its own
+    ``synthesis_batch_size / N`` latents and targets with its own fast copy; the meta
+    gradients are averaged before the meta step, the BN-statistics EMA is updated with the
+    statistics of the global batch, and a round is skipped on every rank or on none, so
+    the meta generator and the EMA stay identical on every rank.
+
     Args:
         teacher: The frozen teacher (eval mode).
         student: The student, used by the adversarial term.
@@ -65,6 +72,7 @@ class MetaGeneratorSynthesis:
         model_input: Normalisation in front of both networks.
         precision: Mode of the forward passes (the synthesis keeps its own fp16 scaler).
         generator: The random source (latents, targets, augmentation).
+        parallel: The ranks the synthesis is split across (default: one process).
     """
 
     def __init__(
@@ -78,6 +86,7 @@ class MetaGeneratorSynthesis:
         model_input: ModelInput,
         precision: Precision,
         generator: torch.Generator,
+        parallel: DataParallel | None = None,
     ) -> None:
         channels, height, width = image_shape
         if height != width:
@@ -91,6 +100,8 @@ class MetaGeneratorSynthesis:
         # Its own instance: the generator's loss needs its own fp16 gradient scale.
         self.precision = Precision(precision.mode, generator.device)
         self.generator = generator
+        self.parallel = DataParallel.single() if parallel is None else parallel
+        self.batch_share = self.parallel.share(config.synthesis_batch_size, "synthesis_batch_size")
         self.meta = DCGANGenerator(
             latent_dim=config.latent_dim,
             image_size=height,
@@ -98,6 +109,7 @@ class MetaGeneratorSynthesis:
             width=config.generator_width,
             num_classes=num_classes if config.conditional_generator else 0,
         ).to(device)
+        self.parallel.broadcast_(self.meta)
         self.meta_optimizer = torch.optim.Adam(
             self.meta.parameters(), lr=config.lr_g * config.g_steps, betas=(0.5, 0.999)
         )
@@ -120,6 +132,7 @@ class MetaGeneratorSynthesis:
             model_input=method.model_input,
             precision=method.precision,
             generator=method.generator,
+            parallel=method.parallel,
         )
 
     def run(self, *, adversarial: bool, task_weights: TaskWeights | None = None) -> SynthesisOutput:
@@ -128,7 +141,7 @@ class MetaGeneratorSynthesis:
         fast = copy.deepcopy(self.meta)
         fast.train()
         z = torch.randn(
-            cfg.synthesis_batch_size,
+            self.batch_share,
             cfg.latent_dim,
             generator=self.generator,
             device=self.generator.device,
@@ -136,7 +149,7 @@ class MetaGeneratorSynthesis:
         targets = torch.randint(
             0,
             self.num_classes,
-            (cfg.synthesis_batch_size,),
+            (self.batch_share,),
             generator=self.generator,
             device=self.generator.device,
         )
@@ -145,6 +158,8 @@ class MetaGeneratorSynthesis:
             steps = self._inner_steps(fast, z, targets, adversarial, task_weights)
         best_images, last_images, best_parts, last_stats, skipped = steps
         names = ("loss", "bn", "task", "adv")
+        # The rank that skipped most decides: every rank takes the meta step or none does.
+        skipped = self.parallel.max(skipped)
         read = torch.cat([best_parts, skipped.float()[None]]).tolist()
         metrics = {f"synth_{n}": float(v) for n, v in zip(names, read[:4], strict=True)}
         metrics["synth_skipped_steps"] = read[-1]
@@ -152,8 +167,9 @@ class MetaGeneratorSynthesis:
             self.failed_rounds = 0
             if cfg.meta_algorithm == "reptile":
                 reptile_gradient(self.meta, fast)
+            self.parallel.average_parameter_gradients_(self.meta.parameters())
             self.meta_optimizer.step()
-            self.bn_loss.update(last_stats)
+            self.bn_loss.update(_global_stats(self.parallel, last_stats))
         else:
             self.failed_rounds += 1
             if self.precision.scaler is None or self.failed_rounds >= MAX_FAILED_FP16_ROUNDS:
@@ -270,3 +286,24 @@ def _where_stats(
         )
         for s, p in zip(stats, previous, strict=True)
     ]
+
+
+def _global_stats(parallel: DataParallel, stats: list[BNLayerStats]) -> list[BNLayerStats]:
+    """The statistics of the global batch from each rank's equal share (one collective).
+
+    The global mean is the mean of the ranks' means; the global biased variance is the mean
+    of ``var + mean²`` minus the squared global mean.
+    """
+    if not parallel.active:
+        return stats
+    parts = [torch.cat([s.mean.detach(), s.var.detach() + s.mean.detach() ** 2]) for s in stats]
+    parallel.average_(parts)
+    merged = []
+    for s, part in zip(stats, parts, strict=True):
+        mean, square = part.chunk(2)
+        merged.append(
+            BNLayerStats(
+                s.name, mean, (square - mean**2).clamp_min(0.0), s.running_mean, s.running_var
+            )
+        )
+    return merged

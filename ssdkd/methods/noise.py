@@ -9,12 +9,15 @@ from torch import nn
 
 from ssdkd.methods.base import PoolMethod
 from ssdkd.methods.config import NoiseControlConfig
+from ssdkd.methods.parallel import shard_range
 
 __all__ = ["NoiseControl"]
 
 
 class NoiseControl(PoolMethod):
     """Distils on ``pool_size`` uniform-noise images drawn in the first round.
+
+    With several processes each rank draws and keeps its share of the ``pool_size`` images.
 
     The control every data-free method must beat by a wide margin: it shows how much of
     the teacher's function can be transferred without inverting anything.
@@ -36,8 +39,11 @@ class NoiseControl(PoolMethod):
 
     def synthesize(self, round_index: int) -> dict[str, float]:
         if len(self.pool) == 0:
+            start, stop = shard_range(
+                self.config.pool_size, self.parallel.rank, self.parallel.world_size
+            )
             noise = torch.rand(
-                self.config.pool_size,
+                stop - start,
                 *self.image_shape,
                 generator=self.generator,
                 device=self.device,

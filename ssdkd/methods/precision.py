@@ -8,6 +8,8 @@ from typing import Any, Literal, get_args
 
 import torch
 
+from ssdkd.methods.parallel import DataParallel
+
 __all__ = ["PRECISIONS", "NonFiniteLossError", "Precision", "PrecisionName"]
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]
@@ -76,6 +78,7 @@ class Precision:
         optimizer: torch.optim.Optimizer,
         *,
         before_update: Callable[[], None] | None = None,
+        parallel: DataParallel | None = None,
     ) -> torch.Tensor:
         """Back-propagate ``loss`` and step ``optimizer`` where loss and gradients are finite.
 
@@ -93,9 +96,13 @@ class Precision:
             optimizer: The optimiser of the parameters to update.
             before_update: Called after the (masked) gradients are in place and before the
                 update, e.g. to accumulate them elsewhere (first-order MAML).
+            parallel: Average the gradients over its ranks before the update (one
+                collective, after unscaling), and apply the step on every rank or on none:
+                where any rank's loss or averaged gradient is non-finite.
 
         Returns:
-            A 0-dim bool tensor on the loss's device: whether the step was applied.
+            A 0-dim bool tensor on the loss's device: whether the step was applied (the
+            same on every rank of ``parallel``).
         """
         optimizer.zero_grad(set_to_none=True)
         scaled = loss if self.scaler is None else self.scaler.scale(loss)
@@ -108,7 +115,10 @@ class Precision:
         if scaling:
             assert self.scaler is not None
             self.scaler.unscale_(optimizer)
-        applied = torch.isfinite(loss.detach())
+        if parallel is not None:
+            applied = parallel.average_gradients_(grads, loss)
+        else:
+            applied = torch.isfinite(loss.detach())
         if grads:
             applied = applied & torch.isfinite(torch.nn.utils.get_total_norm(grads))
             keep = applied.to(grads[0].dtype)

@@ -10,7 +10,7 @@ from torch import nn
 from ssdkd.losses import diversity_difficulty_weights
 from ssdkd.methods.base import DistillationMethod
 from ssdkd.methods.config import SSDKDConfig
-from ssdkd.methods.diagnostics import class_entropy
+from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
 from ssdkd.sampling import PriorityBuffer, linear_schedule, reservoir_slots
 
@@ -37,6 +37,12 @@ class SSDKD(DistillationMethod):
     The buffer stores, per image, the teacher's class (``labels``) and logits
     (``teacher_logits``) at admission, so φ and the class histogram need no extra
     teacher pass.
+
+    With several processes the buffer is sharded: each rank owns ``buffer_size / N`` of
+    the slots (``buffer_size`` must be divisible by the number of processes), admits its
+    own images and draws its share of each KD batch from them; φ reads the class histogram
+    of all shards together, and the importance weights are normalised over the global
+    batch (see ``docs/concepts/distributed.md``).
 
     See :class:`~ssdkd.methods.base.DistillationMethod` for the arguments.
 
@@ -68,11 +74,13 @@ class SSDKD(DistillationMethod):
             )
         super().__init__(teacher, student, config, **kwargs)
         self.synthesis = MetaGeneratorSynthesis.for_method(self, config)
+        # Equal shards: every rank then admits, evicts and reduces in the same rounds.
+        shard = self.parallel.share(config.buffer_size, "buffer_size")
         buffer_generator = torch.Generator(device=self.device).manual_seed(
             int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.device))
         )
         self.buffer = PriorityBuffer(
-            config.buffer_size,
+            shard,
             # α = 0 makes every P(i) equal and every importance weight 1: the ablation
             # "without priority sampling" draws uniformly from the same buffer.
             alpha=config.alpha if config.priority_sampling else 0.0,
@@ -88,11 +96,19 @@ class SSDKD(DistillationMethod):
         self._gamma = config.gamma if config.use_difficulty else 0.0
         self._phi_mean: torch.Tensor | None = None
 
+    def _buffer_counts(self) -> torch.Tensor:
+        """The class histogram of every rank's buffer shard together."""
+        if len(self.buffer) == 0:
+            local = torch.zeros(self.num_classes, dtype=torch.long, device=self.device)
+        else:
+            local = self.buffer.class_counts("labels", self.num_classes)
+        return self.parallel.sum(local)
+
     def _class_counts(self) -> torch.Tensor:
-        if not self.config.use_diversity or len(self.buffer) == 0:
+        if not self.config.use_diversity:
             # An empty histogram makes φ's diversity factor 1 for every sample.
             return torch.zeros(self.num_classes, dtype=torch.long, device=self.device)
-        return self.buffer.class_counts("labels", self.num_classes)
+        return self._buffer_counts()
 
     def phi(
         self, teacher_logits: torch.Tensor, targets: torch.Tensor | None = None
@@ -139,15 +155,18 @@ class SSDKD(DistillationMethod):
         self._admit(fields)
         self.images_synthesized += int(out.images.shape[0])
         size = len(self.buffer)
-        labels = self.buffer.data["labels"][:size]
         stored = self.buffer.data["teacher_logits"][:size].softmax(dim=1).max(dim=1).values
-        entropy, confidence = torch.stack(
-            [class_entropy(labels, self.num_classes), stored.mean()]
+        # Over every rank's shard: the global histogram, and confidence sum and count.
+        totals = self.parallel.sum(
+            torch.stack([stored.sum(dtype=torch.float64), torch.tensor(size, dtype=torch.float64)])
+        )
+        entropy, confidence, global_size = torch.stack(
+            [counts_entropy(self._buffer_counts()).double(), totals[0] / totals[1], totals[1]]
         ).tolist()
         metrics = {
             **out.metrics,
             "images_synthesized": float(self.images_synthesized),
-            "buffer_size": float(size),
+            "buffer_size": global_size,
             "data_class_entropy": entropy,
             # What the refresh policy keeps: the teacher's mean confidence on the buffer.
             "data_teacher_confidence": confidence,
@@ -190,14 +209,17 @@ class SSDKD(DistillationMethod):
 
     def distill_step(self) -> dict[str, torch.Tensor | float]:
         cfg = self.config
-        sample = self.buffer.sample(cfg.kd_batch_size)
-        metrics, kl, applied = self.trainer.step(sample.data["images"], sample.weights)
+        sample = self.buffer.sample(self.kd_batch_share)
+        weights = sample.weights
+        if self.parallel.active:
+            weights = self._global_weights(sample.probabilities).to(weights.dtype)
+        metrics, kl, applied = self.trainer.step(sample.data["images"], weights)
         # δ_i = w_i · KL_i (the paper's priority): the importance weight of the draw times
         # the teacher-student divergence measured in this step. KL ≥ 0, but float32
         # rounding gives values like −1e-7 when teacher and student agree; the buffer
         # rightly rejects negative priorities. A skipped step keeps the old priorities
         # (decided on the device: no host read).
-        delta = (sample.weights * kl).clamp_min(0.0).to(torch.float64)
+        delta = (weights * kl).clamp_min(0.0).to(torch.float64)
         self.buffer.update_priorities(
             sample.indices,
             torch.where(applied, delta, self.buffer.priorities(sample.indices)),
@@ -207,6 +229,29 @@ class SSDKD(DistillationMethod):
         total = (cfg.rounds - cfg.warmup_rounds) * cfg.kd_steps
         self.buffer.beta = linear_schedule(cfg.beta, cfg.beta_final, self.kd_steps_done, total)
         return {**metrics, "beta": self.buffer.beta}
+
+    def _global_weights(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """Importance weights of this rank's draws, normalised over the global batch.
+
+        Rank r draws its share from its own shard, so item i is drawn with
+        ``P(i) = p_i / N`` where ``p_i`` is its probability within the shard. The common
+        factor 1/N cancels in every normalisation: ``w_i = (p_i / p_min)^(−β)`` with
+        ``p_min`` the smallest ``p`` of the global batch (``"batch"``, ``"mean"``) or of
+        every live item of every shard (``"max"``), then, for ``"mean"``, divided by the
+        global batch's mean weight. In one process this is the buffer's own weights.
+        """
+        buffer = self.buffer
+        p = probabilities.to(torch.float64)
+        # The smallest P of every live item ("max") or of the drawn batch.
+        shard_min = buffer.tree.min / buffer.tree.total if buffer.weight_norm == "max" else p.min()
+        weights = (p / self.parallel.min(shard_min)) ** -buffer.beta
+        weights = weights.clamp_(torch.finfo(torch.float64).tiny, 1.0)
+        if buffer.weight_norm == "mean":
+            totals = self.parallel.sum(
+                torch.stack([weights.sum(), torch.tensor(float(weights.numel()), device=p.device)])
+            )
+            weights = weights / (totals[0] / totals[1])
+        return weights
 
     def synthetic_images(self) -> torch.Tensor:
         return self.buffer.data["images"] if len(self.buffer) else torch.zeros(0, *self.image_shape)

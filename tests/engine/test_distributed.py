@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -9,13 +10,20 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import ssdkd
+from ssdkd.engine import CheckpointError, atomic_save, load_checkpoint
 from ssdkd.engine.distributed import init_from_environment, shard_range
+from ssdkd.engine.runner import _load_run_state
+from ssdkd.methods import SSDKD_DIGITS
+from ssdkd.methods.parallel import DataParallel
+from ssdkd.models import create_model
 from ssdkd.sampling import all_reduce_sum, global_class_counts, global_mean_normalized
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +102,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def torchrun(scenario: str, out: Path, timeout: float = 120.0) -> list[dict[str, object]]:
+def launch(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """``torchrun --nproc-per-node 2 tests/distributed_worker.py ARGS`` on this machine."""
     command = [
         sys.executable,
         "-m",
@@ -106,13 +115,16 @@ def torchrun(scenario: str, out: Path, timeout: float = 120.0) -> list[dict[str,
         "--master-port",
         str(free_port()),
         str(ROOT / "tests" / "distributed_worker.py"),
-        scenario,
-        str(out),
+        *args,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
+    return subprocess.run(
         command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def torchrun(scenario: str, out: Path, *args: str) -> list[dict[str, Any]]:
+    result = launch(scenario, str(out), *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
 
@@ -138,3 +150,138 @@ def test_a_collective_with_a_departed_rank_fails_instead_of_hanging(tmp_path: Pa
     assert ranks[1]["left"] is True
     assert ranks[0]["error"] is not None
     assert ranks[0]["seconds"] < 60
+
+
+# ---------------------------------------------------------------- data-parallel methods
+METHOD_ROUNDS = {"ssd-kd": 5, "fast-dfkd": 4, "deepinversion": 3}
+KD_STEPS = {"ssd-kd": 12, "fast-dfkd": 9, "deepinversion": 9}  # (rounds - warm-up) × 3
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One uninterrupted 2-process run per method (see ``distributed_worker.TINY``)."""
+    runs = {}
+    for method in METHOD_ROUNDS:
+        out = tmp_path_factory.mktemp(method)
+        torchrun("distill", out, method, str(out / "run"))
+        runs[method] = out
+    return runs
+
+
+def without_seconds(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in history]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list(METHOD_ROUNDS))
+def test_two_processes_hold_one_student_and_generator_after_every_step(
+    method: str, two_process_runs: dict[str, Path]
+) -> None:
+    out = two_process_runs[method]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    for rank in ranks:
+        assert rank["steps"] == KD_STEPS[method]
+        assert rank["syntheses"] == METHOD_ROUNDS[method]
+        assert rank["student_differs"] == 0
+        assert rank["generator_differs"] == 0
+        # The split evaluation equals one process evaluating the whole held-out set.
+        assert rank["final_accuracy"] == rank["whole_set_accuracy"]
+    assert ranks[0]["student"] == ranks[1]["student"]
+    assert without_seconds(ranks[0]["history"]) == without_seconds(ranks[1]["history"])
+    # Rank 0 alone writes the log: one line per round, not one per rank.
+    lines = (out / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["round"] for line in lines] == list(
+        range(1, METHOD_ROUNDS[method] + 1)
+    )
+    # Each rank synthesises its own half of every batch: the global count is the batch.
+    assert [r["images_synthesized"] for r in ranks[0]["history"]] == [
+        16 * (i + 1) for i in range(METHOD_ROUNDS[method])
+    ]
+    files = sorted(p.name for p in (out / "run" / "checkpoints").iterdir())
+    last = METHOD_ROUNDS[method]
+    assert files == [
+        "best.pt",
+        f"last-rank0-of-2-round{last}.pt",
+        f"last-rank1-of-2-round{last}.pt",
+        "manifest.pt",
+    ]
+
+
+@pytest.mark.slow
+def test_ssd_kd_shards_its_buffer(two_process_runs: dict[str, Path]) -> None:
+    out = two_process_runs["ssd-kd"]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    # buffer_size 48 on 2 processes: 24 slots each, full after 3 rounds of 8 images.
+    assert [(r["buffer_capacity"], r["buffer_size"]) for r in ranks] == [(24, 24), (24, 24)]
+    assert [r["buffer_size"] for r in ranks[0]["history"]] == [16.0, 32.0, 48.0, 48.0, 48.0]
+    # Own seed streams: the shards hold different images.
+    assert ranks[0]["images"] != ranks[1]["images"]
+
+
+@pytest.mark.slow
+def test_a_dead_rank_ends_the_job_and_resume_finishes_bit_identical(
+    tmp_path: Path, two_process_runs: dict[str, Path]
+) -> None:
+    """Regression guard: a rank that crashes must end the job (no hang), and the run
+    must resume from the last manifest to the uninterrupted run's student."""
+    run = tmp_path / "run"
+    crashed = launch("distill", str(tmp_path), "ssd-kd", str(run), "--die-in-round", "3")
+    assert crashed.returncode != 0
+    assert "exitcode  : 3" in crashed.stderr  # torchrun names the rank that died
+    assert load_checkpoint(run / "checkpoints" / "manifest.pt", kind="manifest")["round"] == 3
+    resumed = torchrun("distill", tmp_path, "ssd-kd", str(run), "--resume")
+    reference = json.loads((two_process_runs["ssd-kd"] / "rank0.json").read_text())
+    for rank in resumed:
+        assert rank["student"] == reference["student"]
+        assert rank["student_differs"] == 0
+        assert without_seconds(rank["history"]) == without_seconds(reference["history"])
+
+
+@pytest.mark.slow
+def test_resuming_with_another_number_of_processes_is_refused(
+    two_process_runs: dict[str, Path],
+) -> None:
+    run = two_process_runs["ssd-kd"] / "run"
+    teacher = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
+    student = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
+    with pytest.raises(CheckpointError, match=r"run on 2 process\(es\), and this run has 1"):
+        ssdkd.distill(
+            teacher,
+            student,
+            "ssd-kd",
+            num_classes=10,
+            image_shape=(1, 8, 8),
+            normalization=((0.3,), (0.4,)),
+            config=dataclasses.replace(
+                SSDKD_DIGITS,
+                rounds=5,
+                warmup_rounds=1,
+                kd_steps=3,
+                kd_batch_size=16,
+                synthesis_batch_size=16,
+                generator_width=8,
+                latent_dim=8,
+                buffer_size=48,
+            ),
+            seed=11,
+            run_dir=run,
+            resume=True,
+            progress=False,
+        )
+
+
+def test_a_single_process_checkpoint_is_refused_by_two_processes(tmp_path: Path) -> None:
+    atomic_save({"kind": "run", "round": 1}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=r"run on 1 process\(es\), and this run has 2"):
+        _load_run_state(tmp_path, DataParallel(rank=1, world_size=2))
+
+
+def test_a_manifest_naming_another_round_is_refused(tmp_path: Path) -> None:
+    """Regression guard: a rank file left from another round must not be resumed from."""
+    atomic_save(
+        {"kind": "manifest", "round": 4, "world_size": 2, "files": ["a.pt", "b.pt"]},
+        tmp_path / "manifest.pt",
+    )
+    atomic_save({"kind": "run", "round": 3, "rank": 1, "version": 3}, tmp_path / "b.pt")
+    with pytest.raises(CheckpointError, match="holds round 3 of rank 1, but"):
+        _load_run_state(tmp_path, DataParallel(rank=1, world_size=2))

@@ -1,0 +1,214 @@
+"""Data parallelism inside a method: shares, seeds and the reductions that keep ranks equal.
+
+A :class:`DataParallel` says which rank of how many a method runs as, and performs the few
+collectives that make N processes behave as one run on the global batch: gradient
+averaging (with one global decision whether a step is applied), averaging of floating
+buffers, and sums, minima and maxima of small tensors. With one process (the default,
+:meth:`DataParallel.single`) every reduction returns its input, so a method has one code
+path for both cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+__all__ = ["DataParallel", "shard_range"]
+
+
+def shard_range(total: int, rank: int, world_size: int) -> tuple[int, int]:
+    """This rank's contiguous share ``[start, stop)`` of ``total`` items.
+
+    The first ``total % world_size`` ranks get one item more, so shares differ by at most
+    one and together cover ``[0, total)`` exactly once.
+
+    Example:
+        >>> [shard_range(10, r, 3) for r in range(3)]
+        [(0, 4), (4, 7), (7, 10)]
+    """
+    for name, value in (("total", total), ("rank", rank), ("world_size", world_size)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"Expected `{name}` to be an int, got {value!r}")
+    if world_size < 1 or total < 0 or not 0 <= rank < world_size:
+        raise ValueError(
+            f"Expected total >= 0, world_size >= 1 and rank in [0, world_size), got "
+            f"total={total}, rank={rank}, world_size={world_size}"
+        )
+    base, extra = divmod(total, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """The rank a method runs as, and the collectives of a data-parallel step.
+
+    Build it with :meth:`single` (one process) or :meth:`from_process_group` (inside an
+    initialised ``torch.distributed`` default group, e.g. after
+    :func:`~ssdkd.engine.distributed.init_from_environment`).
+
+    Example:
+        >>> one = DataParallel.single()
+        >>> one.active, one.share(128, "kd_batch_size"), one.rank_seed(7)
+        (False, 128, 7)
+        >>> one.sum(torch.tensor([1.0, 2.0]))
+        tensor([1., 2.])
+    """
+
+    rank: int = 0
+    """Global rank in ``[0, world_size)``."""
+    world_size: int = 1
+    """Number of processes."""
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.world_size, bool)
+            or not isinstance(self.world_size, int)
+            or self.world_size < 1
+        ):
+            raise ValueError(f"Expected `world_size` to be an int >= 1, got {self.world_size!r}")
+        if (
+            isinstance(self.rank, bool)
+            or not isinstance(self.rank, int)
+            or not 0 <= self.rank < self.world_size
+        ):
+            raise ValueError(
+                f"Expected `rank` to be an int in [0, {self.world_size}), got {self.rank!r}"
+            )
+
+    @classmethod
+    def single(cls) -> DataParallel:
+        """One process: every reduction is the identity."""
+        return cls()
+
+    @classmethod
+    def from_process_group(cls) -> DataParallel:
+        """The default process group's rank and size (one process without a group)."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return cls()
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    @property
+    def active(self) -> bool:
+        """Whether there is more than one process (collectives run)."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is rank 0, the one that writes logs, plots and the progress bar."""
+        return self.rank == 0
+
+    def share(self, total: int, name: str) -> int:
+        """This rank's equal share of a global batch of ``total`` items.
+
+        Raises:
+            ValueError: ``total`` is not divisible by the world size (``name`` is the
+                config field, named in the message).
+        """
+        if total % self.world_size:
+            raise ValueError(
+                f"Expected `{name}` to be divisible by the number of processes "
+                f"({self.world_size}), got {total}"
+            )
+        return total // self.world_size
+
+    def rank_seed(self, seed: int) -> int:
+        """The seed of this rank's random stream: ``seed`` itself in one process.
+
+        With several processes each rank's seed is derived from ``(seed, rank)`` by
+        :class:`numpy.random.SeedSequence`, so no two ranks draw the same latents, targets
+        or samples, and the same seed gives the same streams in every run.
+        """
+        if not self.active:
+            return seed
+        state = np.random.SeedSequence(seed, spawn_key=(self.rank,)).generate_state(2, np.uint32)
+        return int(state[0]) << 31 | int(state[1]) >> 1
+
+    def broadcast_(self, module: nn.Module) -> None:
+        """Give ``module`` rank 0's parameters and buffers, in place (nothing in one process)."""
+        if self.active:
+            for tensor in module.state_dict().values():
+                dist.broadcast(tensor, src=0)
+
+    def barrier(self) -> None:
+        """Wait until every rank arrives here (nothing in one process)."""
+        if self.active:
+            dist.barrier()
+
+    # ------------------------------------------------------------------ reductions
+    def _reduce(self, tensor: Tensor, op: dist.ReduceOp.RedOpType) -> Tensor:
+        result = tensor.detach().clone()
+        if self.active:
+            dist.all_reduce(result, op=op)
+        return result
+
+    def sum(self, tensor: Tensor) -> Tensor:
+        """Element-wise sum over the ranks (a copy of ``tensor`` in one process)."""
+        return self._reduce(tensor, dist.ReduceOp.SUM)
+
+    def min(self, tensor: Tensor) -> Tensor:
+        """Element-wise minimum over the ranks."""
+        return self._reduce(tensor, dist.ReduceOp.MIN)
+
+    def max(self, tensor: Tensor) -> Tensor:
+        """Element-wise maximum over the ranks."""
+        return self._reduce(tensor, dist.ReduceOp.MAX)
+
+    def average_(self, tensors: Sequence[Tensor]) -> None:
+        """Replace each tensor by its mean over the ranks, in place, in one collective.
+
+        The tensors must be floating and of the same shapes and dtypes on every rank.
+        """
+        tensors = [t for t in tensors if t.numel()]
+        if not self.active or not tensors:
+            return
+        flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= self.world_size
+        offset = 0
+        for tensor in tensors:
+            count = tensor.numel()
+            tensor.detach().copy_(flat[offset : offset + count].view_as(tensor))
+            offset += count
+
+    def average_gradients_(self, grads: Sequence[Tensor], loss: Tensor) -> Tensor:
+        """Average ``grads`` over the ranks in place; whether every rank's loss is finite.
+
+        One collective carries the gradients and a count of non-finite losses, so every
+        rank takes the same decision: a step is applied on all ranks or on none. A
+        non-finite gradient on any rank makes the averaged gradient non-finite everywhere.
+
+        Returns:
+            A 0-dim bool tensor: ``isfinite(loss)`` on every rank.
+        """
+        finite = torch.isfinite(loss.detach())
+        if not self.active:
+            return finite
+        device = loss.device
+        parts = [g.reshape(-1).to(torch.float64) for g in grads]
+        parts.append((~finite).to(torch.float64).reshape(1).to(device))
+        flat = torch.cat(parts)
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        offset = 0
+        for grad in grads:
+            count = grad.numel()
+            grad.copy_(flat[offset : offset + count].view_as(grad) / self.world_size)
+            offset += count
+        return flat[-1] == 0
+
+    def average_buffers_(self, module: nn.Module) -> None:
+        """Average ``module``'s floating buffers (BatchNorm running statistics) over ranks.
+
+        Each rank's forward passes update the running statistics from its share of the
+        batch; averaging them after every step keeps one model on every rank.
+        """
+        self.average_([b for b in module.buffers() if b.is_floating_point()])
+
+    def average_parameter_gradients_(self, parameters: Iterable[nn.Parameter]) -> None:
+        """Average the ``.grad`` of ``parameters`` over the ranks (those that have one)."""
+        self.average_([p.grad for p in parameters if p.grad is not None])
