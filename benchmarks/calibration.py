@@ -3,7 +3,8 @@
 One probe runs one method with a preset and ``field=value`` overrides, for one seed, and
 records per round what the synthetic data and the student look like: the synthesis
 metrics (loss parts, class entropies, teacher confidence, target agreement, φ), the KD
-metrics (``kl``, ``kd_loss``, ``weight_mean``) and, every few rounds, the teacher's class
+metrics (``kl``, ``kd_loss``, ``weight_mean``, ``weight_ess``: round means; ``beta``: after
+the round's last step) and, every few rounds, the teacher's class
 histogram of the last 2,000 images of ``synthetic_images()`` (``newest_teacher_classes``:
 the newest images of a growing pool, but the last *slots* of SSD-KD's ring buffer once it
 is full, so they repeat until the write cursor passes them) with their within-class
@@ -136,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
             ]
         overall += time.perf_counter() - start
         record["overall_seconds"] = overall
-        for key in ("kd_loss", "kl", "weight_mean"):
+        for key in ("kd_loss", "kl", "weight_mean", "weight_ess"):
             values = [step[key] for step in steps if key in step and not step["skipped"]]
             if values:
                 record[key] = sum(values) / len(values)
+        if steps and "beta" in steps[-1]:
+            record["beta"] = steps[-1]["beta"]
         last = round_index + 1 == config.rounds
         if (round_index + 1) % every == 0 or last or round_index + 1 == config.warmup_rounds:
             newest = method.synthetic_images()[-2000:]

@@ -186,3 +186,25 @@ def test_student_lr_sweep_quick_run_writes_rows(tmp_path: Path, digits_teacher: 
     for row in rows:
         assert 0.0 <= row["pool_agreement"] <= 1.0
         assert 0.0 <= row["val_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_distributed_throughput_compares_one_and_two_processes(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = ["--presets", "digits", "--methods", "ssd-kd", "--rounds", "1", "--cores", "2"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "distributed.py"), *args,
+         "--results", str(tmp_path), "--doc", str(tmp_path / "doc.md")],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "distributed.json").read_text())["rows"]
+    assert [(r["processes"], r["threads_per_process"]) for r in rows] == [(1, 2), (2, 1)]
+    for row in rows:
+        assert row["rounds_measured"] == 1
+        assert row["round_seconds"] > 0
+        assert 0 <= row["kd_collective_share"] < 1
+    # One process runs no collective; two average every KD step's gradients.
+    assert rows[0]["kd_collective_share"] == 0
+    assert rows[1]["kd_collective_share"] > 0
+    assert "| digits | ssd-kd | 2 × 1 |" in (tmp_path / "doc.md").read_text()
