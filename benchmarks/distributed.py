@@ -59,11 +59,15 @@ SHAPES = {"digits": (1, 8), "fashion-mnist": (1, 28)}
 
 # ---------------------------------------------------------------------- worker
 class CollectiveClock:
-    """Seconds spent inside ``torch.distributed`` collectives, per phase of each round."""
+    """Seconds spent inside ``torch.distributed`` collectives, per phase of each round.
+
+    Only collectives inside ``synthesize`` and ``distill_step`` count: the engine's
+    end-of-round reductions and evaluation lie outside both phases' times.
+    """
 
     def __init__(self) -> None:
         self.seconds = {"synthesis": 0.0, "kd": 0.0}
-        self.phase = "synthesis"
+        self.phase: str | None = None
         self.at_round_start: list[dict[str, float]] = []
 
     def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,7 +76,8 @@ class CollectiveClock:
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[self.phase] += time.perf_counter() - start
+                if self.phase is not None:
+                    self.seconds[self.phase] += time.perf_counter() - start
 
         return timed
 
@@ -85,11 +90,17 @@ class CollectiveClock:
         def in_synthesis(round_index: int) -> dict[str, float]:
             self.at_round_start.append(dict(self.seconds))
             self.phase = "synthesis"
-            return synthesize(round_index)
+            try:
+                return synthesize(round_index)
+            finally:
+                self.phase = None
 
         def in_kd() -> dict[str, Any]:
             self.phase = "kd"
-            return distill_step()
+            try:
+                return distill_step()
+            finally:
+                self.phase = None
 
         method.synthesize = in_synthesis  # type: ignore[method-assign]
         method.distill_step = in_kd  # type: ignore[method-assign]

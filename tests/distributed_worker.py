@@ -26,7 +26,13 @@ import torch.distributed as dist
 import ssdkd
 import ssdkd.engine.distill as distill_module
 from ssdkd.engine.distributed import init_from_environment, shard_range
-from ssdkd.methods import DEEPINVERSION_DIGITS, FAST2_DIGITS, SSDKD_DIGITS, DistillationMethod
+from ssdkd.methods import (
+    DEEPINVERSION_DIGITS,
+    FAST2_DIGITS,
+    SSDKD_DIGITS,
+    DistillationMethod,
+    noise_control_for,
+)
 from ssdkd.models import create_model
 from ssdkd.sampling import all_reduce_sum, global_class_counts, global_mean_normalized
 
@@ -38,13 +44,16 @@ TINY = {
     "ssd-kd": dataclasses.replace(
         SSDKD_DIGITS, rounds=5, warmup_rounds=1, kd_steps=3, kd_batch_size=16,
         synthesis_batch_size=16, generator_width=8, latent_dim=8, buffer_size=48,
+        refresh_policy="lowest-phi",
     ),
     "deepinversion": dataclasses.replace(
         DEEPINVERSION_DIGITS, rounds=3, kd_steps=3, kd_batch_size=16,
         synthesis_batch_size=16, iterations=3,
     ),
 }  # fmt: skip
-"""Budgets of a few seconds; SSD-KD's 48-image buffer (24 per rank) fills and refreshes."""
+TINY["noise-control"] = noise_control_for(TINY["deepinversion"], pool_size=32)
+"""Budgets of a few seconds; SSD-KD's 48-image buffer (24 per rank) fills after 3 rounds
+and then refreshes by lowest φ (the refresh policy with a collective inside)."""
 
 
 def collectives(rank: int, world: int) -> dict[str, object]:
@@ -80,9 +89,30 @@ def digest(module: torch.nn.Module) -> str:
     return sha.hexdigest()
 
 
-def same_on_every_rank(module: torch.nn.Module) -> bool:
+def digest_state(state: Any) -> str:
+    """SHA-256 of the tensors and values of a (nested) state dict, bit for bit."""
+    sha = hashlib.sha256()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            sha.update(value.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            for key in sorted(value):
+                sha.update(str(key).encode())
+                visit(value[key])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+        else:
+            sha.update(repr(value).encode())
+
+    visit(state)
+    return sha.hexdigest()
+
+
+def same_on_every_rank(state: Any) -> bool:
     digests: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(digests, digest(module))
+    dist.all_gather_object(digests, digest_state(state))
     return len(set(digests)) == 1
 
 
@@ -93,7 +123,7 @@ def watch(method: DistillationMethod, checks: dict[str, int], die_in_round: int 
     def checked_step() -> dict[str, Any]:
         metrics = distill_step()
         checks["steps"] += 1
-        checks["student_differs"] += not same_on_every_rank(method.student)
+        checks["student_differs"] += not same_on_every_rank(method.trainer.state_dict())
         return metrics
 
     def checked_synthesis(round_index: int) -> dict[str, float]:
@@ -103,7 +133,9 @@ def watch(method: DistillationMethod, checks: dict[str, int], die_in_round: int 
         checks["syntheses"] += 1
         synthesis = getattr(method, "synthesis", None)
         if synthesis is not None:
-            checks["generator_differs"] += not same_on_every_rank(synthesis.meta)
+            # The meta generator, its optimiser and the BN-statistics EMA.
+            checks["generator_differs"] += not same_on_every_rank(synthesis.state_dict())
+            checks["syntheses_with_generator"] += 1
         return metrics
 
     method.distill_step = checked_step  # type: ignore[method-assign]
@@ -127,6 +159,7 @@ def distill_run(rank: int, world: int) -> dict[str, object]:
         torch.randint(0, 10, (37,), generator=eval_gen),
     )
     checks = {"steps": 0, "syntheses": 0, "student_differs": 0, "generator_differs": 0}
+    checks["syntheses_with_generator"] = 0
     built: list[DistillationMethod] = []
     original_init = DistillationMethod.__init__
 
@@ -155,7 +188,18 @@ def distill_run(rank: int, world: int) -> dict[str, object]:
         result.student, *eval_data, normalize=(method.model_input.mean, method.model_input.std)
     )
     buffer = getattr(method, "buffer", None)
+    weights = {}
+    if buffer is not None:
+        # This rank's share of a global batch, and its weights under each normalisation.
+        sample = buffer.sample(8)
+        weights["beta"] = buffer.beta
+        weights["probabilities"] = sample.probabilities.tolist()
+        weights["shard_min_probability"] = float(buffer.tree.min / buffer.tree.total)
+        for norm in ("max", "batch", "mean"):
+            buffer.weight_norm = norm
+            weights[norm] = method._global_weights(sample.probabilities).tolist()
     return {
+        "weights": weights,
         **checks,
         "student": digest(result.student),
         "final_accuracy": result.final_accuracy,
@@ -185,8 +229,11 @@ def main() -> None:
     scenarios = {"collectives": collectives, "dead-rank": dead_rank, "distill": distill_run}
     result |= scenarios[scenario](info.rank, info.world_size)
     (out / f"rank{info.rank}.json").write_text(json.dumps(result))
-    if scenario != "dead-rank":
-        dist.destroy_process_group()
+    if scenario == "dead-rank":
+        # The group is broken by design: tearing it down at interpreter exit may abort
+        # (a gloo thread destroyed while joinable); the result is written, so leave now.
+        os._exit(0)
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

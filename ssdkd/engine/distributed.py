@@ -100,7 +100,8 @@ def init_from_environment(
         # With CUDA: NCCL for CUDA tensors and gloo for CPU ones (class histograms of a
         # CPU buffer, say); each rank drives the GPU of its local rank.
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
-    if "nccl" in backend:
+    if "nccl" in backend and local_rank < torch.cuda.device_count():
+        # (More processes than GPUs: a CPU run on a GPU machine; NCCL is then never used.)
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         address = env.get("MASTER_ADDR")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,10 @@ def _evaluate(
 
 
 def _mean_over_ranks(
-    parallel: DataParallel, values: dict[str, Any], sums: tuple[str, ...] = ()
+    parallel: DataParallel,
+    values: dict[str, Any],
+    device: torch.device,
+    sums: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Numeric values averaged over the ranks (those named in ``sums``: summed), in one
     collective; ``None`` where no rank has a number. Other values stay this rank's."""
@@ -251,7 +255,9 @@ def _mean_over_ranks(
     keys = sorted(k for k, v in values.items() if v is None or isinstance(v, (int, float)))
     present = [isinstance(values[k], (int, float)) for k in keys]
     numbers = [float(values[k]) if ok else 0.0 for k, ok in zip(keys, present, strict=True)]
-    reduced = parallel.sum(torch.tensor([*numbers, *map(float, present)], dtype=torch.float64))
+    reduced = parallel.sum(
+        torch.tensor([*numbers, *map(float, present)], dtype=torch.float64, device=device)
+    )
     totals, counts = reduced[: len(keys)].tolist(), reduced[len(keys) :].tolist()
     out = dict(values)
     for key, total, count in zip(keys, totals, counts, strict=True):
@@ -344,6 +350,52 @@ def _load_run_state(checkpoints: Path, parallel: DataParallel) -> dict[str, Any]
             f"expected one of {_READABLE_CHECKPOINT_VERSIONS}"
         )
     return {**state, "path": path}
+
+
+def _agree_on_resume(
+    parallel: DataParallel, error: CheckpointError | None, resuming: bool, device: torch.device
+) -> None:
+    """Raise on every rank if any rank could not resume, or if they disagree on resuming."""
+    if not parallel.active:
+        if error is not None:
+            raise error
+        return
+    flags = parallel.sum(
+        torch.tensor([int(error is not None), int(resuming)], dtype=torch.long, device=device)
+    )
+    failed, found = (int(v) for v in flags.tolist())
+    if error is not None:
+        raise error
+    if failed:
+        raise CheckpointError(f"{failed} other process(es) could not resume; see their error")
+    if 0 < found < parallel.world_size:
+        raise CheckpointError(
+            f"{found} of {parallel.world_size} processes found a checkpoint to resume from "
+            "and the others did not: the run directory must be on a file system that every "
+            "process shares"
+        )
+
+
+def _remove_stale_checkpoints(checkpoints: Path, parallel: DataParallel) -> None:
+    """Delete checkpoint files this run can never resume from (rank 0, then a barrier).
+
+    Those of the other layout (``last.pt`` under several processes; the manifest and the
+    rank files under one), rank files the manifest does not name (another world size, or
+    a crash before the manifest), and temporary files a crash left mid-write.
+    """
+    if parallel.is_main and checkpoints.is_dir():
+        manifest = checkpoints / _MANIFEST
+        keep: set[str] = set()
+        if parallel.active:
+            (checkpoints / "last.pt").unlink(missing_ok=True)
+            if manifest.exists():
+                keep = {str(name) for name in load_checkpoint(manifest, kind="manifest")["files"]}
+        else:
+            manifest.unlink(missing_ok=True)
+        for path in [*checkpoints.glob("last-rank*-of-*.pt"), *checkpoints.glob(".*.tmp")]:
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+    parallel.barrier()
 
 
 def _save_run_state(checkpoints: Path, parallel: DataParallel, state: dict[str, Any]) -> None:
@@ -485,9 +537,20 @@ def run_rounds(
     checkpoints = directory / "checkpoints" if directory else None
     best_path = checkpoints / "best.pt" if checkpoints else None
 
-    state = _load_run_state(checkpoints, parallel) if resume and checkpoints else None
+    state = None
+    if resume and checkpoints is not None:
+        error: CheckpointError | None = None
+        try:
+            state = _load_run_state(checkpoints, parallel)
+            if state is not None:
+                stored = state["config"]
+                _check_same_run(stored, json.loads(json.dumps(config_record)), state["path"])
+        except CheckpointError as exc:
+            error = exc
+        _agree_on_resume(parallel, error, state is not None, method.device)
+    if checkpoints is not None:
+        _remove_stale_checkpoints(checkpoints, parallel)
     if state is not None:
-        _check_same_run(state["config"], json.loads(json.dumps(config_record)), state["path"])
         method.load_state_dict(state["method"])
         _set_rng_state(state["rng"])
         history = list(state["history"])
@@ -549,6 +612,7 @@ def run_rounds(
                 images = _mean_over_ranks(
                     parallel,
                     {"images_synthesized": method.images_synthesized},
+                    method.device,
                     ("images_synthesized",),
                 )
                 record: dict[str, Any] = {
@@ -559,10 +623,10 @@ def run_rounds(
                     "kd_seconds": t2 - t1,
                     "overall_seconds": overall,
                     **evaluation,
-                    **_mean_over_ranks(parallel, _summarize_steps(steps)),
+                    **_mean_over_ranks(parallel, _summarize_steps(steps), method.device),
                     "nonfinite_steps": sum(1 for step in steps if step["skipped"]),
                 }
-                for key, value in _mean_over_ranks(parallel, synth_metrics).items():
+                for key, value in _mean_over_ranks(parallel, synth_metrics, method.device).items():
                     # The engine's count of images_synthesized is authoritative.
                     record.setdefault(key, value)
                 message = None
@@ -600,6 +664,11 @@ def run_rounds(
                 bar.update(record)
                 if message is not None and parallel.is_main:
                     bar.warn(message, CollapseWarning, stacklevel=2)
+                elif message is not None:
+                    # The other ranks honour the warning filters too (a filter that makes
+                    # it an error stops every rank, not rank 0 alone) but print nothing.
+                    with warnings.catch_warnings(record=True):
+                        warnings.warn(message, CollapseWarning, stacklevel=2)
     finally:
         if log is not None:
             log.close()

@@ -296,14 +296,18 @@ def _global_stats(parallel: DataParallel, stats: list[BNLayerStats]) -> list[BNL
     """
     if not parallel.active:
         return stats
-    parts = [torch.cat([s.mean.detach(), s.var.detach() + s.mean.detach() ** 2]) for s in stats]
+    # In float64: E[x²] − E[x]² cancels badly in float32 when |mean| ≫ std.
+    parts = [
+        torch.cat([s.mean.detach(), s.var.detach() + s.mean.detach() ** 2]).double() for s in stats
+    ]
     parallel.average_(parts)
     merged = []
     for s, part in zip(stats, parts, strict=True):
         mean, square = part.chunk(2)
+        var = (square - mean**2).clamp_min(0.0)
         merged.append(
             BNLayerStats(
-                s.name, mean, (square - mean**2).clamp_min(0.0), s.running_mean, s.running_var
+                s.name, mean.to(s.mean.dtype), var.to(s.var.dtype), s.running_mean, s.running_var
             )
         )
     return merged

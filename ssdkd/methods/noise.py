@@ -9,7 +9,6 @@ from torch import nn
 
 from ssdkd.methods.base import PoolMethod
 from ssdkd.methods.config import NoiseControlConfig
-from ssdkd.methods.parallel import shard_range
 
 __all__ = ["NoiseControl"]
 
@@ -17,7 +16,8 @@ __all__ = ["NoiseControl"]
 class NoiseControl(PoolMethod):
     """Distils on ``pool_size`` uniform-noise images drawn in the first round.
 
-    With several processes each rank draws and keeps its share of the ``pool_size`` images.
+    With several processes each rank draws and keeps ``pool_size / N`` of the images
+    (``pool_size`` must be divisible by the number of processes).
 
     The control every data-free method must beat by a wide margin: it shows how much of
     the teacher's function can be transferred without inverting anything.
@@ -36,14 +36,12 @@ class NoiseControl(PoolMethod):
                 f"Expected `config` to be a NoiseControlConfig, got {type(config).__name__}"
             )
         super().__init__(teacher, student, config, **kwargs)
+        self.pool_share = self.parallel.share(config.pool_size, "pool_size")
 
     def synthesize(self, round_index: int) -> dict[str, float]:
         if len(self.pool) == 0:
-            start, stop = shard_range(
-                self.config.pool_size, self.parallel.rank, self.parallel.world_size
-            )
             noise = torch.rand(
-                stop - start,
+                self.pool_share,
                 *self.image_shape,
                 generator=self.generator,
                 device=self.device,

@@ -158,10 +158,10 @@ class SSDKD(DistillationMethod):
         stored = self.buffer.data["teacher_logits"][:size].softmax(dim=1).max(dim=1).values
         # Over every rank's shard: the global histogram, and confidence sum and count.
         totals = self.parallel.sum(
-            torch.stack([stored.sum(dtype=torch.float64), torch.tensor(size, dtype=torch.float64)])
+            torch.stack([stored.sum(), torch.tensor(float(size), device=stored.device)])
         )
         entropy, confidence, global_size = torch.stack(
-            [counts_entropy(self._buffer_counts()).double(), totals[0] / totals[1], totals[1]]
+            [counts_entropy(self._buffer_counts()), totals[0] / totals[1], totals[1]]
         ).tolist()
         metrics = {
             **out.metrics,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import ssdkd
 from ssdkd.engine import CheckpointError, atomic_save, load_checkpoint
 from ssdkd.engine.distributed import init_from_environment, shard_range
-from ssdkd.engine.runner import _load_run_state
+from ssdkd.engine.runner import _load_run_state, _remove_stale_checkpoints
 from ssdkd.methods import SSDKD_DIGITS
 from ssdkd.methods.parallel import DataParallel
 from ssdkd.models import create_model
@@ -153,8 +153,10 @@ def test_a_collective_with_a_departed_rank_fails_instead_of_hanging(tmp_path: Pa
 
 
 # ---------------------------------------------------------------- data-parallel methods
-METHOD_ROUNDS = {"ssd-kd": 5, "fast-dfkd": 4, "deepinversion": 3}
-KD_STEPS = {"ssd-kd": 12, "fast-dfkd": 9, "deepinversion": 9}  # (rounds - warm-up) × 3
+METHOD_ROUNDS = {"ssd-kd": 5, "fast-dfkd": 4, "deepinversion": 3, "noise-control": 3}
+KD_STEPS = {"ssd-kd": 12, "fast-dfkd": 9, "deepinversion": 9, "noise-control": 9}
+"""(rounds − warm-up rounds) × 3 KD steps."""
+GENERATOR = {"ssd-kd", "fast-dfkd"}
 
 
 @pytest.fixture(scope="module")
@@ -178,12 +180,18 @@ def test_two_processes_hold_one_student_and_generator_after_every_step(
     method: str, two_process_runs: dict[str, Path]
 ) -> None:
     out = two_process_runs[method]
+    last = METHOD_ROUNDS[method]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     for rank in ranks:
         assert rank["steps"] == KD_STEPS[method]
         assert rank["syntheses"] == METHOD_ROUNDS[method]
+        # Student, optimiser and schedule after every step; meta generator, its optimiser
+        # and the BN-statistics EMA after every synthesis.
         assert rank["student_differs"] == 0
         assert rank["generator_differs"] == 0
+        assert rank["syntheses_with_generator"] == (
+            METHOD_ROUNDS[method] if method in GENERATOR else 0
+        )
         # The split evaluation equals one process evaluating the whole held-out set.
         assert rank["final_accuracy"] == rank["whole_set_accuracy"]
     assert ranks[0]["student"] == ranks[1]["student"]
@@ -193,12 +201,11 @@ def test_two_processes_hold_one_student_and_generator_after_every_step(
     assert [json.loads(line)["round"] for line in lines] == list(
         range(1, METHOD_ROUNDS[method] + 1)
     )
-    # Each rank synthesises its own half of every batch: the global count is the batch.
-    assert [r["images_synthesized"] for r in ranks[0]["history"]] == [
-        16 * (i + 1) for i in range(METHOD_ROUNDS[method])
-    ]
+    # Each rank synthesises its own half of every batch: the global count is the batch
+    # (the noise control draws its 32-image pool once).
+    expected = [32] * 3 if method == "noise-control" else [16 * (i + 1) for i in range(last)]
+    assert [r["images_synthesized"] for r in ranks[0]["history"]] == expected
     files = sorted(p.name for p in (out / "run" / "checkpoints").iterdir())
-    last = METHOD_ROUNDS[method]
     assert files == [
         "best.pt",
         f"last-rank0-of-2-round{last}.pt",
@@ -216,6 +223,31 @@ def test_ssd_kd_shards_its_buffer(two_process_runs: dict[str, Path]) -> None:
     assert [r["buffer_size"] for r in ranks[0]["history"]] == [16.0, 32.0, 48.0, 48.0, 48.0]
     # Own seed streams: the shards hold different images.
     assert ranks[0]["images"] != ranks[1]["images"]
+
+
+@pytest.mark.slow
+def test_importance_weights_are_those_of_the_global_batch(
+    two_process_runs: dict[str, Path],
+) -> None:
+    """Each rank's weights must be the one-process weights of the union of the shares."""
+    ranks = [
+        json.loads((two_process_runs["ssd-kd"] / f"rank{r}.json").read_text()) for r in range(2)
+    ]
+    beta = ranks[0]["weights"]["beta"]
+    # A draw of rank r has P = p / 2 (p: its probability within the rank's shard).
+    p = torch.tensor([q for r in ranks for q in r["weights"]["probabilities"]], dtype=torch.float64)
+    big_p = p / 2
+    everywhere_min = min(r["weights"]["shard_min_probability"] for r in ranks) / 2
+    batch = (big_p / big_p.min()) ** -beta
+    expected = {
+        "max": (big_p / everywhere_min) ** -beta,
+        "batch": batch,
+        "mean": batch / batch.mean(),
+    }
+    assert float(expected["max"].std()) > 0  # the test can tell the norms apart
+    for norm, reference in expected.items():
+        got = torch.tensor([w for r in ranks for w in r["weights"][norm]], dtype=torch.float64)
+        torch.testing.assert_close(got, reference, rtol=1e-6, atol=0)
 
 
 @pytest.mark.slow
@@ -242,6 +274,7 @@ def test_resuming_with_another_number_of_processes_is_refused(
     two_process_runs: dict[str, Path],
 ) -> None:
     run = two_process_runs["ssd-kd"] / "run"
+    before = sorted((run / "checkpoints").iterdir())
     teacher = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
     student = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
     with pytest.raises(CheckpointError, match=r"run on 2 process\(es\), and this run has 1"):
@@ -262,12 +295,14 @@ def test_resuming_with_another_number_of_processes_is_refused(
                 generator_width=8,
                 latent_dim=8,
                 buffer_size=48,
+                refresh_policy="lowest-phi",
             ),
             seed=11,
             run_dir=run,
             resume=True,
             progress=False,
         )
+    assert sorted((run / "checkpoints").iterdir()) == before  # nothing deleted
 
 
 def test_a_single_process_checkpoint_is_refused_by_two_processes(tmp_path: Path) -> None:
@@ -285,3 +320,13 @@ def test_a_manifest_naming_another_round_is_refused(tmp_path: Path) -> None:
     atomic_save({"kind": "run", "round": 3, "rank": 1, "version": 3}, tmp_path / "b.pt")
     with pytest.raises(CheckpointError, match="holds round 3 of rank 1, but"):
         _load_run_state(tmp_path, DataParallel(rank=1, world_size=2))
+
+
+def test_a_one_process_run_removes_files_it_can_never_resume_from(tmp_path: Path) -> None:
+    """Regression guard: a multi-process manifest left in a run directory that a
+    one-process run reuses must not later be taken for that run's checkpoint."""
+    for name in ("manifest.pt", "last-rank0-of-2-round3.pt", ".last.pt.x1.tmp"):
+        atomic_save({"kind": "manifest" if name == "manifest.pt" else "run"}, tmp_path / name)
+    atomic_save({"kind": "run"}, tmp_path / "last.pt")
+    _remove_stale_checkpoints(tmp_path, DataParallel.single())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
