@@ -229,12 +229,15 @@ class StudentTrainer:
             reduction="none",
         )
         loss = weighted_mean(per_sample, weights) if weights is not None else per_sample.mean()
-        applied = self.precision.step(loss, self.optimizer, parallel=self.parallel)
+        # Each rank's forward pass moved the running statistics by its own share: the
+        # gradient all-reduce averages them too, so every rank keeps one student.
+        running = [b for b in self.student.buffers() if b.is_floating_point()]
+        applied = self.precision.step(
+            loss, self.optimizer, parallel=self.parallel, average_also=running
+        )
         with torch.no_grad():
             for buffer, saved in zip(self.student.buffers(), buffers, strict=True):
                 buffer.copy_(torch.where(applied, buffer, saved))
-        # Each rank's forward pass moved the running statistics by its own share.
-        self.parallel.average_buffers_(self.student)
         self.scheduler.step()
         # `kd_loss` is what was optimised (importance-weighted where weights are given);
         # `kl` is the plain per-sample mean, comparable across methods.

@@ -176,12 +176,17 @@ class DataParallel:
             tensor.detach().copy_(flat[offset : offset + count].view_as(tensor))
             offset += count
 
-    def average_gradients_(self, grads: Sequence[Tensor], loss: Tensor) -> Tensor:
-        """Average ``grads`` over the ranks in place; whether every rank's loss is finite.
+    def average_gradients_(
+        self, grads: Sequence[Tensor], loss: Tensor, also: Sequence[Tensor] = ()
+    ) -> Tensor:
+        """Average ``grads`` (and ``also``) over the ranks in place; whether every rank's
+        loss is finite.
 
-        One collective carries the gradients and a count of non-finite losses, so every
-        rank takes the same decision: a step is applied on all ranks or on none. A
-        non-finite gradient on any rank makes the averaged gradient non-finite everywhere.
+        One collective carries the gradients, the tensors of ``also`` (e.g. BatchNorm
+        running statistics the forward pass just moved) and a count of non-finite losses,
+        so every rank takes the same decision: a step is applied on all ranks or on none.
+        A non-finite gradient on any rank makes the averaged gradient non-finite
+        everywhere.
 
         Returns:
             A 0-dim bool tensor: ``isfinite(loss)`` on every rank.
@@ -189,25 +194,17 @@ class DataParallel:
         finite = torch.isfinite(loss.detach())
         if not self.active:
             return finite
-        device = loss.device
-        parts = [g.reshape(-1).to(torch.float64) for g in grads]
-        parts.append((~finite).to(torch.float64).reshape(1).to(device))
+        tensors = [*grads, *also]
+        parts = [t.detach().reshape(-1).to(torch.float64) for t in tensors]
+        parts.append((~finite).to(torch.float64).reshape(1).to(loss.device))
         flat = torch.cat(parts)
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         offset = 0
-        for grad in grads:
-            count = grad.numel()
-            grad.copy_(flat[offset : offset + count].view_as(grad) / self.world_size)
+        for tensor in tensors:
+            count = tensor.numel()
+            tensor.detach().copy_(flat[offset : offset + count].view_as(tensor) / self.world_size)
             offset += count
         return flat[-1] == 0
-
-    def average_buffers_(self, module: nn.Module) -> None:
-        """Average ``module``'s floating buffers (BatchNorm running statistics) over ranks.
-
-        Each rank's forward passes update the running statistics from its share of the
-        batch; averaging them after every step keeps one model on every rank.
-        """
-        self.average_([b for b in module.buffers() if b.is_floating_point()])
 
     def average_parameter_gradients_(self, parameters: Iterable[nn.Parameter]) -> None:
         """Average the ``.grad`` of ``parameters`` over the ranks (those that have one)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, get_args
 
 import torch
@@ -79,6 +79,7 @@ class Precision:
         *,
         before_update: Callable[[], None] | None = None,
         parallel: DataParallel | None = None,
+        average_also: Sequence[torch.Tensor] = (),
     ) -> torch.Tensor:
         """Back-propagate ``loss`` and step ``optimizer`` where loss and gradients are finite.
 
@@ -99,6 +100,8 @@ class Precision:
             parallel: Average the gradients over its ranks before the update (one
                 collective, after unscaling), and apply the step on every rank or on none:
                 where any rank's loss or averaged gradient is non-finite.
+            average_also: More tensors that the same collective averages in place (with
+                ``parallel``), e.g. BatchNorm running statistics.
 
         Returns:
             A 0-dim bool tensor on the loss's device: whether the step was applied (the
@@ -116,7 +119,7 @@ class Precision:
             assert self.scaler is not None
             self.scaler.unscale_(optimizer)
         if parallel is not None:
-            applied = parallel.average_gradients_(grads, loss)
+            applied = parallel.average_gradients_(grads, loss, average_also)
         else:
             applied = torch.isfinite(loss.detach())
         if grads:

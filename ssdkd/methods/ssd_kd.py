@@ -236,22 +236,23 @@ class SSDKD(DistillationMethod):
         Rank r draws its share from its own shard, so item i is drawn with
         ``P(i) = p_i / N`` where ``p_i`` is its probability within the shard. The common
         factor 1/N cancels in every normalisation: ``w_i = (p_i / p_min)^(−β)`` with
-        ``p_min`` the smallest ``p`` of the global batch (``"batch"``, ``"mean"``) or of
-        every live item of every shard (``"max"``), then, for ``"mean"``, divided by the
-        global batch's mean weight. In one process this is the buffer's own weights.
+        ``p_min`` the smallest ``p`` of the global batch (``"batch"``) or of every live
+        item of every shard (``"max"``); ``"mean"`` is ``p_i^(−β)`` divided by its mean
+        over the global batch (``p_min`` would cancel: one collective instead of two). In
+        one process this is the buffer's own weights.
         """
         buffer = self.buffer
         p = probabilities.to(torch.float64)
-        # The smallest P of every live item ("max") or of the drawn batch.
-        shard_min = buffer.tree.min / buffer.tree.total if buffer.weight_norm == "max" else p.min()
-        weights = (p / self.parallel.min(shard_min)) ** -buffer.beta
-        weights = weights.clamp_(torch.finfo(torch.float64).tiny, 1.0)
         if buffer.weight_norm == "mean":
+            weights = p**-buffer.beta
             totals = self.parallel.sum(
                 torch.stack([weights.sum(), torch.tensor(float(weights.numel()), device=p.device)])
             )
-            weights = weights / (totals[0] / totals[1])
-        return weights
+            return weights / (totals[0] / totals[1])
+        # The smallest P of every live item ("max") or of the drawn batch.
+        shard_min = buffer.tree.min / buffer.tree.total if buffer.weight_norm == "max" else p.min()
+        weights = (p / self.parallel.min(shard_min)) ** -buffer.beta
+        return weights.clamp_(torch.finfo(torch.float64).tiny, 1.0)
 
     def synthetic_images(self) -> torch.Tensor:
         return self.buffer.data["images"] if len(self.buffer) else torch.zeros(0, *self.image_shape)
