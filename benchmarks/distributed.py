@@ -12,10 +12,14 @@ steps, and reports per round (median over the measured rounds, rank 0's clock):
   barrier; waiting for the slower rank included) over the phase's time.
 
 The teachers: the Fashion-MNIST study's (``benchmarks/teachers``), and for digits a
-random-weight ``small_cnn`` (time does not depend on the weights). Results go to
-``docs/results/distributed.json`` and a section of ``docs/benchmarks.md``.
+random-weight ``small_cnn`` (time does not depend on the weights); the student is
+``--student`` (default ``tiny_cnn``), and ``--kd-steps`` shortens the KD phase of large
+students. Results go to ``docs/results/distributed_<student>.json`` and a section of
+``docs/benchmarks.md``.
 
     OMP_NUM_THREADS=2 python benchmarks/distributed.py
+    OMP_NUM_THREADS=2 python benchmarks/distributed.py --presets fashion-mnist \
+        --student resnet18 --kd-steps 5 --rounds 2
 """
 
 from __future__ import annotations
@@ -111,8 +115,16 @@ class CollectiveClock:
         return [{k: b[k] - a[k] for k in a} for a, b in itertools.pairwise(marks)]
 
 
-def build(preset: str, method_name: str, rounds: int, parallel: DataParallel) -> Any:
-    """The method with its preset: one warm-up round, then ``rounds`` with KD steps."""
+def build(
+    preset: str,
+    method_name: str,
+    rounds: int,
+    student_name: str,
+    kd_steps: int,
+    parallel: DataParallel,
+) -> Any:
+    """The method with its preset: one warm-up round, then ``rounds`` with KD steps
+    (``kd_steps`` each; 0: the preset's)."""
     from ssdkd.methods import METHODS as REGISTRY
 
     channels, size = SHAPES[preset]
@@ -124,8 +136,10 @@ def build(preset: str, method_name: str, rounds: int, parallel: DataParallel) ->
         teacher = create_model("small_cnn", num_classes=10, in_channels=channels, image_size=size)
         normalization = ((0.3,), (0.4,))
     torch.manual_seed(1)
-    student = create_model("tiny_cnn", num_classes=10, in_channels=channels, image_size=size)
+    student = create_model(student_name, num_classes=10, in_channels=channels, image_size=size)
     config = dataclasses.replace(PRESETS[method_name][preset], rounds=rounds + 1, warmup_rounds=1)
+    if kd_steps:
+        config = dataclasses.replace(config, kd_steps=kd_steps)
     method_class, _ = REGISTRY[method_name]
     return method_class(
         teacher,
@@ -139,11 +153,12 @@ def build(preset: str, method_name: str, rounds: int, parallel: DataParallel) ->
     )
 
 
-def worker(preset: str, method_name: str, rounds: int, out: Path) -> None:
-    """One process of a measurement; rank 0 writes ``out``."""
+def worker(argv: list[str]) -> None:
+    """One process of a measurement; rank 0 writes the output file (the last argument)."""
+    preset, method_name, rounds, student, kd_steps, out = argv
     info = init_from_environment(backend="gloo")
     parallel = DataParallel.from_process_group() if info else DataParallel.single()
-    method = build(preset, method_name, rounds, parallel)
+    method = build(preset, method_name, int(rounds), student, int(kd_steps), parallel)
     clock = CollectiveClock()
     clock.install(method)
     result = run_rounds(method, progress=False)
@@ -159,7 +174,7 @@ def worker(preset: str, method_name: str, rounds: int, out: Path) -> None:
             }
             for record, collective in zip(result.history, clock.per_round(), strict=True)
         ]
-        out.write_text(
+        Path(out).write_text(
             json.dumps(
                 {
                     "world_size": parallel.world_size,
@@ -182,8 +197,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def measure(preset: str, method: str, processes: int, rounds: int, cores: int) -> dict[str, Any]:
+def measure(preset: str, method: str, processes: int, args: argparse.Namespace) -> dict[str, Any]:
     """Start one configuration under torchrun; its summary over the rounds with KD."""
+    rounds, cores = args.rounds, args.cores
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rank0.json"
         threads = max(1, cores // processes)
@@ -202,6 +218,8 @@ def measure(preset: str, method: str, processes: int, rounds: int, cores: int) -
             preset,
             method,
             str(rounds),
+            args.student,
+            str(args.kd_steps),
             str(out),
         ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
@@ -218,6 +236,7 @@ def measure(preset: str, method: str, processes: int, rounds: int, cores: int) -
     return {
         "preset": preset,
         "method": method,
+        "student": args.student,
         "processes": processes,
         "threads_per_process": threads,
         "rounds_measured": len(measured),
@@ -240,12 +259,15 @@ def measure(preset: str, method: str, processes: int, rounds: int, cores: int) -
 
 def report(rows: list[dict[str, Any]], info: dict[str, Any], command: str) -> str:
     base = {(r["preset"], r["method"]): r for r in rows if r["processes"] == 1}
+    raw = rows[0]["raw"]
     lines = [
-        "### Data-parallel throughput: 1 process against 2 on the same cores",
+        f"### Data-parallel throughput, student `{rows[0]['student']}`: 1 process against "
+        f"{rows[-1]['processes']} on the same cores",
         "",
         f"Machine: {machine_line(info)}. Library commit {info['git_commit']}. "
         f"Command: `{command}`. Each configuration runs one warm-up round and "
-        f"{rows[0]['rounds_measured']} rounds with KD steps under `torchrun`; medians over "
+        f"{rows[0]['rounds_measured']} rounds of {raw['kd_steps']} KD steps (first preset) "
+        "under `torchrun`; medians over "
         "those rounds, rank 0's clock. Communication share: rank 0's time inside "
         "collectives (waiting for the other rank included) over the phase's time.",
         "",
@@ -268,14 +290,17 @@ def report(rows: list[dict[str, Any]], info: dict[str, Any], command: str) -> st
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        preset, method, rounds, out = sys.argv[2:6]
-        worker(preset, method, int(rounds), Path(out))
+        worker(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--processes", type=int, default=2, help="processes to compare with 1")
     parser.add_argument("--rounds", type=int, default=3, help="rounds with KD steps measured")
+    parser.add_argument("--student", default="tiny_cnn", help="student architecture")
+    parser.add_argument(
+        "--kd-steps", type=int, default=0, help="KD steps per round (0: the preset's)"
+    )
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "results")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -284,7 +309,7 @@ def main() -> None:
     for preset in args.presets:
         for method in args.methods:
             for processes in (1, args.processes):
-                row = measure(preset, method, processes, args.rounds, args.cores)
+                row = measure(preset, method, processes, args)
                 print(
                     f"{preset} {method} {processes} proc: {row['round_seconds']:.2f} s/round, "
                     f"KD communication {row['kd_collective_share']:.1%}",
@@ -294,8 +319,9 @@ def main() -> None:
     info, command = machine_info(), command_line()
     args.results.mkdir(parents=True, exist_ok=True)
     payload = {"machine": info, "command": command, "rows": rows}
-    (args.results / "distributed.json").write_text(json.dumps(payload, indent=2) + "\n")
-    write_section(args.doc, "distributed-throughput", report(rows, info, command))
+    name = f"distributed_{args.student}.json"
+    (args.results / name).write_text(json.dumps(payload, indent=2) + "\n")
+    write_section(args.doc, f"distributed-throughput-{args.student}", report(rows, info, command))
 
 
 if __name__ == "__main__":

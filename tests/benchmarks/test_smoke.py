@@ -198,7 +198,7 @@ def test_distributed_throughput_compares_one_and_two_processes(tmp_path: Path) -
         capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads((tmp_path / "distributed.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "distributed_tiny_cnn.json").read_text())["rows"]
     assert [(r["processes"], r["threads_per_process"]) for r in rows] == [(1, 2), (2, 1)]
     for row in rows:
         assert row["rounds_measured"] == 1
