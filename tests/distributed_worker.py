@@ -210,7 +210,9 @@ def distill_run(rank: int, world: int) -> dict[str, object]:
         ],
         "buffer_capacity": None if buffer is None else buffer.capacity,
         "buffer_size": None if buffer is None else len(buffer),
-        "images": None if buffer is None else digest_images(buffer.data["images"][: len(buffer)]),
+        "images": None
+        if buffer is None
+        else [digest_images(image) for image in buffer.data["images"][: len(buffer)]],
     }
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,10 @@ import ssdkd
 from ssdkd.engine import CheckpointError, atomic_save, load_checkpoint
 from ssdkd.engine.distributed import init_from_environment, shard_range
 from ssdkd.engine.runner import _load_run_state, _remove_stale_checkpoints
-from ssdkd.methods import SSDKD_DIGITS
 from ssdkd.methods.parallel import DataParallel
 from ssdkd.models import create_model
 from ssdkd.sampling import all_reduce_sum, global_class_counts, global_mean_normalized
+from tests.distributed_worker import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -221,8 +221,8 @@ def test_ssd_kd_shards_its_buffer(two_process_runs: dict[str, Path]) -> None:
     # buffer_size 48 on 2 processes: 24 slots each, full after 3 rounds of 8 images.
     assert [(r["buffer_capacity"], r["buffer_size"]) for r in ranks] == [(24, 24), (24, 24)]
     assert [r["buffer_size"] for r in ranks[0]["history"]] == [16.0, 32.0, 48.0, 48.0, 48.0]
-    # Own seed streams: the shards hold different images.
-    assert ranks[0]["images"] != ranks[1]["images"]
+    # Own seed streams: no image is in both shards (nor twice in one).
+    assert len(set(ranks[0]["images"]) | set(ranks[1]["images"])) == 48
 
 
 @pytest.mark.slow
@@ -257,7 +257,9 @@ def test_a_dead_rank_ends_the_job_and_resume_finishes_bit_identical(
     """Regression guard: a rank that crashes must end the job (no hang), and the run
     must resume from the last manifest to the uninterrupted run's student."""
     run = tmp_path / "run"
+    start = time.monotonic()
     crashed = launch("distill", str(tmp_path), "ssd-kd", str(run), "--die-in-round", "3")
+    assert time.monotonic() - start < 60  # ended, not hung until the collective timeout
     assert crashed.returncode != 0
     assert "exitcode  : 3" in crashed.stderr  # torchrun names the rank that died
     assert load_checkpoint(run / "checkpoints" / "manifest.pt", kind="manifest")["round"] == 3
@@ -285,18 +287,7 @@ def test_resuming_with_another_number_of_processes_is_refused(
             num_classes=10,
             image_shape=(1, 8, 8),
             normalization=((0.3,), (0.4,)),
-            config=dataclasses.replace(
-                SSDKD_DIGITS,
-                rounds=5,
-                warmup_rounds=1,
-                kd_steps=3,
-                kd_batch_size=16,
-                synthesis_batch_size=16,
-                generator_width=8,
-                latent_dim=8,
-                buffer_size=48,
-                refresh_policy="lowest-phi",
-            ),
+            config=TINY["ssd-kd"],
             seed=11,
             run_dir=run,
             resume=True,
