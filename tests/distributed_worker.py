@@ -80,15 +80,6 @@ def dead_rank(rank: int, world: int) -> dict[str, object]:
     return {"error": None, "seconds": time.monotonic() - start}
 
 
-def digest(module: torch.nn.Module) -> str:
-    """SHA-256 of every parameter and buffer, bit for bit."""
-    sha = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        sha.update(name.encode())
-        sha.update(tensor.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return sha.hexdigest()
-
-
 def digest_state(state: Any) -> str:
     """SHA-256 of the tensors and values of a (nested) state dict, bit for bit."""
     sha = hashlib.sha256()
@@ -201,7 +192,7 @@ def distill_run(rank: int, world: int) -> dict[str, object]:
     return {
         "weights": weights,
         **checks,
-        "student": digest(result.student),
+        "student": digest_state(result.student.state_dict()),
         "final_accuracy": result.final_accuracy,
         "whole_set_accuracy": whole,
         "history": [
@@ -212,14 +203,8 @@ def distill_run(rank: int, world: int) -> dict[str, object]:
         "buffer_size": None if buffer is None else len(buffer),
         "images": None
         if buffer is None
-        else [digest_images(image) for image in buffer.data["images"][: len(buffer)]],
+        else [digest_state(image) for image in buffer.data["images"][: len(buffer)]],
     }
-
-
-def digest_images(images: torch.Tensor) -> str:
-    return hashlib.sha256(
-        images.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-    ).hexdigest()
 
 
 def main() -> None:

@@ -167,11 +167,14 @@ class PoolMethod(DistillationMethod):
     """A method whose student learns from a uniformly sampled :class:`TransferPool`.
 
     Subclasses implement :meth:`synthesize` and add their images with :meth:`_add_to_pool`.
+    With several processes each rank keeps its own pool of ``pool_capacity / N`` images
+    (``pool_capacity`` must then be divisible by the number of processes; 0: unbounded).
     """
 
     def __init__(self, *args: Any, pool_capacity: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pool = TransferPool(pool_capacity, self.generator)
+        capacity = self.parallel.share(pool_capacity, "pool_capacity")
+        self.pool = TransferPool(capacity, self.generator)
 
     def _add_to_pool(self, images: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, float]:
         """Add a batch with the teacher's logits on it; returns the pool's class entropy.

@@ -9,7 +9,6 @@ from torch import nn
 from ssdkd.methods.base import PoolMethod
 from ssdkd.methods.config import FastDFKDConfig
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
-from ssdkd.methods.parallel import DataParallel
 
 __all__ = ["FastDFKD"]
 
@@ -48,10 +47,7 @@ class FastDFKD(PoolMethod):
             raise TypeError(
                 f"Expected `config` to be a FastDFKDConfig, got {type(config).__name__}"
             )
-        parallel = kwargs.get("parallel") or DataParallel.single()
-        # Each rank keeps its share of the pool: N ranks together hold pool_capacity images.
-        capacity = parallel.share(config.pool_capacity, "pool_capacity")
-        super().__init__(teacher, student, config, pool_capacity=capacity, **kwargs)
+        super().__init__(teacher, student, config, pool_capacity=config.pool_capacity, **kwargs)
         self.synthesis = MetaGeneratorSynthesis.for_method(self, config)
 
     def synthesize(self, round_index: int) -> dict[str, float]:

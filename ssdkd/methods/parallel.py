@@ -159,22 +159,32 @@ class DataParallel:
         """Element-wise maximum over the ranks."""
         return self._reduce(tensor, dist.ReduceOp.MAX)
 
+    def _average_flat(
+        self, tensors: Sequence[Tensor], dtype: torch.dtype, tail: Tensor | None = None
+    ) -> Tensor:
+        """Average ``tensors`` in place in one all-reduce of their concatenation in
+        ``dtype``; ``tail`` (1-D) travels along and comes back summed, not averaged."""
+        parts = [t.detach().reshape(-1).to(dtype) for t in tensors]
+        if tail is not None:
+            parts.append(tail.to(dtype))
+        flat = torch.cat(parts)
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        offset = 0
+        for tensor in tensors:
+            count = tensor.numel()
+            tensor.detach().copy_(flat[offset : offset + count].view_as(tensor) / self.world_size)
+            offset += count
+        return flat[offset:]
+
     def average_(self, tensors: Sequence[Tensor]) -> None:
-        """Replace each tensor by its mean over the ranks, in place, in one collective.
+        """Replace each tensor by its mean over the ranks, in place, in one collective
+        (in float64).
 
         The tensors must be floating and of the same shapes and dtypes on every rank.
         """
         tensors = [t for t in tensors if t.numel()]
-        if not self.active or not tensors:
-            return
-        flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        flat /= self.world_size
-        offset = 0
-        for tensor in tensors:
-            count = tensor.numel()
-            tensor.detach().copy_(flat[offset : offset + count].view_as(tensor))
-            offset += count
+        if self.active and tensors:
+            self._average_flat(tensors, torch.float64)
 
     def average_gradients_(
         self, grads: Sequence[Tensor], loss: Tensor, also: Sequence[Tensor] = ()
@@ -200,16 +210,8 @@ class DataParallel:
         dtype = torch.float32
         for tensor in tensors:
             dtype = torch.promote_types(dtype, tensor.dtype)
-        parts = [t.detach().reshape(-1).to(dtype) for t in tensors]
-        parts.append((~finite).to(dtype).reshape(1).to(loss.device))
-        flat = torch.cat(parts)
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        offset = 0
-        for tensor in tensors:
-            count = tensor.numel()
-            tensor.detach().copy_(flat[offset : offset + count].view_as(tensor) / self.world_size)
-            offset += count
-        return flat[-1] == 0
+        nonfinite = self._average_flat(tensors, dtype, tail=(~finite).reshape(1))
+        return nonfinite[0] == 0
 
     def average_parameter_gradients_(self, parameters: Iterable[nn.Parameter]) -> None:
         """Average the ``.grad`` of ``parameters`` over the ranks (those that have one)."""
