@@ -10,9 +10,16 @@ the newest images of a growing pool, but the last *slots* of SSD-KD's ring buffe
 is full, so they repeat until the write cursor passes them) with their within-class
 diversity (``newest_diversity``: mean pairwise cosine distance of the teacher's
 penultimate features within each teacher class; ``real_diversity`` is the same on 2,000
-validation images) and the student's accuracy and most frequent class share on the last
-5,000 training images, which the student never sees. This is how the 28×28 presets were
-chosen (``docs/benchmarks.md``, "Calibration").
+validation images) and the student's accuracy, most frequent class share, predicted-class
+histogram and per-class recall on the last 5,000 training images, which the student never
+sees; beside them, how closely the student follows the teacher (KL at temperature 1 and
+argmax agreement) on those real images (``val_teacher_*``) and on the images it learns from
+(``data_teacher_*``), with the teacher's class histogram and per-class mean confidence of
+the latter. This is how the 28×28 presets were chosen (``docs/benchmarks.md``,
+"Calibration"). The seed fixes the student's initial weights and then the method's streams
+exactly as ``ssdkd.distill`` does, so a probe of seed S follows the study's run of seed S
+on the same kind of machine until its settings differ; ``--synthesis-until N`` stops
+synthesis after round N (the student keeps learning from the images it has).
 
 Resumable: a probe writes ``RESULTS/NAME.json`` when it ends and is skipped when that
 file exists.
@@ -59,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--every", type=int, default=0, help="evaluate every N rounds")
     parser.add_argument(
+        "--synthesis-until",
+        type=int,
+        default=0,
+        help="synthesise only in rounds 1..N, then distil on what is there (0: every round)",
+    )
+    parser.add_argument(
         "--results", default=str(ROOT / "docs" / "results" / "calibration_fashion-mnist")
     )
     return parser.parse_intermixed_args(argv)
@@ -82,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     student = create_model(
         args.student, num_classes=data.num_classes, in_channels=channels, image_size=size
     )
+    torch.manual_seed(args.seed)  # as ssdkd.distill seeds before building the method
     method = method_class(
         teacher,
         student,
@@ -95,17 +109,25 @@ def main(argv: list[str] | None = None) -> int:
     std = torch.tensor(data.std).view(1, -1, 1, 1)
 
     @torch.no_grad()
-    def predict(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    def logits(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         was = model.training
         model.eval()
-        labels = torch.cat(
-            [
-                model((images[i : i + 1000] - mean) / std).argmax(1)
-                for i in range(0, len(images), 1000)
-            ]
+        out = torch.cat(
+            [model((images[i : i + 1000] - mean) / std) for i in range(0, len(images), 1000)]
         )
         model.train(was)
-        return labels
+        return out
+
+    def predict(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return logits(model, images).argmax(1)
+
+    def fit(images: torch.Tensor) -> dict[str, float]:
+        """How closely the student follows the teacher on ``images`` (temperature 1)."""
+        t_logits, s_logits = logits(teacher, images), logits(student, images)
+        t_log = t_logits.log_softmax(1)
+        kl = (t_log.exp() * (t_log - s_logits.log_softmax(1))).sum(1).mean()
+        agreement = (t_logits.argmax(1) == s_logits.argmax(1)).float().mean()
+        return {"kl": float(kl), "agreement": float(agreement)}
 
     head = [m for m in teacher.modules() if isinstance(m, torch.nn.Linear)][-1]
 
@@ -128,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     overall = 0.0
     for round_index in range(config.rounds):
         start = time.perf_counter()
-        record: dict[str, Any] = {"round": round_index + 1, **method.synthesize(round_index)}
+        record: dict[str, Any] = {"round": round_index + 1}
+        if not args.synthesis_until or round_index < args.synthesis_until:
+            record.update(method.synthesize(round_index))
         steps = []
         if round_index >= config.warmup_rounds:
             steps = [
@@ -155,6 +179,23 @@ def main(argv: list[str] | None = None) -> int:
             record["val_accuracy"] = float((predicted == y_val).float().mean())
             counts = torch.bincount(predicted, minlength=data.num_classes)
             record["val_top_class_share"] = float(counts.max()) / VALIDATION
+            record["val_predicted_classes"] = counts.tolist()
+            record["val_recall"] = [
+                float((predicted[y_val == c] == c).float().mean()) for c in range(data.num_classes)
+            ]
+            for key, value in fit(x_val).items():
+                record[f"val_teacher_{key}"] = value
+            learnt = method.synthetic_images()
+            for key, value in fit(learnt).items():
+                record[f"data_teacher_{key}"] = value
+            confidence, learnt_classes = logits(teacher, learnt).softmax(1).max(1)
+            record["data_teacher_classes"] = torch.bincount(
+                learnt_classes, minlength=data.num_classes
+            ).tolist()
+            record["data_class_confidence"] = [
+                float(confidence[learnt_classes == c].mean()) if (learnt_classes == c).any() else 0.0
+                for c in range(data.num_classes)
+            ]
             print(json.dumps(record), flush=True)
         records.append(record)
     result = {
@@ -163,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "preset": args.preset,
         "settings": args.settings,
         "seed": args.seed,
+        "synthesis_until": args.synthesis_until,
         "real_diversity": real_diversity,
         "command": command_line(),
         "machine": machine,
