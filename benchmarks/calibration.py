@@ -18,8 +18,7 @@ argmax agreement) on those real images (``val_teacher_*``) and on the images it 
 the latter. This is how the 28×28 presets were chosen (``docs/benchmarks.md``,
 "Calibration"). The seed fixes the student's initial weights and then the method's streams
 exactly as ``ssdkd.distill`` does, so a probe of seed S follows the study's run of seed S
-on the same kind of machine until its settings differ; ``--synthesis-until N`` stops
-synthesis after round N (the student keeps learning from the images it has).
+on the same kind of machine until its settings differ.
 
 Resumable: a probe writes ``RESULTS/NAME.json`` when it ends and is skipped when that
 file exists.
@@ -65,12 +64,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--every", type=int, default=0, help="evaluate every N rounds")
-    parser.add_argument(
-        "--synthesis-until",
-        type=int,
-        default=0,
-        help="synthesise only in rounds 1..N, then distil on what is there (0: every round)",
-    )
     parser.add_argument(
         "--results", default=str(ROOT / "docs" / "results" / "calibration_fashion-mnist")
     )
@@ -150,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     overall = 0.0
     for round_index in range(config.rounds):
         start = time.perf_counter()
-        record: dict[str, Any] = {"round": round_index + 1}
-        if not args.synthesis_until or round_index < args.synthesis_until:
-            record.update(method.synthesize(round_index))
+        record: dict[str, Any] = {"round": round_index + 1, **method.synthesize(round_index)}
         steps = []
         if round_index >= config.warmup_rounds:
             steps = [
@@ -193,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                 learnt_classes, minlength=data.num_classes
             ).tolist()
             record["data_class_confidence"] = [
-                float(confidence[learnt_classes == c].mean()) if (learnt_classes == c).any() else 0.0
-                for c in range(data.num_classes)
+                float(confidence[learnt_classes == c].mean()) if count else 0.0
+                for c, count in enumerate(record["data_teacher_classes"])
             ]
             print(json.dumps(record), flush=True)
         records.append(record)
@@ -204,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
         "preset": args.preset,
         "settings": args.settings,
         "seed": args.seed,
-        "synthesis_until": args.synthesis_until,
         "real_diversity": real_diversity,
         "command": command_line(),
         "machine": machine,

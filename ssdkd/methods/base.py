@@ -177,13 +177,17 @@ class PoolMethod(DistillationMethod):
         self.pool = TransferPool(capacity, self.generator)
 
     def _add_to_pool(self, images: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, float]:
-        """Add a batch with the teacher's logits on it; returns the pool's class entropy.
+        """Add a batch with the teacher's logits on it; returns :meth:`_pool_metrics`."""
+        self.pool.add(images, teacher_logits.argmax(dim=1))
+        self.images_synthesized += int(images.shape[0])
+        return self._pool_metrics()
+
+    def _pool_metrics(self) -> dict[str, float]:
+        """The count of images synthesised and the pool's class entropy.
 
         With several processes the entropy is the one of all ranks' pools together.
         """
-        self.pool.add(images, teacher_logits.argmax(dim=1))
         assert self.pool.labels is not None
-        self.images_synthesized += int(images.shape[0])
         counts = torch.bincount(self.pool.labels, minlength=self.num_classes)[: self.num_classes]
         return {
             "images_synthesized": float(self.images_synthesized),

@@ -161,6 +161,13 @@ class FastDFKDConfig(_DistillationFields):
     produce the class it is asked for; the published generator takes z alone."""
     pool_capacity: int = 0
     """Cap on the transfer pool in images (0: grows by one batch per round, as published)."""
+    synthesis_rounds: int = 0
+    """[ours] Synthesise in the first ``synthesis_rounds`` rounds only; the later rounds
+    distil on the images already there (0: every round, as published). The adversarial
+    generator's late images, made against a nearly trained student, can pull the student
+    away from the real data: on Fashion-MNIST it fell 2.5 points after its peak while the
+    buffer took them in, and kept its peak when synthesis stopped at round 90 of 150
+    (``docs/benchmarks.md``, calibration point 9)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -168,9 +175,19 @@ class FastDFKDConfig(_DistillationFields):
             self, "synthesis_batch_size", "latent_dim", "generator_width", "g_steps", "lr_g"
         )
         _check_non_negative(self, "lr_z", "bn_weight", "oh_weight", "adv_weight", "pool_capacity")
+        _check_non_negative(self, "synthesis_rounds")
+        if self.synthesis_rounds > self.rounds:
+            raise ValueError(
+                f"Expected `synthesis_rounds` ≤ `rounds` ({self.rounds}) or 0 for every round, "
+                f"got {self.synthesis_rounds}"
+            )
         _check_choice(self, "meta_algorithm", ("fomaml", "reptile"))
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"Expected `bn_momentum` in [0, 1), got {self.bn_momentum!r}")
+
+    def synthesizes(self, round_index: int) -> bool:
+        """Whether round ``round_index`` (0-based) synthesises (see ``synthesis_rounds``)."""
+        return not self.synthesis_rounds or round_index < self.synthesis_rounds
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ class FastDFKD(PoolMethod):
         self.synthesis = MetaGeneratorSynthesis.for_method(self, config)
 
     def synthesize(self, round_index: int) -> dict[str, float]:
+        if not self.config.synthesizes(round_index):
+            return self._pool_metrics()
         out = self.synthesis.run(adversarial=round_index >= self.config.warmup_rounds)
         return {**out.metrics, **self._add_to_pool(out.images, out.teacher_logits)}
 

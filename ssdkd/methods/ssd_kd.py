@@ -143,17 +143,21 @@ class SSDKD(DistillationMethod):
 
     def synthesize(self, round_index: int) -> dict[str, float]:
         self._phi_mean = None
-        out = self.synthesis.run(
-            adversarial=round_index >= self.config.warmup_rounds,
-            task_weights=self._task_weights if self.config.use_phi else None,
-        )
-        fields = {
-            "images": out.images,
-            "labels": out.teacher_logits.argmax(dim=1),
-            "teacher_logits": out.teacher_logits,
-        }
-        self._admit(fields)
-        self.images_synthesized += int(out.images.shape[0])
+        synthesis_metrics: dict[str, float] = {}
+        if self.config.synthesizes(round_index):
+            out = self.synthesis.run(
+                adversarial=round_index >= self.config.warmup_rounds,
+                task_weights=self._task_weights if self.config.use_phi else None,
+            )
+            self._admit(
+                {
+                    "images": out.images,
+                    "labels": out.teacher_logits.argmax(dim=1),
+                    "teacher_logits": out.teacher_logits,
+                }
+            )
+            self.images_synthesized += int(out.images.shape[0])
+            synthesis_metrics = out.metrics
         size = len(self.buffer)
         stored = self.buffer.data["teacher_logits"][:size].softmax(dim=1).max(dim=1).values
         # Over every rank's shard: the global histogram, and confidence sum and count.
@@ -164,7 +168,7 @@ class SSDKD(DistillationMethod):
             [counts_entropy(self._buffer_counts()), totals[0] / totals[1], totals[1]]
         ).tolist()
         metrics = {
-            **out.metrics,
+            **synthesis_metrics,
             "images_synthesized": float(self.images_synthesized),
             "buffer_size": global_size,
             "data_class_entropy": entropy,

@@ -70,6 +70,34 @@ def test_fast_dfkd_pool_grows_one_batch_per_round(tiny_fast_config):
     assert float(method.synthetic_images().max()) <= 1.0
 
 
+@pytest.mark.parametrize("method_class", [FastDFKD, SSDKD])
+def test_synthesis_stops_after_synthesis_rounds(method_class, tiny_fast_config, tiny_ssdkd_config):
+    """After ``synthesis_rounds`` rounds the images stay as they are and the generator stops:
+    the late adversarial images once pulled a Fashion-MNIST student off its peak."""
+    base = tiny_ssdkd_config if method_class is SSDKD else tiny_fast_config
+    method = build(method_class, dataclasses.replace(base, synthesis_rounds=2))
+    for r in range(2):
+        method.synthesize(r)
+    images = method.synthetic_images().clone()
+    meta = method.synthesis.meta
+    generator = [p.detach().clone() for p in meta.parameters()]
+    metrics = method.synthesize(2)
+    assert torch.equal(method.synthetic_images(), images)
+    assert all(torch.equal(b, a) for b, a in zip(generator, meta.parameters(), strict=True))
+    assert method.images_synthesized == 32
+    assert metrics["images_synthesized"] == 32
+    assert "synth_loss" not in metrics
+    assert 0.0 <= metrics["data_class_entropy"] <= 1.0
+    method.distill_step()  # the student still learns from what is there
+
+
+def test_synthesis_rounds_zero_synthesises_every_round(tiny_fast_config):
+    config = dataclasses.replace(tiny_fast_config, rounds=5, warmup_rounds=1)
+    assert all(config.synthesizes(r) for r in range(5))
+    limited = dataclasses.replace(config, synthesis_rounds=3)
+    assert [limited.synthesizes(r) for r in range(5)] == [True, True, True, False, False]
+
+
 def test_reptile_meta_step_moves_the_meta_generator(tiny_fast_config):
     method = build(FastDFKD, dataclasses.replace(tiny_fast_config, meta_algorithm="reptile"))
     before = [p.detach().clone() for p in method.synthesis.meta.parameters()]
@@ -405,6 +433,8 @@ def test_method_refuses_a_config_of_another_method(tiny_fast_config):
         ({"refresh_policy": "random"}, "refresh_policy"),
         ({"temperature": 0.0}, "temperature"),
         ({"buffer_size": 0}, "buffer_size"),
+        ({"synthesis_rounds": -1}, "synthesis_rounds"),
+        ({"rounds": 10, "warmup_rounds": 2, "synthesis_rounds": 11}, "synthesis_rounds"),
     ],
 )
 def test_invalid_config_fields_raise(changes, message):
