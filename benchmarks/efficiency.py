@@ -16,7 +16,8 @@ Studies (``--study``), each a list of (name, seeds) pairs:
   training set with SSD-KD's step budget: the upper bound);
 - ``ablation``: SSD-KD's Table-4 variants (no diversity, no difficulty, no priority
   sampling, no φ) beside full SSD-KD;
-- ``buffer``: SSD-KD with buffers of 1%, 5%, 10% and 20% of the training set (Fig. 4).
+- ``buffer``: SSD-KD with buffers of 1%, 5%, 10% and 20% of the training set (Fig. 4)
+  beside the preset's own size.
 
 **Resumable:** each run writes one JSON file, ``RESULTS/NAME_seedS.json``; a rerun skips
 runs whose file holds the same config and recomputes the others, so a study stopped at any
@@ -82,7 +83,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 """The SSD-KD Table-4 variants: switches applied to the SSD-KD preset."""
 BUFFER_SHARES = (0.01, 0.05, 0.10, 0.20)
-"""Buffer sizes of the ``buffer`` study, as shares of the training set."""
+"""Buffer sizes of the ``buffer`` study, as shares of the training set (with the preset's
+size)."""
 PRESET_NAME = {"digits": "digits", "fashion-mnist": "fashion-mnist"}
 TEACHERS = {"fashion-mnist": FASHION_MNIST_TEACHER}
 """The study's default teacher per dataset."""
@@ -135,8 +137,10 @@ def study_runs(
         ]
     if study == "buffer":
         runs: list[tuple[str, MethodConfig | None, list[int]]] = []
-        for share in BUFFER_SHARES:
-            size = max(ssd.synthesis_batch_size, round(share * train_size))
+        sizes = {
+            max(ssd.synthesis_batch_size, round(share * train_size)) for share in BUFFER_SHARES
+        }
+        for size in sorted(sizes | {ssd.buffer_size}):
             name = "ssd-kd" if size == ssd.buffer_size else f"buffer-{size}"
             runs.append((name, dataclasses.replace(ssd, buffer_size=size), three))
         return runs

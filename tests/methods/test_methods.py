@@ -75,7 +75,7 @@ def test_synthesis_stops_after_synthesis_rounds(method_class, tiny_fast_config, 
     """After ``synthesis_rounds`` rounds the images stay as they are and the generator stops:
     the late adversarial images once pulled a Fashion-MNIST student off its peak."""
     base = tiny_ssdkd_config if method_class is SSDKD else tiny_fast_config
-    method = build(method_class, dataclasses.replace(base, synthesis_rounds=2))
+    method = build(method_class, dataclasses.replace(base, synthesis_share=0.5))  # 2 of 4
     for r in range(2):
         method.synthesize(r)
     images = method.synthetic_images().clone()
@@ -91,11 +91,13 @@ def test_synthesis_stops_after_synthesis_rounds(method_class, tiny_fast_config, 
     method.distill_step()  # the student still learns from what is there
 
 
-def test_synthesis_rounds_zero_synthesises_every_round(tiny_fast_config):
+def test_synthesis_share_sets_the_synthesising_rounds(tiny_fast_config):
     config = dataclasses.replace(tiny_fast_config, rounds=5, warmup_rounds=1)
     assert all(config.synthesizes(r) for r in range(5))
-    limited = dataclasses.replace(config, synthesis_rounds=3)
+    limited = dataclasses.replace(config, synthesis_share=0.6)
     assert [limited.synthesizes(r) for r in range(5)] == [True, True, True, False, False]
+    assert dataclasses.replace(config, synthesis_share=0.01).synthesis_rounds == 1
+    assert dataclasses.replace(limited, rounds=150).synthesis_rounds == 90
 
 
 def test_reptile_meta_step_moves_the_meta_generator(tiny_fast_config):
@@ -433,8 +435,8 @@ def test_method_refuses_a_config_of_another_method(tiny_fast_config):
         ({"refresh_policy": "random"}, "refresh_policy"),
         ({"temperature": 0.0}, "temperature"),
         ({"buffer_size": 0}, "buffer_size"),
-        ({"synthesis_rounds": -1}, "synthesis_rounds"),
-        ({"rounds": 10, "warmup_rounds": 2, "synthesis_rounds": 11}, "synthesis_rounds"),
+        ({"synthesis_share": 0.0}, "synthesis_share"),
+        ({"synthesis_share": 1.5}, "synthesis_share"),
     ],
 )
 def test_invalid_config_fields_raise(changes, message):
