@@ -64,7 +64,12 @@ from ssdkd.engine.evaluation import evaluate_accuracy
 from ssdkd.engine.teacher import TEACHER_RECIPES, load_teacher, save_teacher, train_teacher
 from ssdkd.generators import Augment, normalize
 from ssdkd.methods import PRESETS, MethodConfig, SSDKDConfig
-from ssdkd.methods.config import DeepInversionConfig, config_to_dict, noise_control_for
+from ssdkd.methods.config import (
+    DeepInversionConfig,
+    config_from_dict,
+    config_to_dict,
+    noise_control_for,
+)
 from ssdkd.models import create_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -311,11 +316,15 @@ def _recorded_config(config: MethodConfig | None, ssd: MethodConfig) -> dict[str
 
 def _is_current(run: dict[str, Any], recorded: dict[str, Any], header: dict[str, Any]) -> bool:
     """Whether a run file holds the planned config, distilled from the study's teacher
-    (``real-data`` uses no teacher)."""
-    if run.get("config") != recorded:
-        return False
+    (``real-data`` uses no teacher). A field added to a config class after the run counts
+    at its default, which keeps the behaviour the run had (``synthesis_share=1.0``)."""
     if "real_data_budget" in recorded:
-        return True
+        return run.get("config") == recorded
+    try:
+        if config_to_dict(config_from_dict(run["config"])) != recorded:
+            return False
+    except (KeyError, TypeError, ValueError):
+        return False
     fingerprint = header.get("teacher_fingerprint")
     return fingerprint is not None and run.get("teacher_fingerprint") == fingerprint
 
@@ -663,6 +672,7 @@ def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
         "synthesis_batch_size",
         "iterations",
         "g_steps",
+        "synthesis_share",
         "buffer_size",
         "refresh_policy",
         "pool_size",
