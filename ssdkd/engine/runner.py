@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -121,8 +122,15 @@ _NETWORKS = {
 }
 
 
-def _check_same_run(stored: dict[str, Any], current: dict[str, Any], path: Path) -> None:
-    """Refuse to resume a checkpoint of another run, naming what differs."""
+def _check_same_run(
+    stored: dict[str, Any], current: dict[str, Any], path: Path, defaults: dict[str, Any]
+) -> None:
+    """Refuse to resume a checkpoint of another run, naming what differs.
+
+    A config field the checkpoint does not record (one added to the library after it was
+    written) counts at its value in ``defaults``, the behaviour the run had.
+    """
+    stored = {**{k: v for k, v in defaults.items() if k not in stored}, **stored}
     for key, what in _NETWORKS.items():
         # Checkpoints before version 3 hold no fingerprints: nothing to compare.
         if key in stored and stored[key] != current[key]:
@@ -544,7 +552,17 @@ def run_rounds(
             state = _load_run_state(checkpoints, parallel)
             if state is not None:
                 stored = state["config"]
-                _check_same_run(stored, json.loads(json.dumps(config_record)), state["path"])
+                defaults = {
+                    f.name: f.default
+                    for f in dataclasses.fields(cfg)
+                    if f.default is not dataclasses.MISSING
+                }
+                _check_same_run(
+                    stored,
+                    json.loads(json.dumps(config_record)),
+                    state["path"],
+                    json.loads(json.dumps(defaults)),
+                )
         except CheckpointError as exc:
             error = exc
         _agree_on_resume(parallel, error, state is not None, method.device)

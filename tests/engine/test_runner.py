@@ -152,6 +152,21 @@ def test_resume_with_another_config_is_refused(tmp_path):
         run_rounds(build(FastDFKD, other), run_dir=tmp_path, resume=True, progress=False)
 
 
+def test_a_checkpoint_from_before_a_config_field_existed_resumes_at_its_default(tmp_path):
+    """Adding ``synthesis_share`` once made every run checkpointed by the previous version
+    refuse to resume ("another config, differs in synthesis_share")."""
+    run_rounds(build(FastDFKD, TINY_FAST), run_dir=tmp_path, progress=False)
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    del state["config"]["synthesis_share"]
+    atomic_save(state, last)
+    changed = dataclasses.replace(TINY_FAST, synthesis_share=0.5)
+    with pytest.raises(CheckpointError, match="differs in synthesis_share"):
+        run_rounds(build(FastDFKD, changed), run_dir=tmp_path, resume=True, progress=False)
+    result = run_rounds(build(FastDFKD, TINY_FAST), run_dir=tmp_path, resume=True, progress=False)
+    assert [r["round"] for r in result.history] == list(range(1, TINY_FAST.rounds + 1))
+
+
 def test_repeated_non_finite_kd_losses_stop_the_run():
     method = build(NoiseControl, TINY_NOISE)
     with torch.no_grad():
