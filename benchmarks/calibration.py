@@ -114,9 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     def predict(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         return logits(model, images).argmax(1)
 
-    def fit(images: torch.Tensor) -> dict[str, float]:
-        """How closely the student follows the teacher on ``images`` (temperature 1)."""
-        t_logits, s_logits = logits(teacher, images), logits(student, images)
+    def fit(t_logits: torch.Tensor, s_logits: torch.Tensor) -> dict[str, float]:
+        """How closely the student follows the teacher on the same images (temperature 1)."""
         t_log = t_logits.log_softmax(1)
         kl = (t_log.exp() * (t_log - s_logits.log_softmax(1))).sum(1).mean()
         agreement = (t_logits.argmax(1) == s_logits.argmax(1)).float().mean()
@@ -138,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return float(within_class_diversity(features, classes, data.num_classes))
 
     real_diversity = diversity(x_val[:2000])
+    teacher_val = logits(teacher, x_val)  # the teacher is frozen: once for the whole probe
     every = args.every or max(1, config.rounds // 15)
     records: list[dict[str, Any]] = []
     overall = 0.0
@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                 classes, minlength=data.num_classes
             ).tolist()
             record["newest_diversity"] = diversity(newest)
-            predicted = predict(student, x_val)
+            student_val = logits(student, x_val)
+            predicted = student_val.argmax(1)
             record["val_accuracy"] = float((predicted == y_val).float().mean())
             counts = torch.bincount(predicted, minlength=data.num_classes)
             record["val_top_class_share"] = float(counts.max()) / VALIDATION
@@ -174,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             record["val_recall"] = [
                 float((predicted[y_val == c] == c).float().mean()) for c in range(data.num_classes)
             ]
-            for key, value in fit(x_val).items():
+            for key, value in fit(teacher_val, student_val).items():
                 record[f"val_teacher_{key}"] = value
             learnt = method.synthetic_images()
-            for key, value in fit(learnt).items():
+            teacher_learnt = logits(teacher, learnt)
+            for key, value in fit(teacher_learnt, logits(student, learnt)).items():
                 record[f"data_teacher_{key}"] = value
-            confidence, learnt_classes = logits(teacher, learnt).softmax(1).max(1)
+            confidence, learnt_classes = teacher_learnt.softmax(1).max(1)
             record["data_teacher_classes"] = torch.bincount(
                 learnt_classes, minlength=data.num_classes
             ).tolist()
