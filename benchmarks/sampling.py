@@ -5,6 +5,14 @@ every (N, B) it times ``sample(B)``, ``update_priorities`` of the drawn items, `
 B new items, and the full step (all three in a row), each as the median over ``--repeats``
 calls, on one torch thread. cpprb is a comparison only and is used when installed.
 
+``numpy floor`` is a lower bound for any numpy implementation of PriorityBuffer's data
+structure: the same tree layout (binary levels below a flat top row of at most 8,192 nodes,
+stratified sorted draws) with nothing but the arithmetic: no input checks, no generations
+or stale-update dropping, no guarded descent, no torch tensors in or out, weights
+normalised by the batch's maximum. What PriorityBuffer costs above it is the price of its
+guarantees and its torch interface; what the floor costs above cpprb is that of doing the
+work in numpy calls rather than one compiled loop.
+
     OMP_NUM_THREADS=1 python benchmarks/sampling.py            # full table
     OMP_NUM_THREADS=1 python benchmarks/sampling.py --quick    # smoke run (seconds)
 
@@ -16,6 +24,7 @@ after this version's, so a change is measured against its predecessor in the sam
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -61,6 +70,51 @@ class FlatMultinomial:
     def update(self, idx: torch.Tensor, raw: torch.Tensor) -> None:
         self.leaves[idx] = (raw.double() + EPS) ** ALPHA
         self.max_raw = max(self.max_raw, float(raw.max()))
+
+
+class NumpyFloor:
+    """A sum tree in numpy arrays with only the arithmetic (the module docstring says why)."""
+
+    TOP = 8192
+
+    def __init__(self, capacity: int, rng: np.random.Generator) -> None:
+        width = 1 << max(0, capacity - 1).bit_length()
+        self.levels = [np.zeros(width)]  # leaves first, the top row last
+        while self.levels[-1].size > self.TOP:
+            self.levels.append(np.zeros(self.levels[-1].size // 2))
+        self.payload = np.zeros(capacity, dtype=np.int64)
+        self.capacity, self.size, self.cursor, self.rng = capacity, 0, 0, rng
+        self.max_raw = 1.0
+
+    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        top = self.levels[-1]
+        bounds = np.cumsum(top)
+        total = bounds[-1]
+        u = (np.arange(batch) + self.rng.random(batch)) * (total / batch)
+        idx = np.minimum(np.searchsorted(bounds, u, side="right"), top.size - 1)
+        rest = u - (bounds[idx] - top[idx])
+        for level in reversed(self.levels[:-1]):
+            idx = idx * 2
+            left = level[idx]
+            right = rest >= left
+            rest -= left * right
+            idx += right
+        weights = (self.levels[0][idx] * (self.size / total)) ** -BETA
+        return self.payload[idx], idx, weights / weights.max()
+
+    def update(self, idx: np.ndarray, raw: np.ndarray) -> None:
+        self.levels[0][idx] = (raw + EPS) ** ALPHA
+        for below, above in itertools.pairwise(self.levels):
+            idx = idx >> 1
+            above[idx] = below.reshape(-1, 2)[idx].sum(1)
+        self.max_raw = max(self.max_raw, float(raw.max()))
+
+    def extend(self, x: np.ndarray) -> None:
+        slots = (np.arange(x.shape[0]) + self.cursor) % self.capacity
+        self.payload[slots] = x
+        self.update(slots, np.full(x.shape[0], self.max_raw))
+        self.cursor = (self.cursor + x.shape[0]) % self.capacity
+        self.size = min(self.capacity, self.size + x.shape[0])
 
 
 def median_us(fn: Callable[[], Any], repeats: int) -> float:
@@ -113,6 +167,24 @@ def bench_flat(n: int, b: int, repeats: int) -> tuple[float, ...]:
     return sample, update, extend, median_us(step, repeats)
 
 
+def bench_floor(n: int, b: int, repeats: int) -> tuple[float, ...]:
+    floor = NumpyFloor(n, np.random.default_rng(0))
+    floor.extend(np.arange(n))
+    floor.update(np.arange(n), np.random.default_rng(1).random(n))
+    new, raw = np.arange(b), np.random.default_rng(0).random(b)
+    _, idx, _ = floor.sample(b)
+    sample = median_us(lambda: floor.sample(b), repeats)
+    update = median_us(lambda: floor.update(idx, raw), repeats)
+    extend = median_us(lambda: floor.extend(new), repeats)
+
+    def step() -> None:
+        _, i, _ = floor.sample(b)
+        floor.update(i, raw)
+        floor.extend(new)
+
+    return sample, update, extend, median_us(step, repeats)
+
+
 def bench_cpprb(n: int, b: int, repeats: int) -> tuple[float, ...] | None:
     try:
         from cpprb import PrioritizedReplayBuffer
@@ -135,7 +207,7 @@ def bench_cpprb(n: int, b: int, repeats: int) -> tuple[float, ...] | None:
     return sample, update, extend, median_us(step, repeats)
 
 
-IMPLEMENTATIONS = ("priority-buffer", "flat", "cpprb")
+IMPLEMENTATIONS = ("priority-buffer", "floor", "flat", "cpprb")
 
 
 def bench_baseline(checkout: Path, n: int, b: int, repeats: int) -> tuple[float, ...] | None:
@@ -188,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         print("|---:|---:|---|---:|---:|---:|---:|")
     benches: dict[str, tuple[str, Callable[[int, int, int], tuple[float, ...] | None]]] = {
         "priority-buffer": ("PriorityBuffer", bench_priority_buffer),
+        "floor": ("numpy floor", bench_floor),
         "flat": ("flat + torch.multinomial", bench_flat),
         "cpprb": ("cpprb PrioritizedReplayBuffer", bench_cpprb),
     }

@@ -45,3 +45,33 @@ def test_baseline_checkout_is_timed_in_the_same_table(tmp_path: Path) -> None:
     baseline = [cell.strip() for cell in rows[1].strip("|").split("|")]
     assert baseline[2].startswith("PriorityBuffer at ")
     assert all(float(cell) > 0 for cell in baseline[3:])
+
+
+def test_numpy_floor_draws_in_proportion_to_priority() -> None:
+    """The benchmark's ``numpy floor`` row times a correct sampler: a floor that drew the
+    wrong items (a descent off by one level, stale parent sums after an update) would time
+    less work than the real structure and understate the gap to cpprb."""
+    import numpy as np
+
+    from benchmarks.sampling import ALPHA, EPS, NumpyFloor
+
+    rng = np.random.default_rng(0)
+    n = 20_000  # above the 8,192-node top row, so the descent crosses binary levels
+    floor = NumpyFloor(n, np.random.default_rng(1))
+    floor.extend(np.arange(n))
+    raw = rng.random(n) * (np.arange(n) % 7)  # a seventh of the items at priority 0
+    floor.update(np.arange(n), raw)
+    floor.update(np.arange(0, n, 3), raw[::3] * 2)  # sums above must follow the change
+    raw[::3] *= 2
+    mass = (raw + EPS) ** ALPHA
+    expected = mass / mass.sum()
+    counts = np.zeros(n)
+    for _ in range(400):
+        payload, idx, weights = floor.sample(512)
+        np.testing.assert_array_equal(payload, idx)
+        assert weights.max() == 1.0
+        assert weights.min() > 0
+        np.add.at(counts, idx, 1)
+    for group in (np.arange(n) % 7, np.arange(n) // 2000):  # by priority class and by range
+        seen = np.bincount(group, counts) / counts.sum()
+        np.testing.assert_allclose(seen, np.bincount(group, expected), atol=0.004)
