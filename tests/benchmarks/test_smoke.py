@@ -177,6 +177,9 @@ def test_calibration_probe_writes_its_record_and_skips_a_finished_probe(
     assert {"val_accuracy", "val_top_class_share", "newest_teacher_classes", "kl"} <= set(last)
     assert 0.0 <= last["newest_diversity"] <= 2.0
     assert 0.0 < record["real_diversity"] <= 2.0
+    assert set(last["final_bn_reestimated"]) == {"buffer", "real"}
+    assert 0.0 <= last["final_bn_reestimated"]["buffer"] <= 1.0
+    assert last["final_bn_reestimated"]["real"] is None  # digits: no image outside validation
     again = _run("calibration.py", *args)
     assert again.returncode == 0
     assert "skipped" in again.stdout
