@@ -150,39 +150,34 @@ def bench_priority_buffer(n: int, b: int, repeats: int) -> tuple[float, ...]:
     return sample, update, extend, median_us(step, repeats)
 
 
+def time_array_sampler(impl: Any, b: int, new: Any, raw: Any, repeats: int) -> tuple[float, ...]:
+    """Time a baseline (:class:`FlatMultinomial`, :class:`NumpyFloor`) whose ``sample``
+    returns ``(payload, indices, weights)``, with ``new`` and ``raw`` of its array type."""
+    _, idx, _ = impl.sample(b)
+    sample = median_us(lambda: impl.sample(b), repeats)
+    update = median_us(lambda: impl.update(idx, raw), repeats)
+    extend = median_us(lambda: impl.extend(new), repeats)
+
+    def step() -> None:
+        _, i, _ = impl.sample(b)
+        impl.update(i, raw)
+        impl.extend(new)
+
+    return sample, update, extend, median_us(step, repeats)
+
+
 def bench_flat(n: int, b: int, repeats: int) -> tuple[float, ...]:
     flat = FlatMultinomial(n, torch.Generator().manual_seed(0))
     flat.extend(torch.arange(n))
-    new, raw = torch.arange(b), torch.rand(b)
-    _, idx, _ = flat.sample(b)
-    sample = median_us(lambda: flat.sample(b), repeats)
-    update = median_us(lambda: flat.update(idx, raw), repeats)
-    extend = median_us(lambda: flat.extend(new), repeats)
-
-    def step() -> None:
-        _, i, _ = flat.sample(b)
-        flat.update(i, raw)
-        flat.extend(new)
-
-    return sample, update, extend, median_us(step, repeats)
+    return time_array_sampler(flat, b, torch.arange(b), torch.rand(b), repeats)
 
 
 def bench_floor(n: int, b: int, repeats: int) -> tuple[float, ...]:
     floor = NumpyFloor(n, np.random.default_rng(0))
     floor.extend(np.arange(n))
     floor.update(np.arange(n), np.random.default_rng(1).random(n))
-    new, raw = np.arange(b), np.random.default_rng(0).random(b)
-    _, idx, _ = floor.sample(b)
-    sample = median_us(lambda: floor.sample(b), repeats)
-    update = median_us(lambda: floor.update(idx, raw), repeats)
-    extend = median_us(lambda: floor.extend(new), repeats)
-
-    def step() -> None:
-        _, i, _ = floor.sample(b)
-        floor.update(i, raw)
-        floor.extend(new)
-
-    return sample, update, extend, median_us(step, repeats)
+    raw = np.random.default_rng(0).random(b)
+    return time_array_sampler(floor, b, np.arange(b), raw, repeats)
 
 
 def bench_cpprb(n: int, b: int, repeats: int) -> tuple[float, ...] | None:
