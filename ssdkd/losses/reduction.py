@@ -17,8 +17,12 @@ def weighted_mean(values: Tensor, *weights: Tensor) -> Tensor:
     This is where the SSD-KD modulation φ meets the task loss and where prioritized
     replay's importance weights meet the KD loss. The sum is divided by the batch size B,
     **not** by the sum of the weights: that is how prioritized experience replay applies
-    its importance weights (a weight then scales the sample's gradient by itself), and
-    the weights of both uses are already normalised to [0, 1]. Weights are used as given:
+    its importance weights (a weight then scales the sample's gradient by itself). The
+    weights' scale is therefore the caller's: SSD-KD normalises its importance weights to
+    mean 1 per batch (``weight_norm="mean"``) and φ to mean 1 (``phi_normalization=
+    "weights"``), so that the weighted loss keeps the plain mean's scale; weights
+    normalised by a maximum (``weight_norm="max"``, φ with ``"batch"``) lie in [0, 1] and
+    shrink it. Weights are used as given:
     pass detached weights (as :func:`~ssdkd.losses.diversity_difficulty_weights` returns)
     unless gradients through them are wanted.
 

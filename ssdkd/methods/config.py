@@ -422,10 +422,15 @@ FAST5_DIGITS = dataclasses.replace(
 # - a class-conditional generator (labels beside z): with the published z-only generator,
 #   fresh latents and 2 inner steps, only 10–30% of a batch ever became its target class
 #   and the batches piled onto 3–4 of the 10 classes; conditioned, 98% after 40 rounds;
-# - T = 4 and student lr 0.05 instead of T = 20 / lr 0.2 (at T = 20, lr 0.2 the first KD
-#   loss of the tiny student was 115 and it stayed at chance);
+# - T = 4 and student lr 0.01 instead of T = 20 / lr 0.2: at lr 0.2 (and at 0.05) the
+#   tiny student could not fit even a fixed synthetic pool and predicted one class;
+#   lr 0.005–0.02 all fitted it (docs/benchmarks.md, calibration point 2);
 # - batches of 128 instead of 256 and crop padding 2 instead of 4 (a 28-pixel image);
-# - budgets (rounds, warm-up, KD steps) that a 2-core CPU finishes in 10–15 minutes.
+# - 28×28 images instead of the published 32×32: the generator (the published one, with
+#   its sigmoid output in [0, 1], normalised by the data set's mean and std as the real
+#   images are) starts from a 7×7 map instead of 8×8;
+# - budgets (rounds, warm-up, KD steps) that a 2-core CPU finishes in 9–18 minutes
+#   (docs/benchmarks.md gives each method's measured time).
 _FASHION_BUDGET: dict[str, Any] = {
     "warmup_rounds": 20,
     "kd_batch_size": 128,
@@ -477,8 +482,8 @@ FAST5_FASHION_MNIST = dataclasses.replace(
     FAST2_FASHION_MNIST, g_steps=FAST5.g_steps, lr_g=FAST5.lr_g, lr_z=FAST5.lr_z, kd_steps=60
 )
 """Fast-5 at 28×28: :data:`FAST2_FASHION_MNIST` with Fast-5's generator steps and rates,
-and 60 KD steps per round instead of 80 so that its 2.5× longer synthesis still fits in
-15 minutes on a 2-core CPU."""
+and 60 KD steps per round instead of Fast-2's 90 to offset its 2.5× longer synthesis
+(17–19 minutes of synthesis + KD on 2 CPU cores)."""
 DEEPINVERSION_FASHION_MNIST = DeepInversionConfig(
     **{**_FASHION_BUDGET, "warmup_rounds": 0},
     rounds=30,

@@ -23,8 +23,13 @@ class SSDKD(DistillationMethod):
     Round r:
 
     1. **Inversion.** One meta-generator round (Fast-DFKD's) whose task loss is weighted
-       per sample by φ(x) = (1 − count_B(c_T(x)) / |B|) · (1 − p_T(x))^γ, computed from
-       the teacher's softmax and the buffer's current histogram of teacher classes.
+       per sample by φ(x) = (1 − count_B(c(x)) / |B|) · (1 − p_T(x))^γ, computed from
+       the teacher's softmax and the buffer's current histogram of teacher classes. By
+       default c(x) and p_T(x) are read at the target class y the generator was asked
+       for (``phi_class="target"``, ``phi_confidence="target"``) and the task loss is
+       Σ φ·CE / Σ φ (``phi_normalization="weights"``); the paper's literal reading (the
+       teacher's argmax and its probability, divided by B) is ``"predicted"``, ``"max"``
+       and ``"batch"``.
     2. **Buffer update.** The round's best batch enters the fixed-size buffer with the
        current maximum priority; once the buffer is full it replaces the oldest entries,
        those with the lowest φ (recomputed with the current histogram), or random ones

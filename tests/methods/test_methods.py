@@ -19,7 +19,14 @@ from ssdkd.methods import (
 )
 from ssdkd.methods.meta_synthesis import SynthesisOutput
 from ssdkd.sampling import reservoir_slots
-from tests.methods.tiny import IMAGE_SHAPE, NUM_CLASSES, build, make_student, make_teacher
+from tests.methods.tiny import (
+    IMAGE_SHAPE,
+    IMAGE_SHAPE_28,
+    NUM_CLASSES,
+    build,
+    make_student,
+    make_teacher,
+)
 
 
 def _fill(method: SSDKD, rounds: int) -> None:
@@ -130,6 +137,26 @@ def test_lowest_phi_refresh_replaces_the_lowest_phi_entries(tiny_ssdkd_config):
     assert int(changed.sum()) == 16
     lowest = torch.topk(phi_before, 16, largest=False).values.max()
     assert bool((phi_before[changed] <= lowest + 1e-12).all())
+
+
+def test_lowest_phi_refresh_evicts_the_most_confident_images(tiny_ssdkd_config):
+    """Regression: SSD-KD refreshed its full buffer by lowest φ, and with γ = 2 the lowest
+    φ belongs to the images the teacher is most sure of, so the buffer threw away its new
+    confident images and kept the early unconfident ones. FIFO is the default now; the
+    lowest-φ policy stays available and, with the difficulty factor alone, evicts exactly
+    the most confident images (28×28 images)."""
+    assert SSDKDConfig().refresh_policy == "fifo"
+    config = dataclasses.replace(
+        tiny_ssdkd_config, refresh_policy="lowest-phi", use_diversity=False
+    )
+    method = build(SSDKD, config, image_shape=IMAGE_SHAPE_28)
+    _fill(method, 3)  # 48 > 40: the buffer is full
+    before = {k: v.clone() for k, v in method.buffer.data.items()}
+    confidence = before["teacher_logits"].softmax(dim=1).max(dim=1).values
+    method.synthesize(3)
+    changed = (method.buffer.data["images"] != before["images"]).flatten(1).any(dim=1)
+    assert int(changed.sum()) == 16
+    assert float(confidence[changed].min()) >= float(confidence[~changed].max())
 
 
 def test_a_batch_that_fills_the_buffer_never_evicts_its_own_images(tiny_ssdkd_config, monkeypatch):
@@ -255,7 +282,7 @@ def test_phi_reads_the_target_class_and_probability_by_default(tiny_ssdkd_config
     """Regression: φ read p_T as the teacher's maximum probability and counted its predicted
     class, so an image the teacher confidently put in the wrong class got φ ≈ 0 and lost
     the push towards its target, and an over-produced class could only lose weight."""
-    method = build(SSDKD, tiny_ssdkd_config)
+    method = build(SSDKD, tiny_ssdkd_config, image_shape=IMAGE_SHAPE_28)
     _fill(method, 2)
     counts = method.buffer.class_counts("labels", NUM_CLASSES).double()
     logits = torch.tensor([[8.0, 0.0, 0.0, 0.0]] * 2)  # confidently class 0
@@ -267,7 +294,9 @@ def test_phi_reads_the_target_class_and_probability_by_default(tiny_ssdkd_config
     assert torch.allclose(phi, diversity * difficulty, atol=1e-6)
     assert phi[1] > 0.5 * diversity[1]  # wrong class: φ stays large, the push stays on
     old = build(
-        SSDKD, dataclasses.replace(tiny_ssdkd_config, phi_confidence="max", phi_class="predicted")
+        SSDKD,
+        dataclasses.replace(tiny_ssdkd_config, phi_confidence="max", phi_class="predicted"),
+        image_shape=IMAGE_SHAPE_28,
     )
     _fill(old, 2)
     assert float(old.phi(logits, targets)[1]) < 1e-4  # the old reading switched it off
@@ -277,7 +306,11 @@ def test_phi_reads_the_target_class_and_probability_by_default(tiny_ssdkd_config
 def test_phi_normalization_sets_the_task_loss_scale(tiny_ssdkd_config, normalization):
     """Regression: the φ-weighted task loss was divided by B, so with γ = 2 its weight
     fell from oh_weight to a few hundredths of it; "weights" divides by Σφ instead."""
-    method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, phi_normalization=normalization))
+    method = build(
+        SSDKD,
+        dataclasses.replace(tiny_ssdkd_config, phi_normalization=normalization),
+        image_shape=IMAGE_SHAPE_28,
+    )
     _fill(method, 2)
     logits = torch.randn(16, NUM_CLASSES, generator=torch.Generator().manual_seed(3))
     targets = torch.arange(16) % NUM_CLASSES
@@ -332,8 +365,12 @@ def test_priorities_of_the_drawn_items_become_w_times_kl(tiny_ssdkd_config, monk
 
 
 def test_importance_weights_reach_the_kd_loss(tiny_ssdkd_config, monkeypatch):
+    """Regression: `kd_loss` meant different things per method (importance-weighted for
+    SSD-KD, plain for the others), so their records could not be compared. SSD-KD's
+    `kd_loss` is the weighted loss it optimises and its `kl` the plain mean of KL · T²,
+    the quantity every method records (28×28 images)."""
     config = dataclasses.replace(tiny_ssdkd_config, kd_augment=False, beta=1.0)
-    method = build(SSDKD, config)
+    method = build(SSDKD, config, image_shape=IMAGE_SHAPE_28)
     _fill(method, 2)
     # Skewed priorities make the importance weights differ from 1.
     slots = torch.arange(len(method.buffer))
@@ -351,6 +388,7 @@ def test_importance_weights_reach_the_kd_loss(tiny_ssdkd_config, monkeypatch):
     expected = weighted_mean(kl, sample.weights)
     assert metrics["kd_loss"] == pytest.approx(float(expected), rel=1e-5)
     assert metrics["kd_loss"] != pytest.approx(float(kl.mean()), rel=1e-3)
+    assert metrics["kl"] == pytest.approx(float(kl.mean()), rel=1e-5)
     w = sample.weights.double()
     ess = float(w.sum() ** 2 / (w.numel() * (w**2).sum()))
     assert float(metrics["weight_ess"]) == pytest.approx(ess, rel=1e-5)

@@ -1,4 +1,4 @@
-"""Tiny BN networks on 8×8 single-channel images: method steps run in milliseconds."""
+"""Tiny BN networks on 8×8 (or 28×28) single-channel images: method steps run in milliseconds."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ssdkd.methods import (
 
 NUM_CLASSES = 4
 IMAGE_SHAPE = (1, 8, 8)
+IMAGE_SHAPE_28 = (1, 28, 28)
 NORMALIZATION = ((0.5,), (0.25,))
 
 
@@ -37,14 +38,15 @@ class TinyNet(nn.Module):
         return self.head(self.features(x))
 
 
-def make_teacher(seed: int = 0) -> nn.Module:
+def make_teacher(seed: int = 0, image_shape: tuple[int, int, int] = IMAGE_SHAPE) -> nn.Module:
     """A random TinyNet whose BN running statistics come from structured inputs."""
     torch.manual_seed(seed)
     teacher = TinyNet()
     teacher.train()
+    side = image_shape[-1]
     with torch.no_grad():
         for _ in range(20):
-            x = torch.rand(64, *IMAGE_SHAPE) * torch.linspace(0, 1, 8).view(1, 1, 1, 8)
+            x = torch.rand(64, *image_shape) * torch.linspace(0, 1, side).view(1, 1, 1, side)
             teacher((x - 0.5) / 0.25)
     return teacher.eval()
 
@@ -54,13 +56,21 @@ def make_student(seed: int = 1) -> nn.Module:
     return TinyNet()
 
 
-def build(method_class: type, config: object, *, seed: int = 0, **kwargs: object) -> object:
+def build(
+    method_class: type,
+    config: object,
+    *,
+    seed: int = 0,
+    image_shape: tuple[int, int, int] = IMAGE_SHAPE,
+    **kwargs: object,
+) -> object:
+    """``method_class`` on a fresh tiny teacher and student, for images of ``image_shape``."""
     return method_class(
-        make_teacher(),
+        make_teacher(image_shape=image_shape),
         make_student(),
         config,
         num_classes=NUM_CLASSES,
-        image_shape=IMAGE_SHAPE,
+        image_shape=image_shape,
         normalization=NORMALIZATION,
         seed=seed,
         **kwargs,
