@@ -124,6 +124,32 @@ def test_distill_resume_and_plot_from_the_command_line(
 
 
 @pytest.mark.parametrize(
+    ("method", "preset", "expected"),
+    [
+        ("ssd-kd", "fashion-mnist", {"buffer_size": 16, "refresh_policy": "reservoir"}),
+        ("fast-dfkd", "fashion-mnist", {"g_steps": 2, "adv_weight": 15.0}),
+        ("fast-dfkd", "fast-5-fashion-mnist", {"g_steps": 5, "adv_weight": 15.0}),
+        ("deepinversion", "fashion-mnist", {"iterations": 3, "student_lr": 0.01}),
+    ],
+)
+def test_each_fashion_mnist_preset_runs_from_the_command_line(
+    tmp_path: Path, teacher_file: Path, method: str, preset: str, expected: dict[str, object]
+) -> None:
+    """`--preset fashion-mnist` (and Fast-5's) reaches each method through `ssdkd distill`:
+    the run's config.json holds the preset's fields with the `--set` budget on top."""
+    budget = ["kd_batch_size=16", "synthesis_batch_size=16"]
+    budget += {"ssd-kd": ["buffer_size=16"], "deepinversion": ["iterations=3"]}.get(method, [])
+    argv = _distill_args(teacher_file, tmp_path / "run", *(f"--set={item}" for item in budget))
+    argv[argv.index("--method") + 1] = method
+    argv[argv.index("--preset") + 1] = preset
+    assert main(argv) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert {key: config[key] for key in expected} == expected
+    assert config["temperature"] == 4.0
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         ["distill"],
