@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     machine = machine_info()  # at the start: the commit of the code this probe imported
-    method_class, _ = METHODS[args.method]
+    method_class = METHODS[args.method].method_class
     config = apply_overrides(PRESETS[args.method][args.preset], args.settings)
     data = load_dataset(args.dataset)
     x_val, y_val = data.x_train[-VALIDATION:], data.y_train[-VALIDATION:]

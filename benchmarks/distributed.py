@@ -140,7 +140,7 @@ def build(
     config = dataclasses.replace(PRESETS[method_name][preset], rounds=rounds + 1, warmup_rounds=1)
     if kd_steps:
         config = dataclasses.replace(config, kd_steps=kd_steps)
-    method_class, _ = REGISTRY[method_name]
+    method_class = REGISTRY[method_name].method_class
     return method_class(
         teacher,
         student,

@@ -63,9 +63,11 @@ from ssdkd.engine.checkpoint import module_fingerprint
 from ssdkd.engine.evaluation import evaluate_accuracy
 from ssdkd.engine.teacher import TEACHER_RECIPES, load_teacher, save_teacher, train_teacher
 from ssdkd.generators import Augment, normalize
-from ssdkd.methods import PRESETS, MethodConfig, SSDKDConfig
-from ssdkd.methods.config import (
+from ssdkd.methods import (
+    PRESETS,
     DeepInversionConfig,
+    MethodConfig,
+    SSDKDConfig,
     config_from_dict,
     config_to_dict,
     noise_control_for,

@@ -44,7 +44,7 @@ from _common import command_line, machine_info
 from torch import nn
 
 from ssdkd.generators import DCGANGenerator
-from ssdkd.methods.config import SSDKDConfig
+from ssdkd.methods import SSDKDConfig
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
 from ssdkd.methods.ssd_kd import SSDKD
 from ssdkd.models import create_model

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from _common import command_line, machine_info, machine_line, write_section
 from torch import nn
 
-from ssdkd.methods.config import SSDKDConfig
+from ssdkd.methods import SSDKDConfig
 from ssdkd.methods.ssd_kd import SSDKD
 from ssdkd.models import create_model
 

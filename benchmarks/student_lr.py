@@ -1,7 +1,7 @@
 """Can the student fit a fixed synthetic pool? KD settings swept on one pool.
 
 Synthesises a pool with the warm-up rounds of a Fast-DFKD preset (no student involved),
-then trains a fresh student on it with the library's KD step (``StudentTrainer``) for a
+then trains a fresh student on it with the library's KD step (``StudentStep``) for a
 fixed number of steps under each setting (learning rate, temperature, augmentation,
 momentum), all from the same initial weights and the same batch draws. Reported per
 setting: the final KD loss, the share of the pool on which student and teacher agree
@@ -29,9 +29,10 @@ from _common import command_line, machine_info
 
 from ssdkd.data import load_dataset
 from ssdkd.engine.teacher import load_teacher
-from ssdkd.methods import PRESETS, FastDFKD
-from ssdkd.methods.common import ModelInput, StudentTrainer
-from ssdkd.methods.precision import Precision
+from ssdkd.generators import Augment
+from ssdkd.losses import KDLoss
+from ssdkd.methods import PRESETS, FastDFKD, StudentStep
+from ssdkd.methods.common import ModelInput
 from ssdkd.models import create_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,20 +112,33 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, changes in settings.items():
         net = student()
-        trainer = StudentTrainer(
-            teacher,
+        setting = dataclasses.replace(config, **changes)
+        optimizer = torch.optim.SGD(
+            net.parameters(),
+            lr=setting.student_lr,
+            momentum=setting.student_momentum,
+            weight_decay=setting.student_weight_decay,
+        )
+        trainer = StudentStep(
             net,
-            dataclasses.replace(config, **changes),
-            total_steps=steps,
+            optimizer,
+            KDLoss(temperature=setting.temperature),
+            teacher=teacher,
             model_input=model_input,
-            precision=Precision("fp32", torch.device("cpu")),
+            scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps)),
+            augment=(
+                Augment(crop_padding=setting.crop_padding, flip=setting.flip)
+                if setting.kd_augment
+                else None
+            ),
+            mixup=setting.kd_mixup,
             generator=torch.Generator().manual_seed(0),
         )
         draws = torch.Generator().manual_seed(0)
         metrics: dict[str, torch.Tensor] = {}
         for _ in range(steps):
             index = torch.randint(0, len(pool), (config.kd_batch_size,), generator=draws)
-            metrics, _, _ = trainer.step(pool[index])
+            metrics = trainer.step(pool[index]).metrics
         on_val = predict(net, x_val)
         row = {
             "setting": name,

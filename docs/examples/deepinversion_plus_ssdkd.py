@@ -25,8 +25,11 @@ def net() -> nn.Module:
 
 torch.manual_seed(0)
 teacher, student = net().eval(), net()  # use your trained teacher here
+# The defaults are SSD-KD's: weights normalised to mean 1 per batch, and φ reading the
+# target label's probability and the target class's share of the buffer.
 buffer = PriorityBuffer(512, generator=torch.Generator().manual_seed(0))
 phi = DiversityDifficultyModulator(gamma=2.0)
+T = 4.0  # KD temperature
 student_opt = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9)
 
 for batch in range(4):
@@ -36,7 +39,8 @@ for batch in range(4):
     for _ in range(20):
         with BNStatsHook(teacher) as bn:
             logits = teacher(x)
-            weights = phi(logits.detach(), buffer.class_counts("labels", 10))  # + φ
+            counts = buffer.class_counts("labels", 10)
+            weights = phi.task_weights(logits.detach(), counts, y)  # + φ, mean 1
             loss = bn_stat_loss(bn.stats) + weighted_mean(
                 F.cross_entropy(logits, y, reduction="none"), weights
             )
@@ -48,9 +52,10 @@ for batch in range(4):
         s = buffer.sample(32)
         with torch.no_grad():
             t = teacher(s.data["images"])
-        kl = kd_kl_div(student(s.data["images"]), t, temperature=4.0)
+        kl = kd_kl_div(student(s.data["images"]), t, temperature=T)  # KL · T²
         student_opt.zero_grad()
         weighted_mean(kl, s.weights).backward()
         student_opt.step()
-        buffer.update_priorities(s.indices, s.weights * kl.detach(), generations=s.generations)
+        delta = s.weights * kl.detach() / T**2  # SSD-KD's priority δ = w · KL
+        buffer.update_priorities(s.indices, delta, generations=s.generations)
     print(f"batch {batch}: inversion loss {loss.item():.3f}, buffer {len(buffer)} images")

@@ -12,7 +12,7 @@ from torch import nn
 from ssdkd.engine.distributed import init_from_environment
 from ssdkd.engine.runner import RunResult, run_rounds
 from ssdkd.generators import channel_values
-from ssdkd.methods import METHODS, PRECISIONS, MethodConfig
+from ssdkd.methods import PRECISIONS, MethodConfig, check_config_for, method_spec
 from ssdkd.methods.parallel import DataParallel
 
 __all__ = ["distill"]
@@ -45,13 +45,14 @@ def distill(
     Args:
         teacher: A trained classifier, ``(B, C, H, W) → (B, num_classes)``.
         student: The network to train (in place; also returned in the result).
-        method: ``"ssd-kd"``, ``"fast-dfkd"``, ``"deepinversion"`` or ``"noise-control"``.
+        method: A name of :data:`ssdkd.methods.METHODS` (``"ssd-kd"``, ``"fast-dfkd"``,
+            ``"deepinversion"``, ``"noise-control"``, ...).
         num_classes: Number of classes of the teacher.
         image_shape: ``(C, H, W)`` of the teacher's inputs (square images).
         normalization: ``(mean, std)`` per channel used for the teacher's training data;
             a number each for single-channel images (``(0.286, 0.353)``).
-        config: The method's config (default: its published settings, see
-            :data:`ssdkd.methods.METHODS`).
+        config: The method's config, exactly its config class (default: its ``"paper"``
+            preset, see :data:`ssdkd.methods.PRESETS`).
         rounds: Override ``config.rounds`` (must exceed ``config.warmup_rounds``).
         eval_data: Held-out real ``(images in [0, 1], labels)`` to evaluate each round.
         device: Where to run (default: CUDA when available, else CPU).
@@ -76,8 +77,8 @@ def distill(
         :func:`~ssdkd.engine.runner.run_rounds`).
 
     Raises:
-        ValueError: An unknown method or precision, a config of the wrong class, or a
-            teacher without BatchNorm layers.
+        ValueError: An unknown method or precision, or a teacher without BatchNorm layers.
+        TypeError: A config of another method (the message names both methods).
 
     Example:
         >>> import dataclasses, ssdkd
@@ -92,18 +93,10 @@ def distill(
         >>> [(r["round"], r["kd_steps"]) for r in result.history]
         [(1, 0), (2, 5), (3, 10)]
     """
-    if method not in METHODS:
-        raise ValueError(f"Expected `method` to be one of {sorted(METHODS)}, got {method!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"Expected `precision` to be one of {PRECISIONS}, got {precision!r}")
-    method_class, default_config = METHODS[method]
-    if config is None:
-        config = default_config
-    if not isinstance(config, type(default_config)):
-        raise TypeError(
-            f"Expected `config` for method {method!r} to be a {type(default_config).__name__}, "
-            f"got {type(config).__name__}"
-        )
+    spec = check_config_for(method, method_spec(method).default if config is None else config)
+    config = spec.default if config is None else config
     if rounds is not None:
         if rounds <= config.warmup_rounds:
             raise ValueError(
@@ -127,7 +120,7 @@ def distill(
     std = channel_values("normalization[1] (std)", normalization[1])
     torch.manual_seed(seed)
     student = student.to(resolved)
-    runner = method_class(
+    runner = spec.method_class(
         teacher,
         student,
         config,

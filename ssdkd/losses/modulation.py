@@ -123,7 +123,11 @@ def diversity_difficulty_weights(
         probs = torch.softmax(logits, dim=1)
         predicted = logits.argmax(dim=1)
         label = predicted if targets is None else targets.to(logits.device, torch.long)
-        confidence = probs.gather(1, label.unsqueeze(1)).squeeze(1)
+        # 1 − p_T as the sum of the *other* classes' probabilities: each is computed to
+        # full relative precision, while 1 − p (and −expm1(log p), since log_softmax
+        # itself rounds to 0) loses everything once p rounds to 1. At a logit margin of
+        # 18 in float32, (1 − p)^γ was exactly 0; its true value is ≈ 2e-16 at γ = 2.
+        others = probs.scatter(1, label.unsqueeze(1), 0.0).sum(dim=1)
         counted = predicted if class_labels is None else class_labels.to(logits.device, torch.long)
 
         counts = class_counts.to(logits.device, dtype)
@@ -132,59 +136,124 @@ def diversity_difficulty_weights(
         # the branch without evaluating a division on the host.
         frequency = torch.where(total > 0, counts[counted] / total, torch.zeros_like(total))
         diversity = 1.0 - frequency
-        # 1 − p can round to a tiny negative number only through misuse, but a fractional
-        # power of a negative number is NaN, so clamp to keep φ ≥ 0 in every case.
-        difficulty = (1.0 - confidence).clamp_min(0.0).pow(g)
+        difficulty = others.pow(g)
         return diversity * difficulty
 
 
 class DiversityDifficultyModulator(nn.Module):
-    """Holds γ and the choice of p_T for :func:`diversity_difficulty_weights`.
+    """φ with its reading fixed: the one object :class:`~ssdkd.methods.SSDKD` and a user's
+    loop both call.
+
+    The defaults are SSD-KD's: p_T is the probability of the *target* label and the
+    diversity factor reads the frequency of the target class, so a rare class the
+    generator fails to produce keeps its weight. (With the teacher's maximum probability,
+    an image the teacher confidently puts in the wrong class gets φ ≈ 0, switching off the
+    task loss that would pull it towards its target.) ``confidence="max"`` and
+    ``diversity_class="predicted"`` give the paper's literal reading, which needs no
+    targets (SSD-KD uses it to rank stored images for eviction).
 
     Args:
         gamma: γ ≥ 0 (default 2, the focal-loss value; the paper does not publish its γ).
-        use_targets: Read p_T as the probability of the sampled target labels (then
-            :meth:`forward` requires ``targets``) instead of the teacher's maximum
-            probability (then ``targets`` must be omitted, so that none is ignored).
+        confidence: ``"target"``: p_T is the probability of the target label;
+            ``"max"``: the teacher's maximum probability.
+        diversity_class: ``"target"``: the diversity factor reads the target class's
+            frequency; ``"predicted"``: the teacher's class's.
+        normalization: How :meth:`task_weights` scales φ for a task loss averaged with
+            :func:`~ssdkd.losses.weighted_mean`: ``"weights"`` divides by mean φ, so the
+            loss is Σφ·CE / Σφ and keeps its scale; ``"batch"`` leaves φ as is
+            (Σφ·CE / B, smaller by mean φ).
         validate: Run the value checks (host synchronisation); see the function.
 
     Example:
         >>> phi = DiversityDifficultyModulator(gamma=2.0)
-        >>> phi(torch.tensor([[0.0, 0.0]]), torch.tensor([0, 0]))  # empty buffer: 1 · 0.5²
+        >>> logits, counts = torch.tensor([[0.0, 0.0]]), torch.tensor([0, 0])
+        >>> phi(logits, counts, targets=torch.tensor([1]))  # empty buffer: 1 · 0.5²
         tensor([0.2500])
-        >>> phi_t = DiversityDifficultyModulator(gamma=1.0, use_targets=True)
-        >>> phi_t(torch.tensor([[0.0, 2.0]]), torch.tensor([1, 1]), torch.tensor([0]))
-        tensor([0.4404])
+        >>> literal = DiversityDifficultyModulator(confidence="max", diversity_class="predicted")
+        >>> literal(torch.tensor([[0.0, 2.0]]), torch.tensor([1, 1]))  # 0.5 · (1 − σ(2))²
+        tensor([0.0071])
     """
 
     def __init__(
-        self, gamma: float = 2.0, use_targets: bool = False, *, validate: bool = True
+        self,
+        gamma: float = 2.0,
+        *,
+        confidence: str = "target",
+        diversity_class: str = "target",
+        normalization: str = "weights",
+        validate: bool = True,
     ) -> None:
         super().__init__()
         self.gamma = check_number("gamma", gamma, minimum=0.0, inclusive=True)
-        self.use_targets = bool(use_targets)
+        for name, value, choices in (
+            ("confidence", confidence, ("target", "max")),
+            ("diversity_class", diversity_class, ("target", "predicted")),
+            ("normalization", normalization, ("weights", "batch")),
+        ):
+            if value not in choices:
+                raise ValueError(f"Expected `{name}` to be one of {choices}, got {value!r}")
+        self.confidence = confidence
+        self.diversity_class = diversity_class
+        self.normalization = normalization
         self.validate = bool(validate)
+
+    @property
+    def needs_targets(self) -> bool:
+        """Whether this reading needs the target labels."""
+        return self.confidence == "target" or self.diversity_class == "target"
 
     def forward(
         self, teacher_logits: Tensor, class_counts: Tensor, targets: Tensor | None = None
     ) -> Tensor:
-        """φ of shape ``(B,)``; see :func:`diversity_difficulty_weights`."""
-        if self.use_targets and targets is None:
+        """φ of shape ``(B,)``; see :func:`diversity_difficulty_weights`.
+
+        Raises:
+            ValueError: ``targets`` missing for a reading that needs them, or given to one
+                that would ignore them.
+        """
+        if self.needs_targets and targets is None:
             raise ValueError(
-                "Expected `targets` (the modulator was built with use_targets=True), got None"
+                f"Expected `targets` (confidence={self.confidence!r}, "
+                f"diversity_class={self.diversity_class!r} read them), got None"
             )
-        if not self.use_targets and targets is not None:
+        if not self.needs_targets and targets is not None:
             raise ValueError(
-                "Expected no `targets` (the modulator was built with use_targets=False), got "
-                "a tensor; build it with use_targets=True to use them"
+                "Expected no `targets` (confidence='max' and diversity_class='predicted' "
+                "ignore them), got a tensor"
             )
         return diversity_difficulty_weights(
             teacher_logits,
             class_counts,
             gamma=self.gamma,
-            targets=targets,
+            targets=targets if self.confidence == "target" else None,
+            class_labels=targets if self.diversity_class == "target" else None,
             validate=self.validate,
         )
 
+    def task_weights(
+        self, teacher_logits: Tensor, class_counts: Tensor, targets: Tensor | None = None
+    ) -> Tensor:
+        """φ scaled by ``normalization``: the per-sample weights of a task loss.
+
+        Example:
+            >>> phi = DiversityDifficultyModulator(gamma=1.0)
+            >>> logits = torch.tensor([[0.0, 0.0], [0.0, 4.0]])
+            >>> w = phi.task_weights(logits, torch.tensor([1, 1]), torch.tensor([0, 1]))
+            >>> w  # the confident sample gives its weight to the doubtful one; mean 1
+            tensor([1.9306, 0.0694])
+        """
+        return self.normalize(self(teacher_logits, class_counts, targets))
+
+    def normalize(self, phi: Tensor) -> Tensor:
+        """φ ``(B,)`` scaled by ``normalization`` (see :meth:`task_weights`)."""
+        if self.normalization == "batch":
+            return phi
+        # mean(φ'·CE) with φ' = φ / mean(φ) is Σ φ·CE / Σ φ: the task loss keeps its
+        # published scale and φ only redistributes it over the batch.
+        return phi / phi.mean().clamp_min(torch.finfo(phi.dtype).tiny)
+
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, use_targets={self.use_targets}"
+        return (
+            f"gamma={self.gamma}, confidence={self.confidence!r}, "
+            f"diversity_class={self.diversity_class!r}, normalization={self.normalization!r}"
+        )

@@ -1,17 +1,31 @@
-"""Reference methods composed from the components: DeepInversion, Fast-DFKD, SSD-KD.
+"""Reference methods composed from the components, and the one table that declares them.
 
-Each method is a frozen config dataclass (published defaults) and a class with two steps,
+Each method is a module holding a frozen config dataclass (published defaults), its
+presets, a class with two steps —
 :meth:`~ssdkd.methods.base.DistillationMethod.synthesize` and
-:meth:`~ssdkd.methods.base.DistillationMethod.distill_step`; the run engine owns the loop.
-``METHODS`` maps the command-line names to (method class, default config).
+:meth:`~ssdkd.methods.base.DistillationMethod.distill_step`; the run engine owns the loop —
+and a :class:`~ssdkd.methods.base.MethodSpec`. :data:`METHODS` and :data:`PRESETS` derive
+from :data:`~ssdkd.methods.registry.REGISTRY`.
 """
 
 from __future__ import annotations
 
-from ssdkd.methods.base import DistillationMethod, PoolMethod
+from ssdkd.methods.base import DistillationMethod, MethodSpec, PoolMethod
 from ssdkd.methods.config import (
+    DistillationFields,
+    MetaGeneratorFields,
+    MethodConfig,
+    apply_overrides,
+    config_to_dict,
+)
+from ssdkd.methods.deepinversion import (
     DEEPINVERSION_DIGITS,
     DEEPINVERSION_FASHION_MNIST,
+    DEEPINVERSION_PAPER,
+    DeepInversion,
+    DeepInversionConfig,
+)
+from ssdkd.methods.fast_dfkd import (
     FAST2,
     FAST2_DIGITS,
     FAST2_FASHION_MNIST,
@@ -19,62 +33,33 @@ from ssdkd.methods.config import (
     FAST5_DIGITS,
     FAST5_FASHION_MNIST,
     FAST10,
+    FastDFKD,
+    FastDFKDConfig,
+)
+from ssdkd.methods.noise import NoiseControl, NoiseControlConfig, noise_control_for
+from ssdkd.methods.precision import PRECISIONS, NonFiniteLossError, Precision
+from ssdkd.methods.registry import (
+    METHODS,
+    PRESETS,
+    REGISTRY,
+    check_config_for,
+    config_from_dict,
+    method_spec,
+    spec_of_config,
+)
+from ssdkd.methods.ssd_kd import (
+    SSDKD,
     SSDKD_DIGITS,
     SSDKD_FASHION_MNIST,
-    DeepInversionConfig,
-    FastDFKDConfig,
-    MethodConfig,
-    NoiseControlConfig,
+    SSDKD_PAPER,
     SSDKDConfig,
-    apply_overrides,
-    config_from_dict,
-    config_to_dict,
-    noise_control_for,
 )
-from ssdkd.methods.deepinversion import DeepInversion
-from ssdkd.methods.fast_dfkd import FastDFKD
-from ssdkd.methods.noise import NoiseControl
-from ssdkd.methods.precision import PRECISIONS, NonFiniteLossError, Precision
-from ssdkd.methods.ssd_kd import SSDKD
-
-METHODS: dict[str, tuple[type[DistillationMethod], MethodConfig]] = {
-    "ssd-kd": (SSDKD, SSDKDConfig()),
-    "fast-dfkd": (FastDFKD, FAST2),
-    "deepinversion": (DeepInversion, DeepInversionConfig()),
-    "noise-control": (NoiseControl, NoiseControlConfig()),
-}
-"""Method name → (class, published default config)."""
-
-PRESETS: dict[str, dict[str, MethodConfig]] = {
-    "ssd-kd": {
-        "paper": SSDKDConfig(),
-        "digits": SSDKD_DIGITS,
-        "fashion-mnist": SSDKD_FASHION_MNIST,
-    },
-    "fast-dfkd": {
-        "paper": FAST2,
-        "fast-5": FAST5,
-        "fast-10": FAST10,
-        "digits": FAST2_DIGITS,
-        "fast-5-digits": FAST5_DIGITS,
-        "fashion-mnist": FAST2_FASHION_MNIST,
-        "fast-5-fashion-mnist": FAST5_FASHION_MNIST,
-    },
-    "deepinversion": {
-        "paper": DeepInversionConfig(),
-        "digits": DEEPINVERSION_DIGITS,
-        "fashion-mnist": DEEPINVERSION_FASHION_MNIST,
-    },
-    "noise-control": {"paper": NoiseControlConfig()},
-}
-"""Method name → preset name → config. "paper" is the published setting (Fast-2 for
-Fast-DFKD); "digits" is the budget scaled to scikit-learn digits (8×8); "fashion-mnist"
-is for 28×28 single-channel teachers (Fashion-MNIST, MNIST, KMNIST...); the "fast-5-*"
-presets are Fast-5 at those budgets."""
+from ssdkd.methods.student import StudentLoss, StudentStep, StudentStepResult
 
 __all__ = [
     "DEEPINVERSION_DIGITS",
     "DEEPINVERSION_FASHION_MNIST",
+    "DEEPINVERSION_PAPER",
     "FAST2",
     "FAST2_DIGITS",
     "FAST2_FASHION_MNIST",
@@ -85,23 +70,34 @@ __all__ = [
     "METHODS",
     "PRECISIONS",
     "PRESETS",
+    "REGISTRY",
     "SSDKD",
     "SSDKD_DIGITS",
     "SSDKD_FASHION_MNIST",
+    "SSDKD_PAPER",
     "DeepInversion",
     "DeepInversionConfig",
+    "DistillationFields",
     "DistillationMethod",
     "FastDFKD",
     "FastDFKDConfig",
+    "MetaGeneratorFields",
     "MethodConfig",
+    "MethodSpec",
     "NoiseControl",
     "NoiseControlConfig",
     "NonFiniteLossError",
     "PoolMethod",
     "Precision",
     "SSDKDConfig",
+    "StudentLoss",
+    "StudentStep",
+    "StudentStepResult",
     "apply_overrides",
+    "check_config_for",
     "config_from_dict",
     "config_to_dict",
+    "method_spec",
     "noise_control_for",
+    "spec_of_config",
 ]

@@ -1,23 +1,28 @@
-"""The interface the run engine drives, and the bookkeeping every method shares."""
+"""The interface the run engine drives, the bookkeeping every method shares, and the
+:class:`MethodSpec` by which the registry declares a method."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ssdkd.generators import channel_values
-from ssdkd.methods.common import ModelInput, StudentTrainer, TransferPool, freeze_teacher
-from ssdkd.methods.config import MethodConfig
+from ssdkd.generators import Augment, channel_values
+from ssdkd.losses import KDLoss
+from ssdkd.methods.common import ModelInput, TransferPool, freeze_teacher
+from ssdkd.methods.config import DistillationFields, MethodConfig
 from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.parallel import DataParallel
 from ssdkd.methods.precision import Precision
+from ssdkd.methods.student import StudentLoss, StudentStep
 
-__all__ = ["DistillationMethod", "PoolMethod"]
+__all__ = ["DistillationMethod", "MethodSpec", "PoolMethod"]
 
 
 class DistillationMethod(ABC):
@@ -50,6 +55,8 @@ class DistillationMethod(ABC):
             broadcast to the other ranks.
     """
 
+    config_class: ClassVar[type[DistillationFields]]
+    """The one config class this method takes (not a subclass, not another method's)."""
     needs_batchnorm: ClassVar[bool] = True
 
     def __init__(
@@ -66,6 +73,7 @@ class DistillationMethod(ABC):
         device: torch.device | None = None,
         parallel: DataParallel | None = None,
     ) -> None:
+        self.check_config(config)
         if num_classes < 2:
             raise ValueError(f"Expected `num_classes` >= 2, got {num_classes}")
         if len(image_shape) != 3 or min(image_shape) < 1:
@@ -103,16 +111,55 @@ class DistillationMethod(ABC):
         self.images_synthesized = 0
         self.kd_steps_done = 0
         post_warmup_rounds = config.rounds - config.warmup_rounds
-        self.trainer = StudentTrainer(
-            self.teacher,
+        optimizer = torch.optim.SGD(
+            self.student.parameters(),
+            lr=config.student_lr,
+            momentum=config.student_momentum,
+            weight_decay=config.student_weight_decay,
+        )
+        self.trainer = StudentStep(
             self.student,
-            config,
-            total_steps=post_warmup_rounds * config.kd_steps,
+            optimizer,
+            self.student_loss(),
+            teacher=self.teacher,
             model_input=self.model_input,
+            scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(1, post_warmup_rounds * config.kd_steps)
+            ),
             precision=self.precision,
+            augment=(
+                Augment(crop_padding=config.crop_padding, flip=config.flip)
+                if config.kd_augment
+                else None
+            ),
+            mixup=config.kd_mixup,
             generator=self.generator,
+            kl_temperature=config.temperature,
             parallel=self.parallel,
         )
+        """The student's step: SGD with a cosine schedule over every KD step of the run."""
+
+    def student_loss(self) -> StudentLoss:
+        """The student's per-sample loss: KL(teacher ‖ student)·T² at ``config.temperature``.
+
+        A method whose student learns from another loss (L1 on logits, an extra attention
+        term) overrides this.
+        """
+        return KDLoss(temperature=self.config.temperature)
+
+    @classmethod
+    def check_config(cls, config: object) -> None:
+        """Refuse a config that is not exactly :attr:`config_class`.
+
+        Raises:
+            TypeError: Another method's config (or a subclass of this method's).
+        """
+        if type(config) is not cls.config_class:
+            raise TypeError(
+                f"Expected `config` of {cls.__name__} to be a {cls.config_class.__name__}, "
+                f"got a {type(config).__name__}: a config belongs to exactly one method "
+                "(see ssdkd.methods.METHODS)"
+            )
 
     @abstractmethod
     def synthesize(self, round_index: int) -> dict[str, float]:
@@ -195,7 +242,7 @@ class PoolMethod(DistillationMethod):
         }
 
     def distill_step(self) -> dict[str, torch.Tensor | float]:
-        metrics, _, _ = self.trainer.step(self.pool.sample(self.kd_batch_share))
+        metrics = self.trainer.step(self.pool.sample(self.kd_batch_share)).metrics
         self.kd_steps_done += 1
         return dict(metrics)
 
@@ -209,3 +256,50 @@ class PoolMethod(DistillationMethod):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.pool.load_state_dict(state["pool"])
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method as the registry declares it: its name, class and named presets.
+
+    Everything else derives from it: the method's config class
+    (``method_class.config_class``), its default (the ``"paper"`` preset), the names
+    ``ssdkd distill --method`` accepts and the JSON round trip of its configs.
+
+    Raises:
+        ValueError: No ``"paper"`` preset, or a preset that is not exactly an instance of
+            the method's config class.
+    """
+
+    name: str
+    """The name ``ssdkd.distill(method=...)`` and ``ssdkd distill --method`` take."""
+    method_class: type[DistillationMethod]
+    """The class the engine builds."""
+    presets: Mapping[str, DistillationFields]
+    """Preset name → config; ``"paper"`` is the published setting and the default."""
+    summary: str
+    """One line for the command line's help and the docs."""
+
+    def __post_init__(self) -> None:
+        if "paper" not in self.presets:
+            raise ValueError(f"Expected a 'paper' preset for method {self.name!r}, got none")
+        for preset, config in self.presets.items():
+            if type(config) is not self.config_class:
+                raise ValueError(
+                    f"Expected preset {preset!r} of method {self.name!r} to be a "
+                    f"{self.config_class.__name__}, got a {type(config).__name__}"
+                )
+
+    @property
+    def config_class(self) -> type[DistillationFields]:
+        """The one config class the method takes."""
+        return self.method_class.config_class
+
+    @property
+    def default(self) -> DistillationFields:
+        """The published setting: the ``"paper"`` preset."""
+        return self.presets["paper"]
+
+    def field_names(self) -> list[str]:
+        """The config's fields, in declaration order."""
+        return [f.name for f in dataclasses.fields(self.config_class)]

@@ -1,4 +1,4 @@
-"""Pieces every method shares: the frozen teacher, the transfer pool and the student step."""
+"""Pieces every method shares: the frozen teacher, the input mapping and the transfer pool."""
 
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssdkd.generators import Augment, Normalize, random_mixup
+from ssdkd.generators import Normalize
 from ssdkd.hooks import has_batchnorm
-from ssdkd.losses import kd_kl_div, weighted_mean
-from ssdkd.methods.config import MethodConfig
-from ssdkd.methods.parallel import DataParallel
-from ssdkd.methods.precision import Precision
 
-__all__ = ["ModelInput", "StudentTrainer", "TransferPool", "freeze_teacher", "frozen_weights"]
+__all__ = ["ModelInput", "TransferPool", "freeze_teacher", "frozen_weights"]
 
 
 def freeze_teacher(teacher: nn.Module, *, needs_batchnorm: bool) -> nn.Module:
@@ -136,129 +132,3 @@ class TransferPool:
         self.capacity = int(state["capacity"])
         self.images = None if images is None else images.to(device)
         self.labels = None if labels is None else labels.to(device)
-
-
-class StudentTrainer:
-    """One KD step of the student: per-sample KL · T², weighted mean, SGD + cosine.
-
-    Args:
-        teacher: The frozen teacher.
-        student: The student, trained in place.
-        config: Supplies the KD temperature, batch size, SGD settings and augmentation.
-        total_steps: Length of the cosine schedule (all KD steps of the run).
-        model_input: Normalisation applied to images before either network.
-        precision: Autocast mode and guarded optimiser step.
-        generator: Random source of the KD-batch augmentation.
-        parallel: The ranks whose gradients and BN running statistics each step averages
-            (default: one process).
-    """
-
-    def __init__(
-        self,
-        teacher: nn.Module,
-        student: nn.Module,
-        config: MethodConfig,
-        *,
-        total_steps: int,
-        model_input: ModelInput,
-        precision: Precision,
-        generator: torch.Generator,
-        parallel: DataParallel | None = None,
-    ) -> None:
-        self.teacher = teacher
-        self.student = student
-        self.parallel = DataParallel.single() if parallel is None else parallel
-        self.temperature = config.temperature
-        self.model_input = model_input
-        self.precision = precision
-        self.generator = generator
-        self.augment = (
-            Augment(crop_padding=config.crop_padding, flip=config.flip)
-            if config.kd_augment
-            else None
-        )
-        self.mixup = config.kd_mixup
-        self.optimizer = torch.optim.SGD(
-            student.parameters(),
-            lr=config.student_lr,
-            momentum=config.student_momentum,
-            weight_decay=config.student_weight_decay,
-        )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=max(1, total_steps)
-        )
-
-    def step(
-        self, images: torch.Tensor, weights: torch.Tensor | None = None
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Train the student on one batch of images in [0, 1], without a host read.
-
-        A step whose loss or gradients are not finite leaves the student bit-identical,
-        BN running statistics included (an overflowing forward pass writes inf/NaN into
-        them); the cosine schedule still advances, so a run's length is its step count.
-
-        Args:
-            images: ``(B, C, H, W)`` synthetic images.
-            weights: Optional ``(B,)`` per-sample weights (importance weights).
-
-        Returns:
-            ``(metrics, kl, applied)``: the step's metrics as 0-dim tensors (``kd_loss``:
-            the optimised loss; ``kl``: the unweighted mean of KL · T² over the batch;
-            ``weight_mean``: the mean of ``weights``, and ``weight_ess``: their normalised
-            effective sample size ``(Σw)² / (B·Σw²)`` in (0, 1] (1: equal weights; about
-            1/B: one draw carries the batch), when given; ``skipped``: 1.0 for a
-            skipped step), the detached per-sample KL(teacher ‖ student) at temperature
-            T (without the T² factor; meaningless where ``applied`` is false), and the
-            0-dim bool ``applied``.
-        """
-        if self.augment is not None:
-            images = self.augment(images, generator=self.generator)
-        if self.mixup:
-            images = random_mixup(images, generator=self.generator)
-        inputs = self.model_input(images)
-        self.student.train()
-        buffers = [b.clone() for b in self.student.buffers()]
-        with self.precision.autocast():
-            with torch.no_grad():
-                teacher_logits = self.teacher(inputs)
-            student_logits = self.student(inputs)
-        per_sample = kd_kl_div(
-            student_logits.float(),
-            teacher_logits.float(),
-            temperature=self.temperature,
-            reduction="none",
-        )
-        loss = weighted_mean(per_sample, weights) if weights is not None else per_sample.mean()
-        # Each rank's forward pass moved the running statistics by its own share: the
-        # gradient all-reduce averages them too, so every rank keeps one student.
-        running = [b for b in self.student.buffers() if b.is_floating_point()]
-        applied = self.precision.step(
-            loss, self.optimizer, parallel=self.parallel, average_also=running
-        )
-        with torch.no_grad():
-            for buffer, saved in zip(self.student.buffers(), buffers, strict=True):
-                buffer.copy_(torch.where(applied, buffer, saved))
-        self.scheduler.step()
-        # `kd_loss` is what was optimised (importance-weighted where weights are given);
-        # `kl` is the plain per-sample mean, comparable across methods.
-        metrics = {
-            "kd_loss": loss.detach(),
-            "kl": per_sample.detach().mean(),
-            "skipped": (~applied).float(),
-        }
-        if weights is not None:
-            metrics["weight_mean"] = weights.mean()
-            metrics["weight_ess"] = weights.sum() ** 2 / (weights.numel() * (weights**2).sum())
-        return metrics, per_sample.detach() / self.temperature**2, applied
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "student": self.student.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.student.load_state_dict(state["student"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])

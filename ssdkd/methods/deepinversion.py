@@ -1,7 +1,11 @@
-"""DeepInversion: optimise the pixels of each batch, then distil on the pool."""
+"""DeepInversion (Yin et al., CVPR 2020): its config, presets and method.
+
+Optimise the pixels of each batch, then distil on the pool.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -11,13 +15,104 @@ from torch import nn
 from ssdkd.generators import Augment, PixelGenerator
 from ssdkd.hooks import BNStatsHook, batchnorm_layers
 from ssdkd.losses import bn_stat_loss, image_l2, js_competition, total_variation
-from ssdkd.methods.base import PoolMethod
+from ssdkd.methods.base import MethodSpec, PoolMethod
+from ssdkd.methods.budgets import FASHION_BUDGET
 from ssdkd.methods.common import frozen_weights
-from ssdkd.methods.config import DeepInversionConfig
+from ssdkd.methods.config import DistillationFields, check_non_negative, check_positive
 from ssdkd.methods.diagnostics import batch_diagnostics
 from ssdkd.methods.precision import NonFiniteLossError, Precision
 
-__all__ = ["DeepInversion"]
+__all__ = [
+    "DEEPINVERSION_DIGITS",
+    "DEEPINVERSION_FASHION_MNIST",
+    "DEEPINVERSION_PAPER",
+    "SPEC",
+    "DeepInversion",
+    "DeepInversionConfig",
+]
+
+
+@dataclass(frozen=True)
+class DeepInversionConfig(DistillationFields):
+    """DeepInversion (Yin et al., CVPR 2020): optimise the pixels of each batch directly.
+
+    Each round optimises one fresh batch for ``iterations`` Adam steps, adds it to the
+    transfer pool and then distils on the pool. Defaults are the CIFAR recipe (2,000
+    iterations, BN weight 10, batch 256) with DeepInversion's KD temperature of 3.
+    """
+
+    rounds: int = 40
+    """[ours] Batches synthesised (the published recipe sets the transfer-set size, not a
+    round count; 40 batches of 256 ≈ 10k images)."""
+    warmup_rounds: int = 0
+    """DeepInversion needs no warm-up: the student is not part of plain DeepInversion."""
+    temperature: float = 3.0
+    """KD temperature of DeepInversion's CIFAR distillation."""
+    synthesis_batch_size: int = 256
+    """Images per synthesised batch."""
+    iterations: int = 2000
+    """Adam steps per batch."""
+    lr: float = 0.1
+    """Adam learning rate of the pixels."""
+    bn_weight: float = 10.0
+    """Weight of the BN-statistics loss."""
+    first_bn_multiplier: float = 1.0
+    """Extra weight of the first BN layer (10 in the ImageNet recipe)."""
+    oh_weight: float = 1.0
+    """Weight of the teacher's cross-entropy on the targets."""
+    tv_l1_weight: float = 0.0
+    """Weight of the L1 total-variation prior."""
+    tv_l2_weight: float = 0.5
+    """[ours] Weight of the L2 total-variation prior. ssdkd's TV is a per-pixel mean
+    (independent of image size), so the published weights, set for a sum over a 224×224
+    image, do not transfer; 0.5 keeps the prior about a tenth of the task loss on noise."""
+    l2_weight: float = 0.0
+    """Weight of the image L2-norm prior (off: images are already bounded to [0, 1])."""
+    competition_weight: float = 0.0
+    """Weight of the Adaptive-DeepInversion competition term 1 − JS (0: plain DI)."""
+    roll: int = 2
+    """Maximum random roll (jitter) in pixels during inversion."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(self, "synthesis_batch_size", "iterations", "lr")
+        check_non_negative(
+            self,
+            "bn_weight",
+            "first_bn_multiplier",
+            "oh_weight",
+            "tv_l1_weight",
+            "tv_l2_weight",
+            "l2_weight",
+            "competition_weight",
+            "roll",
+        )
+
+
+DEEPINVERSION_PAPER = DeepInversionConfig()
+"""DeepInversion's CIFAR recipe."""
+DEEPINVERSION_DIGITS = DeepInversionConfig(
+    rounds=10,
+    warmup_rounds=0,
+    kd_steps=120,
+    kd_batch_size=128,
+    temperature=4.0,
+    student_lr=0.05,
+    crop_padding=1,
+    flip=False,
+    synthesis_batch_size=128,
+    iterations=200,
+    roll=1,
+)
+"""DeepInversion scaled to digits: 10 batches of 128 images, 200 pixel steps each."""
+DEEPINVERSION_FASHION_MNIST = DeepInversionConfig(
+    **{**FASHION_BUDGET, "warmup_rounds": 0},
+    rounds=30,
+    kd_steps=100,
+    synthesis_batch_size=128,
+    iterations=200,
+)
+"""DeepInversion at 28×28: 30 batches of 128 images, 200 pixel steps each, 100 KD steps."""
 
 
 class DeepInversion(PoolMethod):
@@ -35,7 +130,7 @@ class DeepInversion(PoolMethod):
 
     Example:
         >>> from dataclasses import replace
-        >>> from ssdkd.methods.config import DEEPINVERSION_DIGITS
+        >>> from ssdkd.methods.deepinversion import DEEPINVERSION_DIGITS
         >>> from ssdkd.models import create_model
         >>> teacher = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
         >>> student = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
@@ -46,15 +141,12 @@ class DeepInversion(PoolMethod):
         16.0
     """
 
+    config_class = DeepInversionConfig
     config: DeepInversionConfig
 
     def __init__(
         self, teacher: nn.Module, student: nn.Module, config: DeepInversionConfig, **kwargs: Any
     ) -> None:
-        if not isinstance(config, DeepInversionConfig):
-            raise TypeError(
-                f"Expected `config` to be a DeepInversionConfig, got {type(config).__name__}"
-            )
         super().__init__(teacher, student, config, **kwargs)
         self.augment = Augment(crop_padding=0, flip=config.flip, roll=config.roll)
         layers = len(batchnorm_layers(self.teacher))
@@ -146,3 +238,16 @@ class DeepInversion(PoolMethod):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         super()._load_extra_state(state)
         self.pixel_precision.load_state_dict(state.get("pixel_precision", {}))
+
+
+SPEC = MethodSpec(
+    name="deepinversion",
+    method_class=DeepInversion,
+    presets={
+        "paper": DEEPINVERSION_PAPER,
+        "digits": DEEPINVERSION_DIGITS,
+        "fashion-mnist": DEEPINVERSION_FASHION_MNIST,
+    },
+    summary="DeepInversion (CVPR 2020): optimised pixels into a pool, uniform KD",
+)
+"""DeepInversion in the registry."""

@@ -16,7 +16,7 @@ from ssdkd.hooks import BNLayerStats, BNStatsHook
 from ssdkd.losses import BNStatMomentum, adversarial_kl, weighted_mean
 from ssdkd.methods.base import DistillationMethod
 from ssdkd.methods.common import ModelInput, frozen_weights
-from ssdkd.methods.config import FastDFKDConfig
+from ssdkd.methods.config import MetaGeneratorFields
 from ssdkd.methods.diagnostics import batch_diagnostics
 from ssdkd.methods.parallel import DataParallel
 from ssdkd.methods.precision import NonFiniteLossError, Precision
@@ -79,7 +79,7 @@ class MetaGeneratorSynthesis:
         self,
         teacher: nn.Module,
         student: nn.Module,
-        config: FastDFKDConfig,
+        config: MetaGeneratorFields,
         *,
         num_classes: int,
         image_shape: tuple[int, int, int],
@@ -120,7 +120,7 @@ class MetaGeneratorSynthesis:
 
     @classmethod
     def for_method(
-        cls, method: DistillationMethod, config: FastDFKDConfig
+        cls, method: DistillationMethod, config: MetaGeneratorFields
     ) -> MetaGeneratorSynthesis:
         """The synthesis of ``method``: its models, input mapping, precision and generator."""
         return cls(

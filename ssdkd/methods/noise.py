@@ -1,16 +1,45 @@
-"""The noise control: the same KD on uniform-noise images."""
+"""The noise control: the same KD on uniform-noise images; its config and method."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ssdkd.methods.base import PoolMethod
-from ssdkd.methods.config import NoiseControlConfig
+from ssdkd.methods.base import MethodSpec, PoolMethod
+from ssdkd.methods.config import DistillationFields, MethodConfig, check_positive
 
-__all__ = ["NoiseControl"]
+__all__ = ["SPEC", "NoiseControl", "NoiseControlConfig", "noise_control_for"]
+
+
+@dataclass(frozen=True)
+class NoiseControlConfig(DistillationFields):
+    """The sanity control: distil on uniform-noise images instead of inverted ones.
+
+    A data-free method that does not beat this control by a wide margin is not working.
+    """
+
+    pool_size: int = 5000
+    """Noise images drawn once at the start."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(self, "pool_size")
+
+
+def noise_control_for(config: MethodConfig, pool_size: int) -> NoiseControlConfig:
+    """The noise control with the same KD budget and student settings as ``config``.
+
+    Example:
+        >>> from ssdkd.methods import SSDKD_PAPER
+        >>> noise_control_for(SSDKD_PAPER, 5000).kd_steps
+        100
+    """
+    shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(DistillationFields)}
+    return NoiseControlConfig(**shared, pool_size=pool_size)
 
 
 class NoiseControl(PoolMethod):
@@ -26,15 +55,12 @@ class NoiseControl(PoolMethod):
     """
 
     needs_batchnorm: ClassVar[bool] = False
+    config_class = NoiseControlConfig
     config: NoiseControlConfig
 
     def __init__(
         self, teacher: nn.Module, student: nn.Module, config: NoiseControlConfig, **kwargs: Any
     ) -> None:
-        if not isinstance(config, NoiseControlConfig):
-            raise TypeError(
-                f"Expected `config` to be a NoiseControlConfig, got {type(config).__name__}"
-            )
         super().__init__(teacher, student, config, **kwargs)
         self.pool_share = self.parallel.share(config.pool_size, "pool_size")
 
@@ -50,3 +76,12 @@ class NoiseControl(PoolMethod):
                 logits = self.teacher(self.model_input(noise)).float()
             return self._add_to_pool(noise, logits)
         return {"images_synthesized": float(self.images_synthesized)}
+
+
+SPEC = MethodSpec(
+    name="noise-control",
+    method_class=NoiseControl,
+    presets={"paper": NoiseControlConfig()},
+    summary="the sanity control: the same KD on uniform-noise images",
+)
+"""The noise control in the registry."""

@@ -1,20 +1,148 @@
-"""SSD-KD: φ-modulated inversion into a small buffer, priority-sampled distillation."""
+"""SSD-KD (Liu et al., CVPR 2024): its config, presets and method.
+
+φ-modulated inversion into a small buffer, priority-sampled distillation.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from ssdkd.losses import diversity_difficulty_weights
-from ssdkd.methods.base import DistillationMethod
-from ssdkd.methods.config import SSDKDConfig
+from ssdkd.losses import DiversityDifficultyModulator
+from ssdkd.methods.base import DistillationMethod, MethodSpec
+from ssdkd.methods.budgets import DIGITS_BUDGET, FASHION_BUDGET, FASHION_GENERATOR
+from ssdkd.methods.config import (
+    MetaGeneratorFields,
+    check_choice,
+    check_non_negative,
+    check_positive,
+)
 from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
 from ssdkd.sampling import PriorityBuffer, linear_schedule, reservoir_slots
 
-__all__ = ["SSDKD"]
+__all__ = ["SPEC", "SSDKD", "SSDKD_DIGITS", "SSDKD_FASHION_MNIST", "SSDKD_PAPER", "SSDKDConfig"]
+
+
+@dataclass(frozen=True)
+class SSDKDConfig(MetaGeneratorFields):
+    """SSD-KD (Liu et al., CVPR 2024): small buffer, φ-modulated inversion, priority KD.
+
+    Inversion is the Fast-DFKD meta-generator round with the task loss weighted by φ;
+    distillation draws from a fixed small :class:`~ssdkd.sampling.PriorityBuffer` by
+    priority δ = w · KL(teacher ‖ student) with importance weights w.
+    """
+
+    buffer_size: int = 5000
+    """Buffer capacity: 10% of the original training set (5,000 for CIFAR-10)."""
+    kd_steps: int = 100
+    """[ours] KD steps per round; the paper gives no number. A quarter of Fast-DFKD's 400:
+    the small buffer is re-visited by priority instead of swept uniformly."""
+    gamma: float = 2.0
+    """[ours] Focal exponent γ of φ's difficulty factor (the paper gives no value)."""
+    phi_confidence: Literal["target", "max"] = "target"
+    """[ours] What p_T in φ's difficulty factor reads: the teacher's probability of the
+    sampled target label (``"target"``), or its maximum probability (``"max"``). With
+    "max", an image the teacher confidently puts in the *wrong* class gets φ ≈ 0, which
+    switches off the task loss that would pull it towards its target."""
+    phi_class: Literal["target", "predicted"] = "target"
+    """[ours] Which class φ's diversity factor looks up in the buffer's histogram of teacher
+    classes: the class the image is asked to become (``"target"``), or the teacher's class
+    of the image (``"predicted"``). With "predicted", a class the generator over-produces
+    only loses task weight, which cannot steer the generator towards the rare classes."""
+    phi_normalization: Literal["weights", "batch"] = "weights"
+    """[ours] How the φ-weighted task loss is averaged: Σ φ_i·CE_i / Σ φ_i (``"weights"``),
+    which keeps the task loss at the scale ``oh_weight`` was published for, or
+    Σ φ_i·CE_i / B (``"batch"``), which shrinks it by mean φ (a few hundredths at γ = 2)."""
+    use_diversity: bool = True
+    """Ablation switch: False drops φ's diversity factor."""
+    use_difficulty: bool = True
+    """Ablation switch: False drops φ's difficulty factor (γ = 0)."""
+    use_phi: bool = True
+    """Ablation switch: False trains the generator with an unweighted task loss (φ ≡ 1)."""
+    refresh_policy: Literal["fifo", "lowest-phi", "reservoir"] = "fifo"
+    """[ours] Which entries of a full buffer a new batch replaces: the oldest ones
+    (``"fifo"``), those with the lowest φ (``"lowest-phi"``: φ of the stored images,
+    read with the teacher's class and maximum probability at admission against the current
+    class histogram; independent of ``use_phi``), or random ones such that the buffer stays
+    a uniform sample of every image synthesised so far (``"reservoir"``,
+    :func:`~ssdkd.sampling.reservoir_slots`: the t-th image enters with probability
+    capacity / t). Lowest φ means a common class *and* a confident teacher, so that
+    policy evicts the most confident images first."""
+    priority_sampling: bool = True
+    """Ablation switch: False draws KD batches uniformly from the same buffer (α = 0)."""
+    alpha: float = 0.6
+    """Priority exponent α of P(i) ∝ (δ_i + ε)^α."""
+    beta: float = 0.4
+    """Initial importance-sampling exponent β₀."""
+    beta_final: float = 1.0
+    """[ours] β is annealed linearly from ``beta`` to this value over all KD steps."""
+    priority_eps: float = 1e-6
+    """ε added to every priority."""
+    weight_norm: Literal["mean", "batch", "max"] = "mean"
+    """[ours] Normalisation of the importance weights (see
+    :class:`~ssdkd.sampling.PriorityBuffer`): to mean 1 over the batch (``"mean"``), by the
+    batch maximum (``"batch"``), or by the buffer-wide maximum (``"max"``, the PER paper's).
+    "max" divides by the weight of the smallest priority in the buffer, and δ = w·KL
+    reaches ~0 on images the student already fits, so one such image scales every weight
+    (and the KD gradient) towards 0."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(self, "buffer_size", "priority_eps")
+        check_non_negative(self, "gamma", "alpha")
+        check_choice(self, "refresh_policy", ("fifo", "lowest-phi", "reservoir"))
+        check_choice(self, "phi_confidence", ("target", "max"))
+        check_choice(self, "phi_class", ("target", "predicted"))
+        check_choice(self, "phi_normalization", ("weights", "batch"))
+        check_choice(self, "weight_norm", ("mean", "batch", "max"))
+        if self.synthesis_batch_size > self.buffer_size:
+            raise ValueError(
+                f"Expected `synthesis_batch_size` <= `buffer_size` ({self.buffer_size}), "
+                f"got {self.synthesis_batch_size}"
+            )
+        for name in ("beta", "beta_final"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Expected `{name}` in [0, 1], got {value!r}")
+
+
+SSDKD_PAPER = SSDKDConfig()
+"""SSD-KD's published CIFAR settings (the generator and schedule of Fast-2)."""
+SSDKD_DIGITS = SSDKDConfig(
+    **{**DIGITS_BUDGET, "rounds": 40},
+    synthesis_batch_size=128,
+    generator_width=32,
+    latent_dim=64,
+    kd_steps=50,
+    buffer_size=1000,
+)
+"""SSD-KD scaled to digits: a 1,000-image buffer, 40 rounds of 128 images, 50 KD steps."""
+SSDKD_FASHION_MNIST = SSDKDConfig(
+    **FASHION_BUDGET,
+    **FASHION_GENERATOR,
+    rounds=150,
+    kd_steps=60,
+    # [ours] 3,840 images: a fifth of Fast-2's 19,200-image pool, and a third of the
+    # 11,520 images synthesised, so the buffer fills at round 30 and is refreshed.
+    buffer_size=3840,
+    # [ours] Synthesis stops after round 90; the last 60 rounds distil on the buffer. While
+    # the buffer took in the late adversarial images the student drifted away from the
+    # teacher on real images (KL 0.17 → 0.24) and fell 2.5 points after its peak; with
+    # synthesis stopped it kept its peak (docs/benchmarks.md, calibration point 9).
+    synthesis_share=0.6,
+    # [ours] Reservoir refresh: with FIFO the full buffer is a window of the last 47
+    # rounds, the generator's images lose within-class diversity late in the run and
+    # the student fell ~1.5 points after its mid-run peak; a reservoir sample of every
+    # round ended 2 points higher on validation (docs/benchmarks.md, calibration point 6).
+    refresh_policy="reservoir",
+)
+"""SSD-KD at 28×28: a 3,840-image buffer kept a uniform sample of the 11,520 images
+synthesised in the first 90 of 150 rounds, 60 KD steps per round (about 9 minutes on 2 AMD
+EPYC cores)."""
 
 
 class SSDKD(DistillationMethod):
@@ -52,7 +180,7 @@ class SSDKD(DistillationMethod):
     See :class:`~ssdkd.methods.base.DistillationMethod` for the arguments.
 
     Example:
-        >>> from ssdkd.methods.config import SSDKD_DIGITS
+        >>> from ssdkd.methods.ssd_kd import SSDKD_DIGITS
         >>> from ssdkd.models import create_model
         >>> teacher = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
         >>> student = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
@@ -65,18 +193,12 @@ class SSDKD(DistillationMethod):
         True
     """
 
+    config_class = SSDKDConfig
     config: SSDKDConfig
 
     def __init__(
         self, teacher: nn.Module, student: nn.Module, config: SSDKDConfig, **kwargs: Any
     ) -> None:
-        if not isinstance(config, SSDKDConfig):
-            raise TypeError(f"Expected `config` to be an SSDKDConfig, got {type(config).__name__}")
-        if config.synthesis_batch_size > config.buffer_size:
-            raise ValueError(
-                f"Expected `synthesis_batch_size` <= `buffer_size` ({config.buffer_size}), "
-                f"got {config.synthesis_batch_size}"
-            )
         super().__init__(teacher, student, config, **kwargs)
         self.synthesis = MetaGeneratorSynthesis.for_method(self, config)
         # Equal shards: every rank then admits, evicts and reduces in the same rounds.
@@ -98,7 +220,20 @@ class SSDKD(DistillationMethod):
             # no value checks, so no host synchronisation per update.
             validate=False,
         )
-        self._gamma = config.gamma if config.use_difficulty else 0.0
+        gamma = config.gamma if config.use_difficulty else 0.0
+        # Inputs come from the teacher and the buffer; skipping the value checks keeps φ
+        # free of host synchronisation inside the generator's inner loop.
+        self.modulator = DiversityDifficultyModulator(
+            gamma,
+            confidence="target" if config.phi_confidence == "target" else "max",
+            diversity_class=config.phi_class,
+            normalization=config.phi_normalization,
+            validate=False,
+        )
+        """φ of synthesised images, read as the config says; users' loops call the same."""
+        self._stored_modulator = DiversityDifficultyModulator(
+            gamma, confidence="max", diversity_class="predicted", validate=False
+        )
         self._phi_mean: torch.Tensor | None = None
 
     def _buffer_counts(self) -> torch.Tensor:
@@ -121,30 +256,22 @@ class SSDKD(DistillationMethod):
         """φ of a batch against the buffer's current class histogram, shape ``(B,)``.
 
         With ``targets`` (during synthesis), φ reads them as ``phi_confidence`` and
-        ``phi_class`` say; without (stored images, for eviction), it reads the teacher's
-        class and maximum probability.
+        ``phi_class`` say (:attr:`modulator`); without (stored images, for eviction), it
+        reads the teacher's class and maximum probability.
         """
-        cfg = self.config
-        return diversity_difficulty_weights(
-            teacher_logits,
-            self._class_counts(),
-            gamma=self._gamma,
-            targets=targets if cfg.phi_confidence == "target" else None,
-            class_labels=targets if cfg.phi_class == "target" else None,
-            # Inputs come from the teacher and the buffer; skipping the value checks keeps
-            # this call free of host synchronisation inside the generator's inner loop.
-            validate=False,
+        counts = self._class_counts()
+        if targets is None:
+            return self._stored_modulator(teacher_logits, counts)
+        # The literal reading (max, predicted) takes no targets.
+        return self.modulator(
+            teacher_logits, counts, targets if self.modulator.needs_targets else None
         )
 
     def _task_weights(self, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """φ as the per-sample weights of the generator's task loss (``use_phi``)."""
         phi = self.phi(teacher_logits, targets)
         self._phi_mean = phi.mean()
-        if self.config.phi_normalization == "weights":
-            # mean(φ'·CE) with φ' = φ / mean(φ) is Σ φ·CE / Σ φ: the task loss keeps its
-            # published scale and φ only redistributes it over the batch.
-            return phi / phi.mean().clamp_min(torch.finfo(phi.dtype).tiny)
-        return phi
+        return self.modulator.normalize(phi)
 
     def synthesize(self, round_index: int) -> dict[str, float]:
         self._phi_mean = None
@@ -222,7 +349,8 @@ class SSDKD(DistillationMethod):
         weights = sample.weights
         if self.parallel.active:
             weights = self._global_weights(sample.probabilities).to(weights.dtype)
-        metrics, kl, applied = self.trainer.step(sample.data["images"], weights)
+        metrics, per_sample, applied = self.trainer.step(sample.data["images"], weights)
+        kl = per_sample / cfg.temperature**2  # the student loss is KL · T²
         # δ_i = w_i · KL_i (the paper's priority): the importance weight of the draw times
         # the teacher-student divergence measured in this step. KL ≥ 0, but float32
         # rounding gives values like −1e-7 when teacher and student agree; the buffer
@@ -272,3 +400,12 @@ class SSDKD(DistillationMethod):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.synthesis.load_state_dict(state["synthesis"])
         self.buffer.load_state_dict(state["buffer"])
+
+
+SPEC = MethodSpec(
+    name="ssd-kd",
+    method_class=SSDKD,
+    presets={"paper": SSDKD_PAPER, "digits": SSDKD_DIGITS, "fashion-mnist": SSDKD_FASHION_MNIST},
+    summary="SSD-KD (CVPR 2024): φ-modulated inversion into a small priority-sampled buffer",
+)
+"""SSD-KD in the registry."""

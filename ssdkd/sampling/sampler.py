@@ -84,7 +84,8 @@ class PrioritySampler:
         device: Device of the tree (default CPU).
         generator: Source of randomness on ``device``; default: a new generator seeded from
             torch's global generator.
-        weight_norm: ``"max"`` (buffer-wide, default), ``"batch"`` or ``"mean"``; see above.
+        weight_norm: ``"mean"`` (default: one near-zero priority cannot collapse the
+            weights), ``"batch"`` or ``"max"`` (the PER paper's); see above.
         stratified: Draw one mass per equal stratum of the total instead of independently.
         validate: Check values of inputs (syncs on CUDA); see above.
         host: Run on numpy views (default: exactly on CPU); ``False`` runs the device code
@@ -112,7 +113,7 @@ class PrioritySampler:
         eps: float = 1e-6,
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
-        weight_norm: str = "max",
+        weight_norm: str = "mean",
         stratified: bool = False,
         validate: bool = True,
         host: bool | None = None,

@@ -75,6 +75,7 @@ class ScriptedMethod(DistillationMethod):
         fail_in_round: ``synthesize`` raises :class:`Interrupted` in this round.
     """
 
+    config_class = NoiseControlConfig
     needs_batchnorm = False
 
     def __init__(

@@ -58,27 +58,56 @@ def test_output_is_detached_and_float32_for_half_logits() -> None:
     assert double.dtype == torch.float64
 
 
-def test_module_equals_function_and_checks_targets_usage() -> None:
+@pytest.mark.parametrize("confidence", ["target", "max"])
+@pytest.mark.parametrize("diversity_class", ["target", "predicted"])
+def test_module_equals_function_in_every_reading(confidence: str, diversity_class: str) -> None:
     gen = torch.Generator().manual_seed(1)
     logits = torch.randn(5, 3, generator=gen)
     counts = torch.tensor([1, 2, 3])
     targets = torch.tensor([0, 1, 2, 0, 1])
-    plain = DiversityDifficultyModulator(gamma=1.0)
-    torch.testing.assert_close(
-        plain(logits, counts), diversity_difficulty_weights(logits, counts, gamma=1.0)
+    phi = DiversityDifficultyModulator(
+        gamma=1.0, confidence=confidence, diversity_class=diversity_class
     )
-    with_targets = DiversityDifficultyModulator(gamma=1.0, use_targets=True)
-    torch.testing.assert_close(
-        with_targets(logits, counts, targets),
-        diversity_difficulty_weights(logits, counts, gamma=1.0, targets=targets),
+    expected = diversity_difficulty_weights(
+        logits,
+        counts,
+        gamma=1.0,
+        targets=targets if confidence == "target" else None,
+        class_labels=targets if diversity_class == "target" else None,
     )
-    with pytest.raises(ValueError, match=r"`targets` .* use_targets=True"):
-        with_targets(logits, counts)
-    with pytest.raises(ValueError, match=r"no `targets` .* use_targets=False"):
-        plain(logits, counts, targets)
-    assert "gamma=1.0" in repr(plain)
+    given = targets if phi.needs_targets else None
+    torch.testing.assert_close(phi(logits, counts, given), expected)
+    torch.testing.assert_close(phi.task_weights(logits, counts, given), expected / expected.mean())
+
+
+def test_module_checks_targets_usage_and_arguments() -> None:
+    logits, counts = torch.randn(5, 3), torch.tensor([1, 2, 3])
+    targets = torch.tensor([0, 1, 2, 0, 1])
+    default = DiversityDifficultyModulator(gamma=1.0)
+    literal = DiversityDifficultyModulator(confidence="max", diversity_class="predicted")
+    with pytest.raises(ValueError, match=r"Expected `targets` \(confidence='target'"):
+        default(logits, counts)
+    with pytest.raises(ValueError, match=r"Expected no `targets`"):
+        literal(logits, counts, targets)
+    assert "gamma=1.0" in repr(default)
     with pytest.raises(ValueError, match=r"`gamma` to be finite, >= 0\.0, got -1\.0"):
         DiversityDifficultyModulator(gamma=-1.0)
+    with pytest.raises(ValueError, match=r"`confidence` to be one of \('target', 'max'\)"):
+        DiversityDifficultyModulator(confidence="mean")
+    batch = DiversityDifficultyModulator(gamma=1.0, normalization="batch")
+    torch.testing.assert_close(
+        batch.task_weights(logits, counts, targets), batch(logits, counts, targets)
+    )
+
+
+def test_phi_keeps_the_difficulty_of_a_very_confident_teacher_in_float32() -> None:
+    """Prevents φ underflowing to exactly 0 in float32: at a logit margin of 18,
+    ``1 − softmax`` rounds to 0 while 1 − p ≈ 1.5e-8, so (1 − p)² ≈ 2.3e-16 > 0."""
+    logits = torch.tensor([[18.0, 0.0]])
+    phi = diversity_difficulty_weights(logits, torch.tensor([0, 0]), gamma=2.0)
+    exact = diversity_difficulty_weights(logits.double(), torch.tensor([0, 0]), gamma=2.0)
+    assert float(phi) > 0.0
+    assert float(phi) == pytest.approx(float(exact), rel=1e-5)
 
 
 def test_validate_false_skips_value_checks() -> None:

@@ -55,12 +55,14 @@ def test_non_increasing_in_teacher_confidence(inputs: tuple) -> None:
     phi = diversity_difficulty_weights(logits, counts, gamma=gamma)
     # The class is the argmax of the logits: two logits that differ by less than float32
     # resolution give equal probabilities, and the argmax of those could pick another one.
+    # Confidence is compared through 1 − p, the sum of the other classes' probabilities,
+    # as φ reads it: p itself rounds to 1 for every confident sample, 1 − p does not.
     predicted = logits.argmax(dim=1)
-    confidence = torch.softmax(logits, dim=1).gather(1, predicted[:, None]).squeeze(1)
+    doubt = torch.softmax(logits, dim=1).scatter(1, predicted[:, None], 0.0).sum(dim=1)
     for i in range(len(phi)):
         for j in range(len(phi)):
             same_class = predicted[i] == predicted[j]
-            if same_class and confidence[i] <= confidence[j]:
+            if same_class and doubt[i] >= doubt[j]:
                 assert phi[i] >= phi[j]
 
 

@@ -49,8 +49,8 @@ def test_defaults_are_the_published_cifar_settings() -> None:
 
 
 def test_every_method_has_its_default_as_paper_preset() -> None:
-    for name, (_, default) in METHODS.items():
-        assert PRESETS[name]["paper"] == default
+    for name, spec in METHODS.items():
+        assert PRESETS[name]["paper"] == spec.default
 
 
 def test_overrides_parse_by_field_type() -> None:
@@ -106,7 +106,7 @@ def test_every_config_class_refuses_nan_in_each_float_field(config: MethodConfig
 
 
 def test_config_dict_round_trips_through_json() -> None:
-    config = dataclasses.replace(SSDKDConfig(), buffer_size=123, refresh_policy="fifo")
+    config = dataclasses.replace(SSDKDConfig(), buffer_size=1234, refresh_policy="fifo")
     assert config_from_dict(json.loads(json.dumps(config_to_dict(config)))) == config
 
 

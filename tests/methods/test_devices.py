@@ -11,9 +11,9 @@ import torch
 
 from ssdkd.hooks import BNLayerStats
 from ssdkd.losses import BNStatMomentum
-from ssdkd.methods import SSDKD, DeepInversion, FastDFKD, NoiseControl
+from ssdkd.methods import REGISTRY, MethodSpec
 from ssdkd.methods.common import TransferPool
-from tests.methods.tiny import TINY_CONFIGS, build
+from tests.methods.tiny import build, tiny_config
 
 META = torch.device("meta")
 """A device without data: moving a tensor there is how a CPU test sees a device move."""
@@ -54,10 +54,10 @@ def _through_a_file(state: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("method_class", [SSDKD, FastDFKD, DeepInversion, NoiseControl])
-def test_every_method_resumes_on_cuda(method_class: type) -> None:
+@pytest.mark.parametrize("spec", REGISTRY, ids=[spec.name for spec in REGISTRY])
+def test_every_method_resumes_on_cuda(spec: MethodSpec) -> None:
     """The real thing on a GPU: save, load onto the CPU, resume, and keep going."""
-    config = TINY_CONFIGS[method_class.__name__]
+    method_class, config = spec.method_class, tiny_config(spec)
     device = torch.device("cuda")
     first = build(method_class, config, device=device)
     first.synthesize(0)

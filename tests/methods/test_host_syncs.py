@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import torch
 
-from ssdkd.methods import SSDKD, DeepInversion, FastDFKD, NoiseControl
+from ssdkd.methods import REGISTRY, SSDKD, DeepInversion, FastDFKD, MethodSpec
 from ssdkd.methods.meta_synthesis import MAX_FAILED_FP16_ROUNDS, MetaGeneratorSynthesis
 from ssdkd.methods.precision import Precision
 from ssdkd.sampling import PriorityBuffer, _levels
-from tests.methods.tiny import TINY_CONFIGS, build
+from tests.methods.tiny import build, tiny_config
 from tests.syncs import HostReadError, no_host_reads
 
 
@@ -44,18 +44,6 @@ def test_the_guard_catches_the_reads_it_promises_to_catch() -> None:
         with no_host_reads(), pytest.raises(HostReadError):
             read()
     assert x.tolist() == [1.0, 1.0]  # restored afterwards
-
-
-@pytest.mark.parametrize("method_class", [SSDKD, FastDFKD, DeepInversion, NoiseControl])
-def test_distill_step_reads_nothing_back(method_class: type) -> None:
-    """Prevents a sync per KD step: ``float(loss)`` and the finite-loss check of
-    ``Precision.step`` used to read the loss back on every step."""
-    method = build(method_class, TINY_CONFIGS[method_class.__name__])
-    method.synthesize(0)
-    method.synthesize(1)
-    with no_host_reads():
-        metrics = [method.distill_step() for _ in range(3)]
-    assert all(float(m["skipped"]) == 0.0 for m in metrics)
 
 
 def test_ssdkd_buffer_device_path_reads_nothing_back(
@@ -187,11 +175,11 @@ def test_synthesis_leaves_no_gradient_on_the_student(
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("method_class", [SSDKD, FastDFKD, DeepInversion])
-def test_steps_are_sync_free_on_cuda(method_class: type, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("spec", REGISTRY, ids=[spec.name for spec in REGISTRY])
+def test_steps_are_sync_free_on_cuda(spec: MethodSpec, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same checks on a GPU, where ``no_host_reads`` also turns on
     ``torch.cuda.set_sync_debug_mode("error")`` (any synchronisation raises)."""
-    config = TINY_CONFIGS[method_class.__name__]
+    method_class, config = spec.method_class, tiny_config(spec)
     monkeypatch.setattr(
         MetaGeneratorSynthesis, "_inner_steps", _guarded(MetaGeneratorSynthesis._inner_steps)
     )

@@ -94,8 +94,23 @@ def test_chi_square_check_rejects_wrong_distribution() -> None:
 
 
 # ------------------------------------------------------------------ semantics
+def test_the_default_weights_survive_one_near_zero_priority() -> None:
+    """Prevents the default teaching the pitfall: with buffer-wide ("max") normalisation,
+    the former default, one priority near 0 anywhere in the buffer scaled every drawn
+    weight (and the weighted loss) towards 0."""
+    buf = make(64, alpha=0.6, beta=1.0)
+    assert buf.weight_norm == "mean"
+    buf.extend(x=torch.arange(64), priorities=torch.cat([torch.ones(63), torch.zeros(1)]))
+    weights = buf.sample(32).weights
+    assert float(weights.mean()) == pytest.approx(1.0, rel=1e-5)
+    assert float(weights.min()) > 0.5
+    max_norm = make(64, alpha=0.6, beta=1.0, weight_norm="max")
+    max_norm.extend(x=torch.arange(64), priorities=torch.cat([torch.ones(63), torch.zeros(1)]))
+    assert float(max_norm.sample(32).weights.max()) < 1e-3  # what the old default did
+
+
 def test_sample_fields_weights_probabilities_generations() -> None:
-    buf = make(4, alpha=1.0, beta=1.0, eps=1e-6)
+    buf = make(4, alpha=1.0, beta=1.0, eps=1e-6, weight_norm="max")
     buf.extend(
         x=torch.tensor([10, 11, 12]), y=torch.ones(3, 2), priorities=torch.tensor([1.0, 2.0, 4.0])
     )
@@ -112,7 +127,7 @@ def test_sample_fields_weights_probabilities_generations() -> None:
 
 
 def test_minimum_priority_item_has_weight_one_and_beta_zero_gives_ones() -> None:
-    buf = make(16, alpha=0.7, beta=0.5)
+    buf = make(16, alpha=0.7, beta=0.5, weight_norm="max")
     buf.extend(x=torch.arange(3), priorities=torch.tensor([3.0, 0.5, 2.0]))
     s = buf.sample(200)
     assert (s.weights[s.indices == 1] == 1).all()
