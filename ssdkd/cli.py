@@ -289,7 +289,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _add_distill(subparsers: Subparsers) -> None:
     from ssdkd.data import DATASETS
-    from ssdkd.methods import PRECISIONS, PRESETS
+    from ssdkd.methods import METHODS, PRECISIONS, PRESETS
     from ssdkd.models import MODELS
 
     presets = "; ".join(f"{m}: {', '.join(p)}" for m, p in PRESETS.items())
@@ -307,7 +307,12 @@ def _add_distill(subparsers: Subparsers) -> None:
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
-        "--method", required=True, choices=list(PRESETS), help="distillation method"
+        "--method",
+        required=True,
+        choices=list(METHODS),
+        help="distillation method ("
+        + "; ".join(f"{name}: {spec.summary}" for name, spec in METHODS.items())
+        + ")",
     )
     parser.add_argument("--teacher", required=True, metavar="CKPT", help="teacher checkpoint")
     _add_name(parser, "--student", list(MODELS), "student architecture")
@@ -332,6 +337,21 @@ def _add_distill(subparsers: Subparsers) -> None:
     parser.add_argument("--run-dir", required=True, metavar="DIR", help="run directory")
     parser.add_argument(
         "--resume", action="store_true", help="continue from the run directory's last checkpoint"
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=_positive_int,
+        default=1,
+        metavar="ROUNDS",
+        help="evaluate every ROUNDS rounds and after the last",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=1,
+        metavar="ROUNDS",
+        help="checkpoint every ROUNDS rounds and after the last (a resumed run repeats "
+        "the rounds after its last checkpoint)",
     )
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast mode")
     parser.add_argument(
@@ -391,6 +411,8 @@ def _run_distill(args: argparse.Namespace) -> int:
             run_dir=args.run_dir,
             resume=args.resume,
             progress=not args.no_progress,
+            eval_every=args.eval_every,
+            checkpoint_every=args.checkpoint_every,
         )
     if torch.distributed.is_initialized():
         # Under torchrun: every rank holds the same result; rank 0 reports it.

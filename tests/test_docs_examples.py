@@ -73,3 +73,11 @@ def test_the_example_computes_what_ssdkd_computes_on_the_same_batch() -> None:
     assert torch.equal(ours.indices, theirs.indices)
     assert torch.equal(ours.weights, theirs.weights)
     assert float(ours.weights.std()) > 0.05  # unequal priorities: the weights differ
+
+
+def test_the_methods_page_student_step_snippet_runs(capsys) -> None:
+    """The code block of docs/concepts/methods.md runs as written."""
+    page = (EXAMPLES.parent / "concepts" / "methods.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in page.split("```python\n")[1:]]
+    exec(compile(blocks[0], "methods.md", "exec"), {})
+    assert "torch.Size([32]) True" in capsys.readouterr().out

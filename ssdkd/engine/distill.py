@@ -35,6 +35,8 @@ def distill(
     run_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = True,
+    eval_every: int = 1,
+    checkpoint_every: int = 1,
 ) -> RunResult:
     """Distil ``teacher`` into ``student`` without data, with one of the reference methods.
 
@@ -61,6 +63,9 @@ def distill(
         run_dir: Directory for the config, metrics, checkpoints and plots' inputs.
         resume: Continue the run in ``run_dir`` from its last checkpoint.
         progress: Show a progress bar.
+        eval_every: Evaluate on ``eval_data`` every this many rounds and after the last.
+        checkpoint_every: Checkpoint every this many rounds and after the last (a resumed
+            run repeats the rounds after its last checkpoint).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the call joins the process
     group (:func:`~ssdkd.engine.distributed.init_from_environment`; each rank on the GPU
@@ -138,6 +143,8 @@ def distill(
         run_dir=run_dir,
         resume=resume,
         progress=progress,
+        eval_every=eval_every,
+        checkpoint_every=checkpoint_every,
         extra_config={
             "seed": seed,
             "precision": precision,

@@ -76,23 +76,45 @@ class ModelInput:
 class TransferPool:
     """The uniformly sampled image pool of Fast-DFKD and DeepInversion.
 
-    Grows by whole batches; with a ``capacity`` the oldest images are dropped first. Beside
-    each image it keeps the teacher's class at admission (``labels``), for the pool's class
-    histogram.
+    Grows by whole batches, in the order they came; with a ``capacity`` the oldest images
+    are dropped first. Beside each image it keeps the teacher's class at admission
+    (``labels``), for the pool's class histogram.
+
+    The storage is preallocated and doubles when full, so adding a batch copies that
+    batch, not the whole pool: the cost of a run grows linearly with the images it makes
+    (concatenating the pool each round copied it every time, quadratic in the rounds).
 
     Args:
         capacity: Maximum number of images (0: unbounded).
         generator: The random source of :meth:`sample`.
+
+    Example:
+        >>> pool = TransferPool(0, torch.Generator().manual_seed(0))
+        >>> pool.add(torch.zeros(3, 1, 2, 2), torch.tensor([0, 1, 1]))
+        >>> pool.add(torch.ones(2, 1, 2, 2), torch.tensor([2, 2]))
+        >>> len(pool), pool.labels.tolist(), pool.sample(4).shape
+        (5, [0, 1, 1, 2, 2], torch.Size([4, 1, 2, 2]))
     """
 
     def __init__(self, capacity: int, generator: torch.Generator) -> None:
         self.capacity = capacity
         self.generator = generator
-        self.images: torch.Tensor | None = None
-        self.labels: torch.Tensor | None = None
+        self._images: torch.Tensor | None = None
+        self._labels: torch.Tensor | None = None
+        self._size = 0
 
     def __len__(self) -> int:
-        return 0 if self.images is None else int(self.images.shape[0])
+        return self._size
+
+    @property
+    def images(self) -> torch.Tensor | None:
+        """``(N, C, H, W)`` the pool's images, oldest first (a view; ``None`` when empty)."""
+        return None if self._images is None else self._images[: self._size]
+
+    @property
+    def labels(self) -> torch.Tensor | None:
+        """``(N,)`` the teacher's class of each image at admission (``None`` when empty)."""
+        return None if self._labels is None else self._labels[: self._size]
 
     def add(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         """Append a batch ``(B, C, H, W)`` with the teacher's classes ``(B,)``."""
@@ -102,33 +124,69 @@ class TransferPool:
                 f"got {tuple(labels.shape)}"
             )
         batch, classes = images.detach(), labels.detach()
-        if self.images is not None and self.labels is not None:
-            batch = torch.cat([self.images, batch])
-            classes = torch.cat([self.labels, classes])
-        if self.capacity and batch.shape[0] > self.capacity:
+        if self.capacity and batch.shape[0] >= self.capacity:
             batch, classes = batch[-self.capacity :], classes[-self.capacity :]
-        self.images, self.labels = batch, classes
+            self._size = 0
+        count = batch.shape[0]
+        if self.capacity and self._size + count > self.capacity:
+            # Drop the oldest: shift the survivors to the front (one copy of at most
+            # `capacity` images per batch, whatever the number of batches so far).
+            keep = self.capacity - count
+            assert self._images is not None
+            assert self._labels is not None
+            self._images[:keep] = self._images[self._size - keep : self._size].clone()
+            self._labels[:keep] = self._labels[self._size - keep : self._size].clone()
+            self._size = keep
+        self._reserve(self._size + count, batch, classes)
+        assert self._images is not None
+        assert self._labels is not None
+        self._images[self._size : self._size + count] = batch
+        self._labels[self._size : self._size + count] = classes
+        self._size += count
+
+    def _reserve(self, needed: int, batch: torch.Tensor, classes: torch.Tensor) -> None:
+        """Make room for ``needed`` images: allocate, or double (up to ``capacity``)."""
+        allocated = 0 if self._images is None else self._images.shape[0]
+        if needed <= allocated:
+            return
+        size = max(needed, 2 * allocated)
+        if self.capacity:
+            size = min(size, self.capacity)
+        images = batch.new_empty((size, *batch.shape[1:]))
+        labels = classes.new_empty((size,))
+        if self._images is not None and self._labels is not None:
+            images[: self._size] = self._images[: self._size]
+            labels[: self._size] = self._labels[: self._size]
+        self._images, self._labels = images, labels
 
     def sample(self, batch_size: int) -> torch.Tensor:
         """Draw ``batch_size`` images uniformly with replacement."""
-        if self.images is None:
+        if self._images is None or self._size == 0:
             raise RuntimeError("cannot sample from an empty transfer pool")
         index = torch.randint(
             0,
-            self.images.shape[0],
+            self._size,
             (batch_size,),
             generator=self.generator,
             device=self.generator.device,
         )
-        return self.images[index.to(self.images.device)]
+        return self._images[index.to(self._images.device)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"capacity": self.capacity, "images": self.images, "labels": self.labels}
+        """The capacity and the live images and labels (copies without the spare room:
+        ``torch.save`` of a view writes its whole storage)."""
+        images, labels = self.images, self.labels
+        return {
+            "capacity": self.capacity,
+            "images": None if images is None else images.clone(),
+            "labels": None if labels is None else labels.clone(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`, on the generator's device (checkpoints load on CPU)."""
         device = self.generator.device
         images, labels = state["images"], state["labels"]
         self.capacity = int(state["capacity"])
-        self.images = None if images is None else images.to(device)
-        self.labels = None if labels is None else labels.to(device)
+        self._images = None if images is None else images.to(device)
+        self._labels = None if labels is None else labels.to(device)
+        self._size = 0 if images is None else int(images.shape[0])

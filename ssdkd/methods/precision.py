@@ -10,7 +10,7 @@ import torch
 
 from ssdkd.methods.parallel import DataParallel
 
-__all__ = ["PRECISIONS", "NonFiniteLossError", "Precision", "PrecisionName"]
+__all__ = ["PRECISIONS", "FlatSnapshot", "NonFiniteLossError", "Precision", "PrecisionName"]
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
@@ -85,12 +85,14 @@ class Precision:
 
         The optimiser's gradients are cleared first, so each call is one complete step.
         A step with a non-finite loss or gradient (in fp16: after unscaling) leaves the
-        parameters bit-identical; its gradients are zeroed, and the state tensors of the
-        optimiser that live on the parameters' device (momentum, Adam moments, a
-        ``capturable`` step count) are put back, or zeroed where the skipped step created
-        them, so only a host-side step counter (Adam's, without ``capturable``) moves on.
-        Nothing is read back to the host (in fp16 the scaler's update also stays on the
-        device).
+        parameters bit-identical, and the state tensors of the optimiser that live on the
+        parameters' device (momentum, Adam moments, a ``capturable`` step count) are put
+        back (:class:`FlatSnapshot`: a constant number of kernels per dtype, not per
+        tensor), or zeroed where the skipped step created them, so only a host-side step
+        counter (Adam's, without ``capturable``) moves on. Its gradients are zeroed before
+        ``before_update`` reads them; without ``before_update`` they keep what the
+        backward pass left. Nothing is read back to the host (in fp16 the scaler's update
+        also stays on the device).
 
         Args:
             loss: The scalar loss.
@@ -124,17 +126,16 @@ class Precision:
             applied = torch.isfinite(loss.detach())
         if grads:
             applied = applied & torch.isfinite(torch.nn.utils.get_total_norm(grads))
-            keep = applied.to(grads[0].dtype)
-            for grad in grads:
-                grad.nan_to_num_(0.0, 0.0, 0.0).mul_(keep)
         if before_update is not None:
+            # What it reads must be finite: a skipped step's gradients become zeros.
+            if grads:
+                FlatSnapshot(grads).zero_where_skipped_(applied)
             before_update()
         fresh = [p for p in params if not optimizer.state.get(p)]
-        saved = _snapshot(optimizer, params, applied.device)
+        saved = FlatSnapshot(_resident(optimizer, params, applied.device))
         optimizer.step()
+        saved.restore_where_skipped_(applied)
         with torch.no_grad():
-            for tensor, old in saved:
-                tensor.copy_(torch.where(applied, tensor, old))
             # State the step created (the first step of a parameter) is zeroed when the
             # step is skipped: zero momentum and moments are what a fresh optimiser holds.
             for p in fresh:
@@ -156,13 +157,74 @@ class Precision:
             self.scaler.load_state_dict(state)
 
 
-def _snapshot(
+def _resident(
     optimizer: torch.optim.Optimizer, params: list[torch.Tensor], device: torch.device
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(tensor, copy) of the parameters and of the optimiser's state tensors on ``device``."""
-    saved = [(p.data, p.detach().clone()) for p in params]
+) -> list[torch.Tensor]:
+    """The parameters and the optimiser's state tensors that live on ``device``."""
+    tensors = [p.data for p in params]
     for p in params:
         for value in optimizer.state.get(p, {}).values():
             if isinstance(value, torch.Tensor) and value.device == device:
-                saved.append((value, value.clone()))
-    return saved
+                tensors.append(value)
+    return tensors
+
+
+class FlatSnapshot:
+    """A copy of many tensors, kept as one flat buffer per dtype, and their guarded restore.
+
+    A guarded step must put back every tensor a skipped update touched. Copying and
+    selecting tensor by tensor costs three small kernels per tensor (hundreds per step for
+    a ResNet); here each dtype group costs a constant few — one concatenation to save, one
+    to read the current values, one ``torch.where`` and one multi-tensor copy back —
+    whatever the number of tensors. ``torch.where`` selects values bit for bit, so an
+    applied step is unchanged, and a skipped one may leave NaN behind in the tensors
+    before the restore.
+
+    Args:
+        tensors: Tensors on one device (parameters, optimiser state, buffers).
+
+    Example:
+        >>> a, b = torch.ones(2), torch.zeros(3)
+        >>> saved = FlatSnapshot([a, b])
+        >>> _ = a.add_(1), b.fill_(float("nan"))
+        >>> saved.restore_where_skipped_(torch.tensor(False))
+        >>> a, b
+        (tensor([1., 1.]), tensor([0., 0., 0.]))
+    """
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        groups: dict[torch.dtype, list[torch.Tensor]] = {}
+        for tensor in tensors:
+            groups.setdefault(tensor.dtype, []).append(tensor)
+        self._groups = list(groups.values())
+        self._saved = [_flat(group) for group in self._groups]
+
+    @torch.no_grad()
+    def restore_where_skipped_(self, applied: torch.Tensor) -> None:
+        """Put back the saved values where ``applied`` (a 0-dim bool) is false."""
+        for group, saved in zip(self._groups, self._saved, strict=True):
+            current = _flat(group)
+            torch.where(applied, current, saved, out=current)
+            _scatter_flat_(group, current)
+
+    @torch.no_grad()
+    def zero_where_skipped_(self, applied: torch.Tensor) -> None:
+        """Set the tensors to 0 where ``applied`` is false (the saved copy is not read)."""
+        for group in self._groups:
+            current = _flat(group)
+            torch.where(applied, current, torch.zeros((), dtype=current.dtype), out=current)
+            _scatter_flat_(group, current)
+
+
+def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The tensors' values, concatenated into one new 1-D tensor (one kernel)."""
+    return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+
+def _scatter_flat_(tensors: list[torch.Tensor], flat: torch.Tensor) -> None:
+    """Copy consecutive pieces of ``flat`` into ``tensors`` (one multi-tensor kernel)."""
+    pieces = flat.split([t.numel() for t in tensors])
+    torch._foreach_copy_(
+        [t.detach() for t in tensors],
+        [piece.view(t.shape) for piece, t in zip(pieces, tensors, strict=True)],
+    )

@@ -365,6 +365,12 @@ class SSDKD(DistillationMethod):
         self.kd_steps_done += 1
         total = (cfg.rounds - cfg.warmup_rounds) * cfg.kd_steps
         self.buffer.beta = linear_schedule(cfg.beta, cfg.beta_final, self.kd_steps_done, total)
+        # `kl` must estimate the mean over the buffer, as the uniform pools' `kl` does, but
+        # priority draws over-weight high-KL items: E_P[KL_i / (N·P(i))] = (1/N) Σ_i KL_i,
+        # so each draw is divided by N·P(i) (N = this rank's shard, P(i) within it).
+        size = len(self.buffer)
+        metrics["kl_drawn"] = metrics["kl"]
+        metrics["kl"] = (per_sample / (size * sample.probabilities).to(per_sample.dtype)).mean()
         return {**metrics, "beta": self.buffer.beta}
 
     def _global_weights(self, probabilities: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ssdkd.generators import Augment, random_mixup
 from ssdkd.losses import kd_kl_div, weighted_mean
 from ssdkd.methods.parallel import DataParallel
-from ssdkd.methods.precision import Precision
+from ssdkd.methods.precision import FlatSnapshot, Precision
 
 __all__ = ["StudentLoss", "StudentStep", "StudentStepResult"]
 
@@ -148,7 +148,8 @@ class StudentStep:
             images = random_mixup(images, generator=self.generator)
         inputs = self.model_input(images) if self.model_input is not None else images
         self.student.train()
-        buffers = [b.clone() for b in self.student.buffers()]
+        # An overflowing forward pass writes inf/NaN into the BN running statistics.
+        saved_buffers = FlatSnapshot(list(self.student.buffers()))
         with self.precision.autocast():
             teacher_logits = None
             if self.teacher is not None:
@@ -165,9 +166,7 @@ class StudentStep:
         applied = self.precision.step(
             loss, self.optimizer, parallel=self.parallel, average_also=running
         )
-        with torch.no_grad():
-            for buffer, saved in zip(self.student.buffers(), buffers, strict=True):
-                buffer.copy_(torch.where(applied, buffer, saved))
+        saved_buffers.restore_where_skipped_(applied)
         if self.scheduler is not None:
             self.scheduler.step()
         metrics = {"kd_loss": loss.detach(), "skipped": (~applied).float()}

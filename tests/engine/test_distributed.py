@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import ssdkd
 from ssdkd.engine import CheckpointError, atomic_save, load_checkpoint
 from ssdkd.engine.distributed import init_from_environment, shard_range
-from ssdkd.engine.runner import _load_run_state, _remove_stale_checkpoints
+from ssdkd.engine.run_state import load_run_state, remove_stale_checkpoints
 from ssdkd.methods.parallel import DataParallel
 from ssdkd.models import create_model
 from ssdkd.sampling import all_reduce_sum, global_class_counts, global_mean_normalized
@@ -299,7 +299,7 @@ def test_resuming_with_another_number_of_processes_is_refused(
 def test_a_single_process_checkpoint_is_refused_by_two_processes(tmp_path: Path) -> None:
     atomic_save({"kind": "run", "round": 1}, tmp_path / "last.pt")
     with pytest.raises(CheckpointError, match=r"run on 1 process\(es\), and this run has 2"):
-        _load_run_state(tmp_path, DataParallel(rank=1, world_size=2))
+        load_run_state(tmp_path, DataParallel(rank=1, world_size=2))
 
 
 def test_a_manifest_naming_another_round_is_refused(tmp_path: Path) -> None:
@@ -310,7 +310,7 @@ def test_a_manifest_naming_another_round_is_refused(tmp_path: Path) -> None:
     )
     atomic_save({"kind": "run", "round": 3, "rank": 1, "version": 3}, tmp_path / "b.pt")
     with pytest.raises(CheckpointError, match="holds round 3 of rank 1, but"):
-        _load_run_state(tmp_path, DataParallel(rank=1, world_size=2))
+        load_run_state(tmp_path, DataParallel(rank=1, world_size=2))
 
 
 def test_a_one_process_run_removes_files_it_can_never_resume_from(tmp_path: Path) -> None:
@@ -319,5 +319,5 @@ def test_a_one_process_run_removes_files_it_can_never_resume_from(tmp_path: Path
     for name in ("manifest.pt", "last-rank0-of-2-round3.pt", ".last.pt.x1.tmp"):
         atomic_save({"kind": "manifest" if name == "manifest.pt" else "run"}, tmp_path / name)
     atomic_save({"kind": "run"}, tmp_path / "last.pt")
-    _remove_stale_checkpoints(tmp_path, DataParallel.single())
+    remove_stale_checkpoints(tmp_path, DataParallel.single())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -436,3 +436,45 @@ def test_checkpoint_renames_are_fsynced_in_their_directory(tmp_path, monkeypatch
     monkeypatch.setattr(os, "fsync", record)
     atomic_save({"x": torch.ones(1)}, tmp_path / "a" / "state.pt")
     assert synced == [False, True]
+
+
+def test_eval_every_evaluates_on_its_rounds_and_the_last():
+    result = run_rounds(
+        ScriptedMethod(students={1: GOOD}), eval_data=eval_data(), eval_every=3, progress=False
+    )
+    assert [r["accuracy"] is not None for r in result.history] == [False, False, True, True]
+    assert result.final_accuracy == 1.0
+
+
+def test_checkpoint_every_checkpoints_on_its_rounds_and_a_resume_repeats_the_rest(tmp_path):
+    """A crash after an unsaved round resumes from the last checkpoint and ends as an
+    uninterrupted run does, with one metrics line per round."""
+    with pytest.raises(Interrupted):
+        run_rounds(
+            ScriptedMethod(students={1: SWAPPED, 2: GOOD}, fail_in_round=3),
+            eval_data=eval_data(),
+            run_dir=tmp_path,
+            checkpoint_every=2,
+            progress=False,
+        )
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["round"] == 2
+    result = run_rounds(
+        ScriptedMethod(students={1: SWAPPED, 2: GOOD}),
+        eval_data=eval_data(),
+        run_dir=tmp_path,
+        resume=True,
+        checkpoint_every=2,
+        progress=False,
+    )
+    assert [r["round"] for r in result.history] == [1, 2, 3, 4]
+    assert result.final_accuracy == 1.0
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["round"] for line in lines] == [1, 2, 3, 4]
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["round"] == 4
+
+
+@pytest.mark.parametrize("name", ["eval_every", "checkpoint_every"])
+@pytest.mark.parametrize("value", [0, 1.5, True])
+def test_bad_schedules_are_refused_naming_the_argument(name, value):
+    with pytest.raises(ValueError, match=rf"`{name}` to be an int >= 1"):
+        run_rounds(ScriptedMethod(), progress=False, **{name: value})

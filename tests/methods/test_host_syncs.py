@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ssdkd.methods import REGISTRY, SSDKD, DeepInversion, FastDFKD, MethodSpec
 from ssdkd.methods.meta_synthesis import MAX_FAILED_FP16_ROUNDS, MetaGeneratorSynthesis
@@ -244,3 +245,47 @@ def test_a_deepinversion_batch_without_one_finite_step_is_refused(tiny_di_config
     with pytest.raises(FloatingPointError, match="pixel steps of this batch"):
         method.synthesize(0)
     assert len(method.pool) == 0
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the operators that compute, dispatched inside the block: views and detaches
+    (metadata only, no kernel) are left out, and a multi-tensor op counts once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        returns = func._schema.returns
+        view = any(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+        if not view and func.__name__.split(".")[0] not in ("detach", "profiler"):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _extra_ops_of_the_guard(layers: int) -> int:
+    """Operators ``Precision.step`` dispatches beyond a bare backward and SGD step."""
+    counts = []
+    for guarded in (False, True):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in range(layers)])
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        precision = Precision("fp32", torch.device("cpu"))
+        for _ in range(2):  # the second step: momentum buffers exist
+            loss = net(torch.ones(2, 4)).square().mean()
+            with _CountOps() as ops:
+                if guarded:
+                    precision.step(loss, optimizer)
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+        counts.append(ops.count)
+    return counts[1] - counts[0]
+
+
+def test_the_guarded_step_costs_the_same_few_kernels_for_any_number_of_tensors() -> None:
+    """Prevents a per-parameter loop of small kernels on the hot path: the guard cloned
+    every parameter and state tensor and restored each with its own ``torch.where`` (three
+    kernels per tensor, hundreds per step for a ResNet)."""
+    assert _extra_ops_of_the_guard(2) == _extra_ops_of_the_guard(20)

@@ -558,3 +558,37 @@ def test_a_rounding_negative_kl_does_not_stop_the_run(tiny_ssdkd_config, monkeyp
     monkeypatch.setattr(method.trainer, "step", negative_kl)
     method.distill_step()
     assert bool((method.buffer.priorities() >= 0).all())
+
+
+def test_ssdkd_kl_estimates_the_buffer_mean_not_the_drawn_mean(tiny_ssdkd_config, monkeypatch):
+    """Prevents ``kl`` of SSD-KD being biased towards high-KL images: it was the mean over
+    priority-drawn batches, so it was not comparable with the uniform pools' ``kl``."""
+    config = dataclasses.replace(tiny_ssdkd_config, alpha=1.0, beta=0.0, beta_final=0.0)
+    method = build(SSDKD, config)
+    _fill(method, 1)
+    size = len(method.buffer)
+    slot_kl = torch.linspace(0.01, 4.0, size)  # a known KL · T² per stored slot
+    method.buffer.update_priorities(torch.arange(size), slot_kl.double())
+    images = method.buffer.data["images"]
+    real_step = method.trainer.step
+
+    def known_kl(batch, weights=None):
+        metrics, _, applied = real_step(batch, weights)
+        slots = (batch.flatten(1)[:, None, :] == images.flatten(1)[None]).all(-1).float()
+        per_sample = slots.argmax(1).to(torch.float32)
+        per_sample = slot_kl[per_sample.long()]
+        metrics["kl"] = per_sample.mean()
+        return metrics, per_sample, applied
+
+    monkeypatch.setattr(method.trainer, "step", known_kl)
+    # Priorities stay as set: the step's own δ = w·KL equals slot_kl at β = 0 (w = 1)
+    # up to the T² factor, so freeze them by putting them back after each step.
+    estimates, drawn = [], []
+    for _ in range(300):
+        metrics = method.distill_step()
+        method.buffer.update_priorities(torch.arange(size), slot_kl.double())
+        estimates.append(float(metrics["kl"]))
+        drawn.append(float(metrics["kl_drawn"]))
+    truth = float(slot_kl.mean())
+    assert sum(estimates) / len(estimates) == pytest.approx(truth, rel=0.05)
+    assert sum(drawn) / len(drawn) > 1.2 * truth  # what `kl` used to report
