@@ -264,7 +264,7 @@ def test_help_lists_every_option_with_its_default(
 @pytest.mark.parametrize("progress", [True, False])
 def test_a_collapse_warning_is_shown_once_on_the_command_line(progress: bool) -> None:
     """With a progress display the run prints the sentence itself; Python's copy is off."""
-    from ssdkd.cli import _collapse_warnings_shown_once
+    from ssdkd.cli.distill import _collapse_warnings_shown_once
     from ssdkd.engine import CollapseWarning
 
     with warnings.catch_warnings(record=True) as caught:

@@ -13,13 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssdkd.generators import Augment, PixelGenerator
-from ssdkd.hooks import BNStatsHook, batchnorm_layers
+from ssdkd.hooks import BNLayerStats, batchnorm_layers
 from ssdkd.losses import bn_stat_loss, image_l2, js_competition, total_variation
 from ssdkd.methods.base import MethodSpec, PoolMethod
 from ssdkd.methods.budgets import FASHION_BUDGET
 from ssdkd.methods.common import frozen_weights
 from ssdkd.methods.config import DistillationFields, check_non_negative, check_positive
 from ssdkd.methods.diagnostics import batch_diagnostics
+from ssdkd.methods.inversion import invert
 from ssdkd.methods.precision import NonFiniteLossError, Precision
 
 __all__ = [
@@ -193,24 +194,21 @@ class DeepInversion(PoolMethod):
     def _optimize(
         self, pixels: PixelGenerator, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``iterations`` pixel steps, without a host read.
+        """The ``iterations`` pixel steps (:func:`~ssdkd.methods.inversion.invert`),
+        without a host read.
 
         Returns ``(loss, bn loss)`` of the last applied step and the number of skipped
         steps (a non-finite loss or gradient leaves the pixels unchanged).
         """
         cfg = self.config
-        optimizer = torch.optim.Adam(pixels.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
-        student_was_training = self.student.training
-        self.student.eval()
-        last = torch.full((2,), float("nan"), device=self.device)
-        skipped = torch.zeros((), dtype=torch.int64, device=self.device)
-        for _ in range(cfg.iterations):
-            images = pixels()
-            inputs = self.model_input(self.augment(images, generator=self.generator))
-            with BNStatsHook(self.teacher) as recorder:
-                with self.precision.autocast():
-                    teacher_logits = self.teacher(inputs).float()
-                loss_bn = bn_stat_loss(recorder.stats, layer_weights=self.layer_weights)
+
+        def objective(
+            images: torch.Tensor,
+            inputs: torch.Tensor,
+            teacher_logits: torch.Tensor,
+            stats: list[BNLayerStats],
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            loss_bn = bn_stat_loss(stats, layer_weights=self.layer_weights)
             loss = cfg.bn_weight * loss_bn + cfg.oh_weight * F.cross_entropy(
                 teacher_logits, targets
             )
@@ -226,11 +224,24 @@ class DeepInversion(PoolMethod):
                 loss = loss + cfg.competition_weight * js_competition(
                     student_logits, teacher_logits, reduction="mean"
                 )
-            applied = self.pixel_precision.step(loss, optimizer)
-            skipped = skipped + (~applied).long()
-            last = torch.where(applied, torch.stack([loss.detach(), loss_bn.detach()]), last)
+            return loss, torch.stack([loss, loss_bn])
+
+        student_was_training = self.student.training
+        self.student.eval()
+        result = invert(
+            cfg.iterations,
+            pixels,
+            objective,
+            torch.optim.Adam(pixels.parameters(), lr=cfg.lr, betas=(0.5, 0.9)),
+            teacher=self.teacher,
+            model_input=self.model_input,
+            augment=self.augment,
+            generator=self.generator,
+            precision=self.precision,
+            step_precision=self.pixel_precision,
+        )
         self.student.train(student_was_training)
-        return last, skipped
+        return result.last_parts, result.skipped
 
     def _extra_state(self) -> dict[str, Any]:
         return {**super()._extra_state(), "pixel_precision": self.pixel_precision.state_dict()}

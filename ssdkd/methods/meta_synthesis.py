@@ -12,12 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssdkd.generators import Augment, DCGANGenerator, fomaml_accumulate, reptile_gradient
-from ssdkd.hooks import BNLayerStats, BNStatsHook
+from ssdkd.hooks import BNLayerStats
 from ssdkd.losses import BNStatMomentum, adversarial_kl, weighted_mean
 from ssdkd.methods.base import DistillationMethod
 from ssdkd.methods.common import ModelInput, frozen_weights
 from ssdkd.methods.config import MetaGeneratorFields
 from ssdkd.methods.diagnostics import batch_diagnostics
+from ssdkd.methods.inversion import InversionResult, invert
 from ssdkd.methods.parallel import DataParallel
 from ssdkd.methods.precision import NonFiniteLossError, Precision
 
@@ -155,11 +156,11 @@ class MetaGeneratorSynthesis:
         )
         self.meta_optimizer.zero_grad(set_to_none=True)
         with frozen_weights(self.student):
-            steps = self._inner_steps(fast, z, targets, adversarial, task_weights)
-        best_images, last_images, best_parts, last_stats, skipped = steps
+            result = self._inner_steps(fast, z, targets, adversarial, task_weights)
+        best_images, best_parts = result.best_images, result.best_parts
         names = ("loss", "bn", "task", "adv")
         # The rank that skipped most decides: every rank takes the meta step or none does.
-        skipped = self.parallel.max(skipped)
+        skipped = self.parallel.max(result.skipped)
         read = torch.cat([best_parts, skipped.float()[None]]).tolist()
         metrics = {f"synth_{n}": float(v) for n, v in zip(names, read[:4], strict=True)}
         metrics["synth_skipped_steps"] = read[-1]
@@ -169,7 +170,7 @@ class MetaGeneratorSynthesis:
                 reptile_gradient(self.meta, fast)
             self.parallel.average_parameter_gradients_(self.meta.parameters())
             self.meta_optimizer.step()
-            self.bn_loss.update(_global_stats(self.parallel, last_stats))
+            self.bn_loss.update(_global_stats(self.parallel, result.last_stats))
         else:
             self.failed_rounds += 1
             if self.precision.scaler is None or self.failed_rounds >= MAX_FAILED_FP16_ROUNDS:
@@ -180,7 +181,7 @@ class MetaGeneratorSynthesis:
                 )
             # fp16 while the gradient scaler is still finding its scale: no update this
             # round, and the batch is the unchanged generator's.
-            best_images = last_images
+            best_images = result.last_images
         with torch.no_grad(), self.precision.autocast():
             teacher_logits = self.teacher(self.model_input(best_images)).float()
         metrics.update(batch_diagnostics(teacher_logits, targets))
@@ -195,37 +196,24 @@ class MetaGeneratorSynthesis:
         targets: torch.Tensor,
         adversarial: bool,
         task_weights: TaskWeights | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[BNLayerStats], torch.Tensor]:
-        """The ``g_steps`` inner steps, without a host read.
-
-        Returns the lowest-loss batch, the last step's batch, the lowest-loss batch's loss
-        parts ``(loss, bn, task, adv)``, the BN statistics of the last applied step and the
-        number of skipped steps (a step with a non-finite loss or gradient changes neither
-        the fast copy nor z, adds nothing to the meta gradient and is never the kept batch).
-        """
+    ) -> InversionResult:
+        """The ``g_steps`` inner steps (:func:`~ssdkd.methods.inversion.invert`), without a
+        host read. A skipped step changes neither the fast copy nor z, adds nothing to the
+        meta gradient and is never the kept batch."""
         cfg = self.config
         device = self.generator.device
         inner = torch.optim.Adam(
             [{"params": fast.parameters(), "lr": cfg.lr_g}, {"params": [z], "lr": cfg.lr_z}],
             betas=(0.5, 0.999),
         )
-        student_was_training = self.student.training
-        self.student.eval()
-        best_loss = torch.tensor(float("inf"), device=device)
-        best_images = torch.zeros(0, device=device)
-        best_parts = torch.full((4,), float("nan"), device=device)
-        last_stats: list[BNLayerStats] = []
-        skipped = torch.zeros((), dtype=torch.int64, device=device)
-        accumulate = (
-            (lambda: fomaml_accumulate(self.meta, fast)) if cfg.meta_algorithm == "fomaml" else None
-        )
-        for _ in range(cfg.g_steps):
-            images = fast(z, targets) if cfg.conditional_generator else fast(z)
-            inputs = self.model_input(self.augment(images, generator=self.generator))
-            with BNStatsHook(self.teacher) as recorder:
-                with self.precision.autocast():
-                    teacher_logits = self.teacher(inputs).float()
-                stats = recorder.stats
+
+        def objective(
+            images: torch.Tensor,
+            inputs: torch.Tensor,
+            teacher_logits: torch.Tensor,
+            stats: list[BNLayerStats],
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            del images
             loss_bn = self.bn_loss(stats)
             ce = F.cross_entropy(teacher_logits, targets, reduction="none")
             if task_weights is None:
@@ -238,19 +226,30 @@ class MetaGeneratorSynthesis:
                     student_logits = self.student(inputs).float()
                 loss_adv = adversarial_kl(student_logits, teacher_logits, reduction="mean")
             loss = cfg.bn_weight * loss_bn + cfg.oh_weight * loss_task + cfg.adv_weight * loss_adv
-            applied = self.precision.step(loss, inner, before_update=accumulate)
-            skipped = skipped + (~applied).long()
-            last_stats = _where_stats(applied, stats, last_stats)
-            # Keep the lowest-loss applied batch (NaN never compares lower).
-            better = applied & (loss.detach() < best_loss)
-            if best_images.numel() == 0:
-                best_images = torch.zeros_like(images.detach())
-            best_images = torch.where(better, images.detach(), best_images)
-            parts = torch.stack([loss, loss_bn, loss_task, loss_adv]).detach()
-            best_parts = torch.where(better, parts, best_parts)
-            best_loss = torch.where(better, loss.detach(), best_loss)
+            return loss, torch.stack([loss, loss_bn, loss_task, loss_adv])
+
+        student_was_training = self.student.training
+        self.student.eval()
+        result = invert(
+            cfg.g_steps,
+            lambda: fast(z, targets) if cfg.conditional_generator else fast(z),
+            objective,
+            inner,
+            teacher=self.teacher,
+            model_input=self.model_input,
+            augment=self.augment,
+            generator=self.generator,
+            precision=self.precision,
+            step_precision=self.precision,
+            before_update=(
+                (lambda: fomaml_accumulate(self.meta, fast))
+                if cfg.meta_algorithm == "fomaml"
+                else None
+            ),
+            track_stats=True,
+        )
         self.student.train(student_was_training)
-        return best_images, images.detach(), best_parts, last_stats, skipped
+        return result
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -268,24 +267,6 @@ class MetaGeneratorSynthesis:
         self.bn_loss.to(self.generator.device)
         self.precision.load_state_dict(state.get("precision", {}))
         self.failed_rounds = int(state.get("failed_rounds", 0))
-
-
-def _where_stats(
-    applied: torch.Tensor, stats: list[BNLayerStats], previous: list[BNLayerStats]
-) -> list[BNLayerStats]:
-    """``stats`` (detached) where ``applied``, else ``previous`` (the first step's stats)."""
-    if not previous:
-        previous = stats
-    return [
-        BNLayerStats(
-            s.name,
-            torch.where(applied, s.mean.detach(), p.mean.detach()),
-            torch.where(applied, s.var.detach(), p.var.detach()),
-            s.running_mean,
-            s.running_var,
-        )
-        for s, p in zip(stats, previous, strict=True)
-    ]
 
 
 def _global_stats(parallel: DataParallel, stats: list[BNLayerStats]) -> list[BNLayerStats]:

@@ -1,0 +1,291 @@
+"""The efficiency study's report: medians, tables, plots and the markdown sections."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from _common import machine_line
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def time_to_reach(history: list[dict[str, Any]], target: float) -> float:
+    """Overall seconds at the first round with accuracy ≥ ``target`` (inf if never)."""
+    for record in history:
+        if record["accuracy"] is not None and record["accuracy"] >= target - 1e-12:
+            return float(record["overall_seconds"])
+    return math.inf
+
+
+def load_runs(results: Path) -> list[dict[str, Any]]:
+    return [json.loads(path.read_text()) for path in sorted(results.glob("*_seed*.json"))]
+
+
+def _pool_images(run: dict[str, Any]) -> float:
+    """Images the student learns from at the end: the buffer, the pool or the noise."""
+    config = run["config"]
+    if "real_data_budget" in config:
+        return float(run["train_images"])
+    if "buffer_size" in config:
+        return float(min(config["buffer_size"], run["history"][-1]["images_synthesized"]))
+    if "pool_size" in config:
+        return float(config["pool_size"])
+    capacity = config.get("pool_capacity", 0)
+    made = run["history"][-1]["images_synthesized"]
+    return float(min(capacity, made) if capacity else made)
+
+
+def summarize(
+    runs: list[dict[str, Any]], teacher_accuracy: float, num_classes: int
+) -> dict[str, Any]:
+    """Per-name medians over seeds and times to reach Fast-2's and the teacher's accuracy."""
+    chance = 1.0 / num_classes
+    names = list(dict.fromkeys(run["name"] for run in runs))
+    by_name = {name: [run for run in runs if run["name"] == name] for name in names}
+    finals = {
+        name: [float(run["history"][-1]["accuracy"]) for run in group]
+        for name, group in by_name.items()
+    }
+    targets = {"teacher_95": 0.95 * teacher_accuracy}
+    if finals.get("fast-2"):
+        targets["fast-2"] = _median(finals["fast-2"])
+    summary: dict[str, Any] = {"targets": targets, "chance": chance, "methods": {}}
+    for name, group in by_name.items():
+        last = [run["history"][-1] for run in group]
+        entry: dict[str, Any] = {
+            "seeds": [run["seed"] for run in group],
+            "final_accuracy": finals[name],
+            "final_accuracy_median": _median(finals[name]),
+            "final_accuracy_min": min(finals[name]),
+            "final_accuracy_max": max(finals[name]),
+            "validation_accuracy_median": _median(
+                [
+                    run["validation_accuracy"]
+                    for run in group
+                    if run.get("validation_accuracy") is not None
+                ]
+            ),
+            "images_synthesized": _median([r["images_synthesized"] for r in last]),
+            "pool_images": _median([_pool_images(run) for run in group]),
+            "kd_steps": _median([r["kd_steps"] for r in last]),
+            "overall_seconds": _median([r["overall_seconds"] for r in last]),
+            "synthesis_seconds": _median(
+                [sum(r["synthesis_seconds"] for r in run["history"]) for run in group]
+            ),
+            "kd_seconds": _median([sum(r["kd_seconds"] for r in run["history"]) for run in group]),
+            # Runs whose student ended within one point of chance (one class for all).
+            "runs_at_chance": sum(a <= chance + 0.01 for a in finals[name]),
+        }
+        for key, target in targets.items():
+            times = [time_to_reach(run["history"], target) for run in group]
+            entry[f"time_to_{key}_median"] = _median(times)
+            entry[f"reached_{key}"] = sum(math.isfinite(t) for t in times)
+        summary["methods"][name] = entry
+    if "fast-2" in targets and "ssd-kd" in by_name:
+        # Per seed, SSD-KD's time to Fast-2's median accuracy over the same seed's Fast-2
+        # run, for the seeds whose two runs ran on the same kind of machine: a study
+        # continued on another machine still compares times measured on one machine.
+        fast2 = {run["seed"]: run for run in by_name["fast-2"]}
+        ratios = [
+            time_to_reach(run["history"], targets["fast-2"])
+            / fast2[run["seed"]]["history"][-1]["overall_seconds"]
+            for run in by_name["ssd-kd"]
+            if run["seed"] in fast2
+            and machine_line(run["machine"]) == machine_line(fast2[run["seed"]]["machine"])
+        ]
+        summary["paired_time_ratio"] = {"median": _median(ratios), "seeds": len(ratios)}
+    return summary
+
+
+def _fmt_time(entry: dict[str, Any], key: str) -> str:
+    median, reached = entry[f"time_to_{key}_median"], entry[f"reached_{key}"]
+    total = len(entry["seeds"])
+    if not math.isfinite(median):
+        return f"not reached ({reached}/{total})"
+    return f"{median:.0f} s ({reached}/{total})"
+
+
+def _fmt_percent(value: float) -> str:
+    return "–" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _fmt_acc(entry: dict[str, Any]) -> str:
+    return (
+        f"{100 * entry['final_accuracy_median']:.2f} "
+        f"({100 * entry['final_accuracy_min']:.2f}–{100 * entry['final_accuracy_max']:.2f})"
+    )
+
+
+def markdown_table(summary: dict[str, Any], names: list[str]) -> str:
+    """One row per name present in ``summary``."""
+    targets = summary["targets"]
+    fast2 = targets.get("fast-2", math.nan)
+    lines = [
+        "| run | seeds | final accuracy % median (min–max) | runs at chance "
+        f"| time to Fast-2's median ({100 * fast2:.2f}%) "
+        f"| time to 95% of teacher ({100 * targets['teacher_95']:.2f}%) "
+        "| images synthesized | images learnt from | KD steps | overall s | synthesis s | KD s "
+        "| validation-split accuracy % median |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        entry = summary["methods"].get(name)
+        if entry is None:
+            continue
+        reach = [
+            _fmt_time(entry, key) if key in targets else "–" for key in ("fast-2", "teacher_95")
+        ]
+        lines.append(
+            f"| {name} | {len(entry['seeds'])} | {_fmt_acc(entry)} | {entry['runs_at_chance']} "
+            f"| {' | '.join(reach)} | {entry['images_synthesized']:.0f} "
+            f"| {entry['pool_images']:.0f} | {entry['kd_steps']:.0f} "
+            f"| {entry['overall_seconds']:.0f} | {entry['synthesis_seconds']:.0f} "
+            f"| {entry['kd_seconds']:.0f} | {_fmt_percent(entry['validation_accuracy_median'])} |"
+        )
+    return "\n".join(lines)
+
+
+def target_lines(summary: dict[str, Any]) -> list[str]:
+    """The issue's targets, measured on ``summary`` (for the names that have run)."""
+    methods = summary["methods"]
+    lines: list[str] = []
+    data_free = [n for n in methods if n not in ("noise-control", "real-data")]
+    chance_runs = sum(methods[n]["runs_at_chance"] for n in data_free)
+    lines.append(
+        f"- Data-free runs at chance: {chance_runs} (target 0): "
+        f"**{'met' if chance_runs == 0 else 'missed'}**."
+    )
+    if "noise-control" in methods:
+        noise = methods["noise-control"]["final_accuracy_median"]
+        worst = min((min(methods[n]["final_accuracy"]), n) for n in data_free)
+        gap = 100 * (worst[0] - noise)
+        lines.append(
+            f"- Worst data-free run ({worst[1]}) minus the noise control's median: "
+            f"{gap:+.1f} points (target ≥ +30): **{'met' if gap >= 30 else 'missed'}**."
+        )
+    goals = (("ssd-kd", 0.85, 0.80), ("fast-2", 0.80, None), ("deepinversion", 0.80, None))
+    for name, median_goal, worst_goal in goals:
+        if name not in methods:
+            continue
+        entry = methods[name]
+        ok = entry["final_accuracy_median"] >= median_goal
+        median = 100 * entry["final_accuracy_median"]
+        text = f"median {median:.2f}% (target ≥ {100 * median_goal:.0f}%)"
+        if worst_goal is not None:
+            ok_worst = entry["final_accuracy_min"] >= worst_goal
+            worst = 100 * entry["final_accuracy_min"]
+            text += f", worst seed {worst:.2f}% (target ≥ {100 * worst_goal:.0f}%)"
+            ok = ok and ok_worst
+        lines.append(f"- {name}: {text}: **{'met' if ok else 'missed'}**.")
+    if "ssd-kd" in methods and "fast-2" in methods:
+        ssd, fast2 = methods["ssd-kd"], methods["fast-2"]
+        paired = summary["paired_time_ratio"]
+        ratio = paired["median"]
+        fewer = fast2["pool_images"] / ssd["pool_images"]
+        if paired["seeds"]:
+            how = (
+                f"reaches Fast-2's median final accuracy in {ratio:.2f}× of Fast-2's overall time"
+                if math.isfinite(ratio)
+                else "does not reach Fast-2's median final accuracy"
+            )
+            lines.append(
+                f"- SSD-KD {how} (median over {paired['seeds']} seed(s) of the ratio to the "
+                "same seed's Fast-2 run on the same machine; target ≤ 0.5×): "
+                f"**{'met' if ratio <= 0.5 else 'missed'}**."
+            )
+        lines.append(
+            f"- SSD-KD learns from {fewer:.1f}× fewer images than Fast-2's pool "
+            f"(target ≥ 5×): **{'met' if fewer >= 5 else 'missed'}**."
+        )
+    return lines
+
+
+def plot(
+    runs: list[dict[str, Any]], names: list[str], summary: dict[str, Any], path: Path, title: str
+) -> None:
+    """Accuracy vs overall seconds: median over seeds per round, each seed thin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for name in names:
+        group = [run for run in runs if run["name"] == name]
+        if not group:
+            continue
+        rounds = min(len(run["history"]) for run in group)
+        x = [
+            _median([run["history"][i]["overall_seconds"] for run in group]) for i in range(rounds)
+        ]
+        y = [_median([100 * run["history"][i]["accuracy"] for run in group]) for i in range(rounds)]
+        (line,) = ax.plot(x, y, label=name)
+        for run in group:
+            ax.plot(
+                [r["overall_seconds"] for r in run["history"]],
+                [100 * r["accuracy"] for r in run["history"]],
+                color=line.get_color(),
+                linewidth=0.6,
+                alpha=0.4,
+            )
+    ax.axhline(
+        100 * summary["targets"]["teacher_95"],
+        color="grey",
+        linestyle="--",
+        linewidth=1,
+        label="95% of teacher",
+    )
+    ax.set_xlabel("overall seconds (synthesis + KD)")
+    ax.set_ylabel("test accuracy % (median bold, seeds thin)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
+    """One line per name: the budget fields of its config, then every other field in which
+    it differs from the first name's config (what tells an ablation's variants apart)."""
+    fields = (
+        "rounds",
+        "warmup_rounds",
+        "kd_steps",
+        "kd_batch_size",
+        "synthesis_batch_size",
+        "iterations",
+        "g_steps",
+        "synthesis_share",
+        "buffer_size",
+        "refresh_policy",
+        "pool_size",
+        "temperature",
+        "student_lr",
+    )
+    configs = {}
+    for name in names:
+        run = next((r for r in runs if r["name"] == name), None)
+        if run is not None:
+            configs[name] = run["config"].get("real_data_budget", run["config"])
+    if not configs:
+        return []
+    reference = next(iter(configs.values()))
+    lines = []
+    for name, config in configs.items():
+        parts = [f"{f}={config[f]}" for f in fields if f in config]
+        if config is not reference and config.get("config_class") == reference.get("config_class"):
+            parts += [
+                f"**{key}={value}**"
+                for key, value in config.items()
+                if key not in fields and reference.get(key) != value
+            ]
+        lines.append(f"- `{name}`: {', '.join(parts)}")
+    return lines

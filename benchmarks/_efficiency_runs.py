@@ -1,0 +1,163 @@
+"""The efficiency study's runs: the teacher, one distillation run, and the real-data bound."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import FASHION_MNIST_TEACHER, ROOT, VALIDATION
+
+import ssdkd
+from ssdkd.data import Dataset
+from ssdkd.engine.evaluation import evaluate_accuracy
+from ssdkd.engine.teacher import TEACHER_RECIPES, load_teacher, save_teacher, train_teacher
+from ssdkd.generators import Augment, normalize
+from ssdkd.methods import MethodConfig, SSDKDConfig
+from ssdkd.models import create_model
+
+TEACHERS = {"fashion-mnist": FASHION_MNIST_TEACHER}
+"""The study's default teacher per dataset."""
+LIBRARY_METHOD = {
+    "deepinversion": "deepinversion",
+    "fast-2": "fast-dfkd",
+    "fast-5": "fast-dfkd",
+    "noise-control": "noise-control",
+}
+"""Benchmark name → ``ssdkd.distill`` method; every other name is an SSD-KD variant."""
+
+
+def get_teacher(args: argparse.Namespace, data: Dataset) -> tuple[torch.nn.Module, str]:
+    """Load ``--teacher`` or the dataset's teacher in ``TEACHERS``, or train (once, cached) a
+    small_cnn digits teacher."""
+    path = Path(args.teacher) if args.teacher else TEACHERS.get(args.dataset)
+    if path is None:
+        path = Path(args.cache_dir) / "digits_small_cnn_seed0.pt"
+        if not path.exists():
+            recipe = TEACHER_RECIPES["digits"]
+            torch.manual_seed(0)
+            channels, size, _ = data.image_shape
+            model = create_model(
+                "small_cnn", num_classes=data.num_classes, in_channels=channels, image_size=size
+            )
+            result = train_teacher(
+                model, data, **dataclasses.asdict(recipe), seed=0, device="cpu", progress=False
+            )
+            save_teacher(
+                path,
+                model,
+                model_name="small_cnn",
+                dataset=data,
+                accuracy=result.accuracy,
+                in_channels=channels,
+                image_size=size,
+            )
+    teacher, meta = load_teacher(path)
+    if meta["dataset"] != data.name:
+        raise SystemExit(f"teacher {path} was trained on {meta['dataset']}, not {data.name}")
+    try:
+        return teacher, path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return teacher, str(path)
+
+
+def _student(name: str, data: Dataset, seed: int) -> torch.nn.Module:
+    channels, size, _ = data.image_shape
+    torch.manual_seed(seed)
+    return create_model(name, num_classes=data.num_classes, in_channels=channels, image_size=size)
+
+
+def run_distill(
+    name: str,
+    config: MethodConfig,
+    seed: int,
+    *,
+    teacher: torch.nn.Module,
+    args: Any,
+    data: Dataset,
+) -> tuple[list[dict[str, Any]], torch.nn.Module]:
+    """One ``ssdkd.distill`` run; returns its per-round history and final student."""
+    result = ssdkd.distill(
+        teacher,
+        _student(args.student, data, seed),
+        LIBRARY_METHOD.get(name, "ssd-kd"),
+        num_classes=data.num_classes,
+        image_shape=data.image_shape,
+        normalization=(data.mean, data.std),
+        config=config,
+        eval_data=(data.x_test, data.y_test),
+        device="cpu",
+        seed=seed,
+        progress=False,
+    )
+    return result.history, result.student
+
+
+def validation_accuracy(model: torch.nn.Module, data: Dataset) -> float:
+    """Accuracy on the last ``VALIDATION`` training images, the calibration split."""
+    return evaluate_accuracy(
+        model,
+        data.x_train[-VALIDATION:],
+        data.y_train[-VALIDATION:],
+        normalize=(data.mean, data.std),
+    )
+
+
+def run_real_data(
+    budget: SSDKDConfig, seed: int, *, args: Any, data: Dataset
+) -> list[dict[str, Any]]:
+    """The upper bound: cross-entropy on real training images with SSD-KD's KD budget.
+
+    Same student, batch size, number of steps, SGD settings, cosine schedule and batch
+    augmentation as SSD-KD's KD steps; one record per SSD-KD round (after warm-up).
+    """
+    student = _student(args.student, data, seed)
+    optimizer = torch.optim.SGD(
+        student.parameters(),
+        lr=budget.student_lr,
+        momentum=budget.student_momentum,
+        weight_decay=budget.student_weight_decay,
+    )
+    rounds = budget.rounds - budget.warmup_rounds
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=rounds * budget.kd_steps
+    )
+    augment = Augment(crop_padding=budget.crop_padding, flip=budget.flip)
+    generator = torch.Generator().manual_seed(seed)
+    history: list[dict[str, Any]] = []
+    overall, steps = 0.0, 0
+    for round_index in range(rounds):
+        start = time.perf_counter()
+        student.train()
+        for _ in range(budget.kd_steps):
+            index = torch.randint(
+                0, data.x_train.shape[0], (budget.kd_batch_size,), generator=generator
+            )
+            images = augment(data.x_train[index], generator=generator)
+            logits = student(normalize(images, data.mean, data.std))
+            loss = torch.nn.functional.cross_entropy(logits, data.y_train[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            steps += 1
+        seconds = time.perf_counter() - start
+        overall += seconds
+        accuracy = evaluate_accuracy(
+            student, data.x_test, data.y_test, normalize=(data.mean, data.std)
+        )
+        history.append(
+            {
+                "round": round_index + 1,
+                "images_synthesized": 0,
+                "kd_steps": steps,
+                "overall_seconds": overall,
+                "synthesis_seconds": 0.0,
+                "kd_seconds": seconds,
+                "accuracy": accuracy,
+            }
+        )
+    return history

@@ -1,0 +1,171 @@
+"""``ssdkd distill``: distil a teacher checkpoint into a student without data."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+from ssdkd.cli._args import (
+    HelpFormatter,
+    Subparsers,
+    _add_name,
+    _device,
+    _positive_int,
+)
+
+
+@contextlib.contextmanager
+def _collapse_warnings_shown_once(*, progress: bool) -> Iterator[None]:
+    """Show a run's collapse warning once: with a progress display, the run prints its
+    sentence there, so Python's display of the same warning is switched off."""
+    from ssdkd.engine import CollapseWarning
+
+    with warnings.catch_warnings():
+        if progress:
+            warnings.simplefilter("ignore", CollapseWarning)
+        yield
+
+
+def _add_distill(subparsers: Subparsers) -> None:
+    from ssdkd.data import DATASETS
+    from ssdkd.methods import METHODS, PRECISIONS, PRESETS
+    from ssdkd.models import MODELS
+
+    presets = "; ".join(f"{m}: {', '.join(p)}" for m, p in PRESETS.items())
+    parser = subparsers.add_parser(
+        "distill",
+        help="distil a teacher checkpoint into a student without data",
+        description="Distil a teacher written by `ssdkd train-teacher` into a student with "
+        "one of the reference methods, evaluating the student on the dataset's held-out "
+        "real images after every round, and report the final round's accuracy. The run "
+        "directory receives config.json, metrics.jsonl (one record per round, with "
+        "collapse diagnostics), checkpoints/last.pt, checkpoints/best.pt (the round most "
+        "accurate on the held-out images, so selected on them), synthetic.pt and PNG plots. "
+        "Under torchrun (`torchrun --nproc-per-node N -m ssdkd distill ...`) it runs data "
+        "parallel on N processes; see docs/concepts/distributed.md.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--method",
+        required=True,
+        choices=list(METHODS),
+        help="distillation method ("
+        + "; ".join(f"{name}: {spec.summary}" for name, spec in METHODS.items())
+        + ")",
+    )
+    parser.add_argument("--teacher", required=True, metavar="CKPT", help="teacher checkpoint")
+    _add_name(parser, "--student", list(MODELS), "student architecture")
+    _add_name(parser, "--dataset", DATASETS, "held-out data for evaluation")
+    parser.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="dataset directory (as train-teacher)"
+    )
+    parser.add_argument(
+        "--preset", default="paper", help=f"config preset of the method ({presets})"
+    )
+    parser.add_argument(
+        "--rounds", type=_positive_int, default=None, help="rounds (default: the preset's)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set a config field, e.g. --set buffer_size=6000 (repeatable)",
+    )
+    parser.add_argument("--run-dir", required=True, metavar="DIR", help="run directory")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the run directory's last checkpoint"
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=_positive_int,
+        default=1,
+        metavar="ROUNDS",
+        help="evaluate every ROUNDS rounds and after the last",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=1,
+        metavar="ROUNDS",
+        help="checkpoint every ROUNDS rounds and after the last (a resumed run repeats "
+        "the rounds after its last checkpoint)",
+    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast mode")
+    parser.add_argument(
+        "--device", type=_device, default="auto", help="'auto' (CUDA when available), 'cpu', ..."
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    parser.set_defaults(handler=_run_distill)
+
+
+def _run_distill(args: argparse.Namespace) -> int:
+    import torch
+
+    from ssdkd.data import load_dataset
+    from ssdkd.engine.distill import distill
+    from ssdkd.engine.teacher import load_teacher
+    from ssdkd.methods import PRESETS, apply_overrides
+    from ssdkd.models import create_model
+
+    presets = PRESETS[args.method]
+    if args.preset not in presets:
+        raise ValueError(
+            f"Expected --preset for {args.method} to be one of {list(presets)}, got {args.preset!r}"
+        )
+    config = apply_overrides(presets[args.preset], args.settings)
+    teacher, meta = load_teacher(args.teacher)
+    dataset = load_dataset(args.dataset, args.data_dir)
+    channels, size, _ = dataset.image_shape
+    if (meta["num_classes"], meta["in_channels"], meta["image_size"]) != (
+        dataset.num_classes,
+        channels,
+        size,
+    ):
+        raise ValueError(
+            f"teacher {args.teacher!r} takes {meta['in_channels']}x{meta['image_size']}"
+            f"x{meta['image_size']} images of {meta['num_classes']} classes, but dataset "
+            f"{args.dataset!r} has {channels}x{size}x{size} images of {dataset.num_classes}"
+        )
+    torch.manual_seed(args.seed)
+    student = create_model(
+        args.student, num_classes=dataset.num_classes, in_channels=channels, image_size=size
+    )
+    with _collapse_warnings_shown_once(progress=not args.no_progress):
+        result = distill(
+            teacher,
+            student,
+            args.method,
+            num_classes=dataset.num_classes,
+            image_shape=dataset.image_shape,
+            normalization=(meta["mean"], meta["std"]),
+            config=config,
+            rounds=args.rounds,
+            eval_data=(dataset.x_test, dataset.y_test),
+            device=args.device,
+            precision=args.precision,
+            seed=args.seed,
+            run_dir=args.run_dir,
+            resume=args.resume,
+            progress=not args.no_progress,
+            eval_every=args.eval_every,
+            checkpoint_every=args.checkpoint_every,
+        )
+    if torch.distributed.is_initialized():
+        # Under torchrun: every rank holds the same result; rank 0 reports it.
+        rank = torch.distributed.get_rank()
+        torch.distributed.destroy_process_group()
+        if rank != 0:
+            return 0
+    last = result.history[-1]
+    print(
+        f"{args.method}: final-round held-out accuracy {result.final_accuracy:.2%} "
+        f"(teacher {meta['accuracy']:.2%}); {last['images_synthesized']} synthetic images, "
+        f"{last['kd_steps']} KD steps, {last['overall_seconds']:.1f} s synthesis + KD; "
+        f"run directory {args.run_dir}"
+    )
+    return 0
