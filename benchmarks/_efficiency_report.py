@@ -30,7 +30,7 @@ def load_runs(results: Path) -> list[dict[str, Any]]:
 def _pool_images(run: dict[str, Any]) -> float:
     """Images the student learns from at the end: the buffer, the pool or the noise."""
     config = run["config"]
-    if "real_data_budget" in config:
+    if config.get("config_class") == "RealDataConfig":
         return float(run["train_images"])
     if "buffer_size" in config:
         return float(min(config["buffer_size"], run["history"][-1]["images_synthesized"]))
@@ -274,7 +274,7 @@ def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
     for name in names:
         run = next((r for r in runs if r["name"] == name), None)
         if run is not None:
-            configs[name] = run["config"].get("real_data_budget", run["config"])
+            configs[name] = run["config"]
     if not configs:
         return []
     reference = next(iter(configs.values()))

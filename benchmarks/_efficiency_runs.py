@@ -1,10 +1,9 @@
-"""The efficiency study's runs: the teacher, one distillation run, and the real-data bound."""
+"""The efficiency study's runs: the teacher and one ``ssdkd.distill`` run."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,7 @@ import ssdkd
 from ssdkd.data import Dataset
 from ssdkd.engine.evaluation import evaluate_accuracy
 from ssdkd.engine.teacher import TEACHER_RECIPES, load_teacher, save_teacher, train_teacher
-from ssdkd.generators import Augment, normalize
-from ssdkd.methods import MethodConfig, SSDKDConfig
+from ssdkd.methods import MethodConfig
 from ssdkd.models import create_model
 
 TEACHERS = {"fashion-mnist": FASHION_MNIST_TEACHER}
@@ -26,6 +24,7 @@ LIBRARY_METHOD = {
     "fast-2": "fast-dfkd",
     "fast-5": "fast-dfkd",
     "noise-control": "noise-control",
+    "real-data": "real-data",
 }
 """Benchmark name → ``ssdkd.distill`` method; every other name is an SSD-KD variant."""
 
@@ -89,6 +88,7 @@ def run_distill(
         normalization=(data.mean, data.std),
         config=config,
         eval_data=(data.x_test, data.y_test),
+        train_data=(data.x_train, data.y_train) if name == "real-data" else None,
         device="cpu",
         seed=seed,
         progress=False,
@@ -104,60 +104,3 @@ def validation_accuracy(model: torch.nn.Module, data: Dataset) -> float:
         data.y_train[-VALIDATION:],
         normalize=(data.mean, data.std),
     )
-
-
-def run_real_data(
-    budget: SSDKDConfig, seed: int, *, args: Any, data: Dataset
-) -> list[dict[str, Any]]:
-    """The upper bound: cross-entropy on real training images with SSD-KD's KD budget.
-
-    Same student, batch size, number of steps, SGD settings, cosine schedule and batch
-    augmentation as SSD-KD's KD steps; one record per SSD-KD round (after warm-up).
-    """
-    student = _student(args.student, data, seed)
-    optimizer = torch.optim.SGD(
-        student.parameters(),
-        lr=budget.student_lr,
-        momentum=budget.student_momentum,
-        weight_decay=budget.student_weight_decay,
-    )
-    rounds = budget.rounds - budget.warmup_rounds
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=rounds * budget.kd_steps
-    )
-    augment = Augment(crop_padding=budget.crop_padding, flip=budget.flip)
-    generator = torch.Generator().manual_seed(seed)
-    history: list[dict[str, Any]] = []
-    overall, steps = 0.0, 0
-    for round_index in range(rounds):
-        start = time.perf_counter()
-        student.train()
-        for _ in range(budget.kd_steps):
-            index = torch.randint(
-                0, data.x_train.shape[0], (budget.kd_batch_size,), generator=generator
-            )
-            images = augment(data.x_train[index], generator=generator)
-            logits = student(normalize(images, data.mean, data.std))
-            loss = torch.nn.functional.cross_entropy(logits, data.y_train[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            steps += 1
-        seconds = time.perf_counter() - start
-        overall += seconds
-        accuracy = evaluate_accuracy(
-            student, data.x_test, data.y_test, normalize=(data.mean, data.std)
-        )
-        history.append(
-            {
-                "round": round_index + 1,
-                "images_synthesized": 0,
-                "kd_steps": steps,
-                "overall_seconds": overall,
-                "synthesis_seconds": 0.0,
-                "kd_seconds": seconds,
-                "accuracy": accuracy,
-            }
-        )
-    return history

@@ -61,7 +61,7 @@ from _efficiency_report import (
     summarize,
     target_lines,
 )
-from _efficiency_runs import get_teacher, run_distill, run_real_data, validation_accuracy
+from _efficiency_runs import get_teacher, run_distill, validation_accuracy
 
 from ssdkd.data import load_dataset
 from ssdkd.engine.checkpoint import module_fingerprint
@@ -74,6 +74,7 @@ from ssdkd.methods import (
     config_from_dict,
     config_to_dict,
     noise_control_for,
+    real_data_for,
 )
 
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -109,8 +110,8 @@ def _shrink(config: MethodConfig) -> MethodConfig:
 
 def study_runs(
     dataset: str, study: str, train_size: int, quick: bool = False
-) -> list[tuple[str, MethodConfig | None, list[int]]]:
-    """(name, config, seeds) of every run of ``study``; ``real-data`` has no config."""
+) -> list[tuple[str, MethodConfig, list[int]]]:
+    """(name, config, seeds) of every run of ``study``."""
     presets = _presets(dataset)
     if quick:
         presets = {name: _shrink(config) for name, config in presets.items()}
@@ -127,7 +128,7 @@ def study_runs(
             ("fast-5", presets["fast-5"], three),
             ("deepinversion", presets["deepinversion"], three),
             ("noise-control", noise, three),
-            ("real-data", None, three),
+            ("real-data", real_data_for(ssd), three),
         ]
     if study == "ablation":
         return [("ssd-kd", ssd, three)] + [
@@ -135,7 +136,7 @@ def study_runs(
             for name, changes in ABLATIONS.items()
         ]
     if study == "buffer":
-        runs: list[tuple[str, MethodConfig | None, list[int]]] = []
+        runs: list[tuple[str, MethodConfig, list[int]]] = []
         sizes = {
             max(ssd.synthesis_batch_size, round(share * train_size)) for share in BUFFER_SHARES
         }
@@ -153,34 +154,11 @@ def run_file(results: Path, name: str, seed: int) -> Path:
     return results / f"{name}_seed{seed}.json"
 
 
-REAL_DATA_FIELDS = (
-    "rounds",
-    "warmup_rounds",
-    "kd_steps",
-    "kd_batch_size",
-    "student_lr",
-    "student_momentum",
-    "student_weight_decay",
-    "crop_padding",
-    "flip",
-)
-"""The fields of SSD-KD's config that ``run_real_data`` uses."""
-
-
-def _recorded_config(config: MethodConfig | None, ssd: MethodConfig) -> dict[str, Any]:
-    """What a run file records as its config (``real-data``: the SSD-KD budget it copies)."""
-    if config is None:
-        budget = config_to_dict(ssd)
-        return {"real_data_budget": {field: budget[field] for field in REAL_DATA_FIELDS}}
-    return config_to_dict(config)
-
-
 def _is_current(run: dict[str, Any], recorded: dict[str, Any], header: dict[str, Any]) -> bool:
     """Whether a run file holds the planned config, distilled from the study's teacher
-    (``real-data`` uses no teacher). A field added to a config class after the run counts
-    at its default, which keeps the behaviour the run had (``synthesis_share=1.0``)."""
-    if "real_data_budget" in recorded:
-        return run.get("config") == recorded
+    (``real-data`` records it too, though it does not learn from it). A field added to a
+    config class after the run counts at its default, which keeps the behaviour the run
+    had (``synthesis_share=1.0``)."""
     try:
         if config_to_dict(config_from_dict(run["config"])) != recorded:
             return False
@@ -214,11 +192,7 @@ def run_study(args: argparse.Namespace) -> None:
     # The library as this process imported it: a commit made while the study runs does
     # not change the code its runs execute.
     code = machine_info()["git_commit"]
-    ssd = _presets(args.dataset)["ssd-kd"]
-    assert isinstance(ssd, SSDKDConfig)
-    if args.quick:
-        ssd = _shrink(ssd)  # type: ignore[assignment]
-    todo: list[tuple[str, MethodConfig | None, int]] = []
+    todo: list[tuple[str, MethodConfig, int]] = []
     for study in args.study:
         for name, config, seeds in study_runs(
             args.dataset, study, int(data.x_train.shape[0]), args.quick
@@ -238,20 +212,14 @@ def run_study(args: argparse.Namespace) -> None:
             continue
         seen.add((name, seed))
         path = run_file(results, name, seed)
-        recorded = _recorded_config(config, ssd)
+        recorded = config_to_dict(config)
         if path.exists() and _is_current(json.loads(path.read_text()), recorded, header):
             continue
         start = time.perf_counter()
-        validation = None  # real-data trains on the validation images: not measured
-        if config is None:
-            history = run_real_data(ssd, seed, args=args, data=data)
-            wall = time.perf_counter() - start
-        else:
-            history, student = run_distill(
-                name, config, seed, teacher=teacher, args=args, data=data
-            )
-            wall = time.perf_counter() - start
-            validation = validation_accuracy(student, data)
+        history, student = run_distill(name, config, seed, teacher=teacher, args=args, data=data)
+        wall = time.perf_counter() - start
+        # real-data trains on the validation images: not measured there.
+        validation = None if name == "real-data" else validation_accuracy(student, data)
         run = {
             "name": name,
             "seed": seed,
@@ -266,7 +234,7 @@ def run_study(args: argparse.Namespace) -> None:
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "history": history,
         }
-        if config is None:
+        if name == "real-data":
             run["train_images"] = int(data.x_train.shape[0])
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(run) + "\n")
@@ -291,16 +259,11 @@ def report(args: argparse.Namespace) -> None:
     if not (results / "study.json").is_file():
         raise SystemExit(f"no study in {results}: run the study first (without --report-only)")
     header = json.loads((results / "study.json").read_text())
-    ssd = _presets(args.dataset)["ssd-kd"]
-    if header["quick"]:
-        ssd = _shrink(ssd)
     plans = {
         study: study_runs(args.dataset, study, header["train_size"], header["quick"])
         for study in ("main", "ablation", "buffer")
     }
-    recorded = {
-        name: _recorded_config(config, ssd) for plan in plans.values() for name, config, _ in plan
-    }
+    recorded = {name: config_to_dict(config) for plan in plans.values() for name, config, _ in plan}
     # Only runs of the planned configs from the study's teacher count; files left by an
     # earlier preset or teacher are reported as outdated until a rerun replaces them.
     every_run = load_runs(results)

@@ -109,7 +109,7 @@ def _run_distill(args: argparse.Namespace) -> int:
     from ssdkd.data import load_dataset
     from ssdkd.engine.distill import distill
     from ssdkd.engine.teacher import load_teacher
-    from ssdkd.methods import PRESETS, apply_overrides
+    from ssdkd.methods import METHODS, PRESETS, apply_overrides
     from ssdkd.models import create_model
 
     presets = PRESETS[args.method]
@@ -154,6 +154,11 @@ def _run_distill(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             eval_every=args.eval_every,
             checkpoint_every=args.checkpoint_every,
+            train_data=(
+                (dataset.x_train, dataset.y_train)
+                if METHODS[args.method].method_class.needs_train_data
+                else None
+            ),
         )
     if torch.distributed.is_initialized():
         # Under torchrun: every rank holds the same result; rank 0 reports it.

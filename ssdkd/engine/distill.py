@@ -37,6 +37,7 @@ def distill(
     progress: bool = True,
     eval_every: int = 1,
     checkpoint_every: int = 1,
+    train_data: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> RunResult:
     """Distil ``teacher`` into ``student`` without data, with one of the reference methods.
 
@@ -66,6 +67,8 @@ def distill(
         eval_every: Evaluate on ``eval_data`` every this many rounds and after the last.
         checkpoint_every: Checkpoint every this many rounds and after the last (a resumed
             run repeats the rounds after its last checkpoint).
+        train_data: ``(images in [0, 1], labels)`` of the real training set, for the
+            methods that learn from it (``"real-data"``, the bound) and only for them.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the call joins the process
     group (:func:`~ssdkd.engine.distributed.init_from_environment`; each rank on the GPU
@@ -102,6 +105,16 @@ def distill(
         raise ValueError(f"Expected `precision` to be one of {PRECISIONS}, got {precision!r}")
     spec = check_config_for(method, method_spec(method).default if config is None else config)
     config = spec.default if config is None else config
+    options: dict[str, object] = {}
+    if spec.method_class.needs_train_data:
+        if train_data is None:
+            raise ValueError(f"Expected `train_data` (images, labels) for method {method!r}")
+        options["train_data"] = train_data
+    elif train_data is not None:
+        raise ValueError(
+            f"Expected no `train_data` for method {method!r}: it is data-free (only "
+            "'real-data' learns from real images)"
+        )
     if rounds is not None:
         if rounds <= config.warmup_rounds:
             raise ValueError(
@@ -136,6 +149,7 @@ def distill(
         seed=seed,
         device=resolved,
         parallel=DataParallel.from_process_group() if info is not None else None,
+        **options,
     )
     return run_rounds(
         runner,

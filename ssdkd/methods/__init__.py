@@ -38,6 +38,7 @@ from ssdkd.methods.fast_dfkd import (
 )
 from ssdkd.methods.noise import NoiseControl, NoiseControlConfig, noise_control_for
 from ssdkd.methods.precision import PRECISIONS, NonFiniteLossError, Precision
+from ssdkd.methods.real_data import RealData, RealDataConfig, real_data_for
 from ssdkd.methods.registry import (
     METHODS,
     PRESETS,
@@ -89,6 +90,8 @@ __all__ = [
     "NonFiniteLossError",
     "PoolMethod",
     "Precision",
+    "RealData",
+    "RealDataConfig",
     "SSDKDConfig",
     "StudentLoss",
     "StudentStep",
@@ -99,5 +102,6 @@ __all__ = [
     "config_to_dict",
     "method_spec",
     "noise_control_for",
+    "real_data_for",
     "spec_of_config",
 ]

@@ -58,6 +58,11 @@ class DistillationMethod(ABC):
     config_class: ClassVar[type[DistillationFields]]
     """The one config class this method takes (not a subclass, not another method's)."""
     needs_batchnorm: ClassVar[bool] = True
+    learns_from_teacher: ClassVar[bool] = True
+    """Whether the student step's reference is the teacher's logits (otherwise: labels)."""
+    needs_train_data: ClassVar[bool] = False
+    """Whether the method takes real training data (``train_data=``); only the real-data
+    bound does."""
 
     def __init__(
         self,
@@ -121,7 +126,7 @@ class DistillationMethod(ABC):
             self.student,
             optimizer,
             self.student_loss(),
-            teacher=self.teacher,
+            teacher=self.teacher if self.learns_from_teacher else None,
             model_input=self.model_input,
             scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(
                 optimizer, T_max=max(1, post_warmup_rounds * config.kd_steps)
@@ -134,7 +139,7 @@ class DistillationMethod(ABC):
             ),
             mixup=config.kd_mixup,
             generator=self.generator,
-            kl_temperature=config.temperature,
+            kl_temperature=config.temperature if self.learns_from_teacher else None,
             parallel=self.parallel,
         )
         """The student's step: SGD with a cosine schedule over every KD step of the run."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ssdkd.methods import deepinversion, fast_dfkd, noise, ssd_kd
+from ssdkd.methods import deepinversion, fast_dfkd, noise, real_data, ssd_kd
 from ssdkd.methods.base import MethodSpec
 from ssdkd.methods.config import MethodConfig
 
@@ -30,6 +30,7 @@ REGISTRY: tuple[MethodSpec, ...] = (
     fast_dfkd.SPEC,
     deepinversion.SPEC,
     noise.SPEC,
+    real_data.SPEC,
 )
 """Every method, in the order the command line and the docs list them."""
 

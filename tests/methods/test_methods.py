@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import ssdkd
 from ssdkd.generators import random_mixup
 from ssdkd.losses import kd_kl_div, weighted_mean
 from ssdkd.methods import (
@@ -15,14 +16,18 @@ from ssdkd.methods import (
     DeepInversion,
     FastDFKD,
     NoiseControl,
+    RealData,
     SSDKDConfig,
+    real_data_for,
 )
 from ssdkd.methods.meta_synthesis import SynthesisOutput
 from ssdkd.sampling import reservoir_slots
 from tests.methods.tiny import (
     IMAGE_SHAPE,
     IMAGE_SHAPE_28,
+    NORMALIZATION,
     NUM_CLASSES,
+    TINY_SSDKD,
     build,
     make_student,
     make_teacher,
@@ -592,3 +597,82 @@ def test_ssdkd_kl_estimates_the_buffer_mean_not_the_drawn_mean(tiny_ssdkd_config
     truth = float(slot_kl.mean())
     assert sum(estimates) / len(estimates) == pytest.approx(truth, rel=0.05)
     assert sum(drawn) / len(drawn) > 1.2 * truth  # what `kl` used to report
+
+
+def _separable(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """8×8 images whose class c lights up row 2c: a student can learn them exactly."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, NUM_CLASSES, (n,), generator=gen)
+    images = torch.rand(n, *IMAGE_SHAPE, generator=gen) * 0.3
+    images[torch.arange(n), 0, 2 * labels] = 1.0
+    return images, labels
+
+
+def test_the_real_data_bound_learns_the_labels_with_the_student_step():
+    """The extension point at work: a method that is not data-free, from the same student
+    step with cross-entropy on labels and no teacher in the loss."""
+    config = dataclasses.replace(
+        real_data_for(TINY_SSDKD), kd_augment=False, student_lr=0.1, kd_steps=200, rounds=1
+    )
+    method = build(RealData, config, train_data=_separable(256, 0))
+    before = make_student().state_dict()
+    assert "kl" not in method.distill_step()
+    for _ in range(config.kd_steps - 1):
+        method.distill_step()
+    images, labels = _separable(128, 1)
+    with torch.no_grad():
+        method.student.eval()
+        predictions = method.student(method.model_input(images)).argmax(1)
+    assert float((predictions == labels).float().mean()) > 0.9
+    assert not torch.equal(before["head.weight"], method.student.state_dict()["head.weight"])
+
+
+@pytest.mark.parametrize(
+    ("train_data", "error", "message"),
+    [
+        ([torch.zeros(4, 1, 8, 8), torch.zeros(4)], TypeError, "tuple"),
+        (
+            (torch.zeros(4, 1, 6, 6), torch.zeros(4, dtype=torch.long)),
+            ValueError,
+            r"\(N, 1, 8, 8\)",
+        ),
+        (
+            (torch.full((4, 1, 8, 8), 255.0), torch.zeros(4, dtype=torch.long)),
+            ValueError,
+            r"\[0, 1\]",
+        ),
+        (
+            (torch.zeros(4, 1, 8, 8), torch.full((4,), 9)),
+            ValueError,
+            r"labels as integers in \[0, 4\)",
+        ),
+    ],
+)
+def test_bad_real_training_data_is_refused_naming_it(train_data, error, message):
+    with pytest.raises(error, match=message):
+        build(RealData, real_data_for(TINY_SSDKD), train_data=train_data)
+
+
+def test_distill_takes_train_data_for_the_real_data_bound_only():
+    teacher, student = make_teacher(), make_student()
+    common = {
+        "num_classes": NUM_CLASSES,
+        "image_shape": IMAGE_SHAPE,
+        "normalization": NORMALIZATION,
+        "progress": False,
+    }
+    with pytest.raises(ValueError, match="Expected `train_data`"):
+        ssdkd.distill(teacher, student, "real-data", config=real_data_for(TINY_SSDKD), **common)
+    with pytest.raises(ValueError, match="Expected no `train_data` for method 'ssd-kd'"):
+        ssdkd.distill(
+            teacher, student, "ssd-kd", config=TINY_SSDKD, train_data=_separable(8, 0), **common
+        )
+    result = ssdkd.distill(
+        teacher,
+        student,
+        "real-data",
+        config=dataclasses.replace(real_data_for(TINY_SSDKD), rounds=2),
+        train_data=_separable(32, 0),
+        **common,
+    )
+    assert [r["kd_steps"] for r in result.history] == [3, 6]

@@ -66,7 +66,17 @@ def build(
     image_shape: tuple[int, int, int] = IMAGE_SHAPE,
     **kwargs: object,
 ) -> object:
-    """``method_class`` on a fresh tiny teacher and student, for images of ``image_shape``."""
+    """``method_class`` on a fresh tiny teacher and student, for images of ``image_shape``
+    (with 64 random labelled images as ``train_data`` where the method takes real data)."""
+    if getattr(method_class, "needs_train_data", False):
+        gen = torch.Generator().manual_seed(7)
+        kwargs.setdefault(
+            "train_data",
+            (
+                torch.rand(64, *image_shape, generator=gen),
+                torch.randint(0, NUM_CLASSES, (64,), generator=gen),
+            ),
+        )
     return method_class(
         make_teacher(image_shape=image_shape),
         make_student(),
