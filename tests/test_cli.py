@@ -115,12 +115,35 @@ def test_distill_resume_and_plot_from_the_command_line(
     assert (config["kd_steps"], config["warmup_rounds"], config["rounds"]) == (2, 1, 2)
     assert main(_distill_args(teacher_file, run_dir, "--resume")) == 0
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+    # Without --resume the finished run is refused, not replaced (it was, silently).
+    kept = (run_dir / "metrics.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(_distill_args(teacher_file, run_dir)) == 1
+    err = capsys.readouterr().err
+    assert "already holds a run (SSDKD, 2 of 2 rounds logged)" in err
+    assert "--resume" in err
+    assert "--overwrite" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (run_dir / "metrics.jsonl").read_bytes() == kept
     (run_dir / "samples.png").unlink()
     assert main(["plot", str(run_dir)]) == 0
     assert (run_dir / "samples.png").is_file()
     printed = capsys.readouterr().out
     assert "samples.png" in printed
     assert "diagnostics.png" in printed
+
+
+def test_the_real_data_bound_runs_from_the_command_line_on_the_training_split(
+    tmp_path: Path, teacher_file: Path
+) -> None:
+    argv = _distill_args(teacher_file, tmp_path / "run", "--set", "kd_batch_size=16")
+    argv[argv.index("--method") + 1] = "real-data"
+    assert main(argv) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["method"], config["config_class"]) == ("RealData", "RealDataConfig")
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["kd_steps"] for r in records] == [0, 2]
+    assert records[-1]["accuracy"] is not None
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,12 @@ def _add_distill(subparsers: Subparsers) -> None:
         "--resume", action="store_true", help="continue from the run directory's last checkpoint"
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run the run directory holds (without it, and without --resume, "
+        "a directory holding a run is refused)",
+    )
+    parser.add_argument(
         "--eval-every",
         type=_positive_int,
         default=1,
@@ -131,9 +137,12 @@ def _run_distill(args: argparse.Namespace) -> int:
             f"x{meta['image_size']} images of {meta['num_classes']} classes, but dataset "
             f"{args.dataset!r} has {channels}x{size}x{size} images of {dataset.num_classes}"
         )
-    torch.manual_seed(args.seed)
     student = create_model(
-        args.student, num_classes=dataset.num_classes, in_channels=channels, image_size=size
+        args.student,
+        num_classes=dataset.num_classes,
+        in_channels=channels,
+        image_size=size,
+        seed=args.seed,
     )
     with _collapse_warnings_shown_once(progress=not args.no_progress):
         result = distill(
@@ -154,6 +163,7 @@ def _run_distill(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             eval_every=args.eval_every,
             checkpoint_every=args.checkpoint_every,
+            overwrite=args.overwrite,
             train_data=(
                 (dataset.x_train, dataset.y_train)
                 if METHODS[args.method].method_class.needs_train_data

@@ -149,12 +149,12 @@ def run_demo(
     control = noise_control_for(config, pool_size=config.buffer_size)
 
     def student() -> nn.Module:
-        torch.manual_seed(seed)
         return create_model(
             STUDENT_MODEL,
             num_classes=dataset.num_classes,
             in_channels=dataset.image_shape[0],
             image_size=dataset.image_shape[1],
+            seed=seed,
         )
 
     def run(method: str, config: MethodConfig) -> RunResult:

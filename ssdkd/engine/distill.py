@@ -38,6 +38,7 @@ def distill(
     eval_every: int = 1,
     checkpoint_every: int = 1,
     train_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Distil ``teacher`` into ``student`` without data, with one of the reference methods.
 
@@ -60,9 +61,16 @@ def distill(
         eval_data: Held-out real ``(images in [0, 1], labels)`` to evaluate each round.
         device: Where to run (default: CUDA when available, else CPU).
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 scales the KD loss).
-        seed: Seeds every random choice of the run (generator init, latents, sampling).
+        seed: Seeds every random choice of the method (the generator's initial weights,
+            latents, targets, sampling, augmentation). It does not initialise ``student``
+            (build it with ``create_model(..., seed=)`` for a reproducible run) and leaves
+            torch's global random state as the caller had it; a student with dropout
+            draws its masks from that global state (a resumed run restores the global
+            state its checkpoint saved, so that such a student resumes exactly).
         run_dir: Directory for the config, metrics, checkpoints and plots' inputs.
         resume: Continue the run in ``run_dir`` from its last checkpoint.
+        overwrite: Replace the run ``run_dir`` holds; without it (or ``resume``) a
+            ``run_dir`` that holds a run is refused, naming it.
         progress: Show a progress bar.
         eval_every: Evaluate on ``eval_data`` every this many rounds and after the last.
         checkpoint_every: Checkpoint every this many rounds and after the last (a resumed
@@ -136,7 +144,6 @@ def distill(
         raise TypeError(f"Expected `normalization` as (mean, std), got {normalization!r}")
     mean = channel_values("normalization[0] (mean)", normalization[0])
     std = channel_values("normalization[1] (std)", normalization[1])
-    torch.manual_seed(seed)
     student = student.to(resolved)
     runner = spec.method_class(
         teacher,
@@ -159,6 +166,7 @@ def distill(
         progress=progress,
         eval_every=eval_every,
         checkpoint_every=checkpoint_every,
+        overwrite=overwrite,
         extra_config={
             "seed": seed,
             "precision": precision,

@@ -3,6 +3,8 @@ per rank and a manifest), and the checks that refuse to resume another run's."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "agree_on_resume",
     "check_same_run",
+    "claim_run_dir",
     "load_run_state",
     "most_accurate_round",
     "remove_stale_checkpoints",
@@ -250,3 +253,56 @@ def save_run_state(checkpoints: Path, parallel: DataParallel, state: dict[str, A
     for old in checkpoints.glob(f"last-rank{parallel.rank}-of-{world}-round*.pt"):
         if old.name != name:
             old.unlink(missing_ok=True)
+
+
+_RUN_FILES = ("config.json", "metrics.jsonl", "synthetic.pt")
+
+
+def _held_run(directory: Path) -> str | None:
+    """A sentence naming the run ``directory`` holds, or ``None`` if it holds none."""
+    checkpoints = directory / "checkpoints"
+    found = [name for name in _RUN_FILES if (directory / name).exists()]
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        found.append("checkpoints/")
+    if not found:
+        return None
+    what = ""
+    try:
+        config = json.loads((directory / "config.json").read_text())
+        rounds = sum(1 for _ in (directory / "metrics.jsonl").open())
+        what = f" ({config.get('method')}, {rounds} of {config.get('rounds')} rounds logged)"
+    except (OSError, ValueError, AttributeError):
+        pass
+    return f"run directory {str(directory)!r} already holds a run{what}: {', '.join(found)}"
+
+
+def claim_run_dir(
+    directory: Path, *, resume: bool, overwrite: bool, parallel: DataParallel, device: Any
+) -> None:
+    """Make ``directory`` this run's: refuse one that holds another run, or clear it.
+
+    A fresh run (``resume`` false) in a directory holding a run's files raises, unless
+    ``overwrite`` is given, which deletes those files first. Rank 0 decides (before any
+    rank writes) and every rank raises or goes on together.
+
+    Raises:
+        FileExistsError: The directory holds a run and neither ``resume`` nor
+            ``overwrite`` is given; the message names the run and both ways out.
+    """
+    if resume:
+        return
+    held = _held_run(directory) if parallel.is_main else None
+    refused = held is not None and not overwrite
+    flag = parallel.max(torch.tensor(int(refused), device=device))
+    if int(flag):
+        raise FileExistsError(
+            f"{held or f'run directory {str(directory)!r} already holds a run'}; pass "
+            "resume=True (--resume) to continue it, overwrite=True (--overwrite) to replace "
+            "it, or choose another directory"
+        )
+    if held is not None and parallel.is_main:
+        shutil.rmtree(directory / "checkpoints", ignore_errors=True)
+        shutil.rmtree(directory / "tensorboard", ignore_errors=True)
+        for name in _RUN_FILES:
+            (directory / name).unlink(missing_ok=True)
+    parallel.barrier()

@@ -39,6 +39,7 @@ from ssdkd.engine.run_state import (
     CHECKPOINT_VERSION,
     agree_on_resume,
     check_same_run,
+    claim_run_dir,
     load_run_state,
     most_accurate_round,
     remove_stale_checkpoints,
@@ -119,6 +120,7 @@ def run_rounds(
     max_nonfinite_steps: int = 20,
     eval_every: int = 1,
     checkpoint_every: int = 1,
+    overwrite: bool = False,
     min_class_entropy: float = DEFAULT_MIN_CLASS_ENTROPY,
     max_top_class_share: float = DEFAULT_MAX_TOP_CLASS_SHARE,
     extra_config: dict[str, Any] | None = None,
@@ -197,12 +199,16 @@ def run_rounds(
             one. A resumed run continues from the last checkpoint, so it repeats the
             rounds after it (on the CPU with the same result); ``best.pt`` is written on
             every evaluated round that improves, checkpointed or not.
+        overwrite: Replace the run ``run_dir`` holds (its checkpoints, metrics, plots'
+            inputs and TensorBoard events are deleted first). Without it, and without
+            ``resume``, a ``run_dir`` holding a run is refused.
 
     Returns:
         A :class:`RunResult`.
 
     Raises:
         CheckpointError: ``resume`` found a corrupt checkpoint, or one of another config.
+        FileExistsError: ``run_dir`` holds a run, without ``resume`` or ``overwrite``.
         NonFiniteLossError: See ``max_nonfinite_steps``.
         TypeError: ``eval_data`` is not a pair of tensors, or a threshold not a number.
         ValueError: ``eval_data`` of mismatched or empty shapes, or a threshold outside
@@ -229,6 +235,10 @@ def run_rounds(
     checkpoints = directory / "checkpoints" if directory else None
     best_path = checkpoints / "best.pt" if checkpoints else None
 
+    if directory is not None:
+        claim_run_dir(
+            directory, resume=resume, overwrite=overwrite, parallel=parallel, device=method.device
+        )
     state = None
     if resume and checkpoints is not None:
         error: CheckpointError | None = None

@@ -43,8 +43,12 @@ class DistillationMethod(ABC):
             live in [0, 1] and are normalised with it.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         seed: Seeds the method's :class:`torch.Generator` (latents, targets, sampling,
-            augmentation); with several processes, each rank's stream is derived from it
-            (:meth:`~ssdkd.methods.parallel.DataParallel.rank_seed`).
+            augmentation) and the initial weights of the networks the method creates (the
+            meta generator); with several processes, each rank's stream is derived from it
+            (:meth:`~ssdkd.methods.parallel.DataParallel.rank_seed`). The student's and
+            teacher's weights are the caller's (``create_model(..., seed=)``); torch's
+            global random state is neither read nor changed, except by the networks'
+            own forward passes (dropout).
         device: Where the models and synthetic data live (default: the student's device).
         parallel: The rank this method runs as (default: one process). With several
             processes each rank synthesises and distils on its equal share of every
@@ -110,6 +114,8 @@ class DistillationMethod(ABC):
         self.image_shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
         self.model_input = ModelInput(mean, std)
         self.precision = Precision(precision, self.device)
+        self.seed = seed
+        """The run's seed: this rank's random stream and every initialisation derive from it."""
         self.generator = torch.Generator(device=self.device).manual_seed(
             self.parallel.rank_seed(seed)
         )

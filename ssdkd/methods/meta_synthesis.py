@@ -74,6 +74,8 @@ class MetaGeneratorSynthesis:
         precision: Mode of the forward passes (the synthesis keeps its own fp16 scaler).
         generator: The random source (latents, targets, augmentation).
         parallel: The ranks the synthesis is split across (default: one process).
+        init_seed: The seed of the meta generator's initial weights (torch's global
+            random state is left as it was).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class MetaGeneratorSynthesis:
         precision: Precision,
         generator: torch.Generator,
         parallel: DataParallel | None = None,
+        init_seed: int = 0,
     ) -> None:
         channels, height, width = image_shape
         if height != width:
@@ -103,13 +106,16 @@ class MetaGeneratorSynthesis:
         self.generator = generator
         self.parallel = DataParallel.single() if parallel is None else parallel
         self.batch_share = self.parallel.share(config.synthesis_batch_size, "synthesis_batch_size")
-        self.meta = DCGANGenerator(
-            latent_dim=config.latent_dim,
-            image_size=height,
-            channels=channels,
-            width=config.generator_width,
-            num_classes=num_classes if config.conditional_generator else 0,
-        ).to(device)
+        # nn.Module initialisers read torch's global generator only: seed a fork of it.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            self.meta = DCGANGenerator(
+                latent_dim=config.latent_dim,
+                image_size=height,
+                channels=channels,
+                width=config.generator_width,
+                num_classes=num_classes if config.conditional_generator else 0,
+            ).to(device)
         self.parallel.broadcast_(self.meta)
         self.meta_optimizer = torch.optim.Adam(
             self.meta.parameters(), lr=config.lr_g * config.g_steps, betas=(0.5, 0.999)
@@ -134,6 +140,7 @@ class MetaGeneratorSynthesis:
             precision=method.precision,
             generator=method.generator,
             parallel=method.parallel,
+            init_seed=method.seed,
         )
 
     def run(self, *, adversarial: bool, task_weights: TaskWeights | None = None) -> SynthesisOutput:

@@ -22,7 +22,7 @@ from ssdkd.methods.config import (
 )
 from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
-from ssdkd.sampling import PriorityBuffer, linear_schedule, reservoir_slots
+from ssdkd.sampling import PriorityBuffer, admit, linear_schedule
 
 __all__ = ["SPEC", "SSDKD", "SSDKD_DIGITS", "SSDKD_FASHION_MNIST", "SSDKD_PAPER", "SSDKDConfig"]
 
@@ -313,35 +313,17 @@ class SSDKD(DistillationMethod):
         return metrics
 
     def _admit(self, fields: dict[str, torch.Tensor]) -> None:
-        """Add a batch: fill free slots, then replace old entries by ``refresh_policy``."""
-        count = fields["images"].shape[0]
-        room = self.buffer.capacity - len(self.buffer)
-        just_written = None
-        if room > 0:
-            just_written = self.buffer.extend(**{k: v[:room] for k, v in fields.items()})
-        rest = count - max(room, 0)
-        if rest <= 0:
-            return
-        remaining = {k: v[count - rest :] for k, v in fields.items()}
-        if self.config.refresh_policy == "fifo":
-            self.buffer.extend(**remaining)
-            return
-        if self.config.refresh_policy == "reservoir":
-            rows, slots = reservoir_slots(
-                self.images_synthesized + count - rest,
-                rest,
-                self.buffer.capacity,
-                generator=self.generator,
-                device=self.device,
-            )
-            if rows.numel():
-                self.buffer.replace(slots, **{k: v[rows] for k, v in remaining.items()})
-            return
-        phi_stored = self.phi(self.buffer.data["teacher_logits"])
-        if just_written is not None:
-            phi_stored[just_written] = float("inf")  # never evict this round's own images
-        slots = torch.topk(phi_stored, rest, largest=False, sorted=False).indices
-        self.buffer.replace(slots, **remaining)
+        """Add a batch: fill free slots, then replace old entries by ``refresh_policy``
+        (:func:`~ssdkd.sampling.admit`; "lowest-phi" scores the stored images by φ)."""
+        policy = self.config.refresh_policy
+        admit(
+            self.buffer,
+            fields,
+            policy="lowest-score" if policy == "lowest-phi" else policy,
+            offered_before=self.images_synthesized,
+            generator=self.generator,
+            scores=lambda: self.phi(self.buffer.data["teacher_logits"]),
+        )
 
     def distill_step(self) -> dict[str, torch.Tensor | float]:
         cfg = self.config

@@ -478,3 +478,26 @@ def test_checkpoint_every_checkpoints_on_its_rounds_and_a_resume_repeats_the_res
 def test_bad_schedules_are_refused_naming_the_argument(name, value):
     with pytest.raises(ValueError, match=rf"`{name}` to be an int >= 1"):
         run_rounds(ScriptedMethod(), progress=False, **{name: value})
+
+
+def test_a_run_directory_holding_a_run_is_refused_without_resume_or_overwrite(tmp_path):
+    """Prevents a finished run being deleted without a word: a fresh run into its
+    directory replaced its metrics, checkpoints and plots and exited 0."""
+    run_rounds(ScriptedMethod(students={1: GOOD}), eval_data=eval_data(), run_dir=tmp_path,
+               progress=False)  # fmt: skip
+    before = (tmp_path / "metrics.jsonl").read_bytes()
+    last = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(FileExistsError, match=r"already holds a run \(ScriptedMethod, 4 of 4"):
+        run_rounds(ScriptedMethod(), run_dir=tmp_path, progress=False)
+    assert (tmp_path / "metrics.jsonl").read_bytes() == before
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == last
+    result = run_rounds(
+        ScriptedMethod(students={1: SWAPPED}),
+        eval_data=eval_data(),
+        run_dir=tmp_path,
+        overwrite=True,
+        progress=False,
+    )
+    assert result.final_accuracy == 0.5
+    stored = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert stored["accuracy"] == 0.5  # the old run's best.pt (accuracy 1.0) is gone

@@ -372,8 +372,8 @@ def test_priorities_of_the_drawn_items_become_w_times_kl(tiny_ssdkd_config, monk
 def test_importance_weights_reach_the_kd_loss(tiny_ssdkd_config, monkeypatch):
     """Regression: `kd_loss` meant different things per method (importance-weighted for
     SSD-KD, plain for the others), so their records could not be compared. SSD-KD's
-    `kd_loss` is the weighted loss it optimises and its `kl` the plain mean of KL · T²,
-    the quantity every method records (28×28 images)."""
+    `kd_loss` is the weighted loss it optimises, `kl_drawn` the plain mean of KL · T² over
+    the drawn batch and `kl` that mean corrected for the priority draw (28×28 images)."""
     config = dataclasses.replace(tiny_ssdkd_config, kd_augment=False, beta=1.0)
     method = build(SSDKD, config, image_shape=IMAGE_SHAPE_28)
     _fill(method, 2)
@@ -393,7 +393,9 @@ def test_importance_weights_reach_the_kd_loss(tiny_ssdkd_config, monkeypatch):
     expected = weighted_mean(kl, sample.weights)
     assert metrics["kd_loss"] == pytest.approx(float(expected), rel=1e-5)
     assert metrics["kd_loss"] != pytest.approx(float(kl.mean()), rel=1e-3)
-    assert metrics["kl"] == pytest.approx(float(kl.mean()), rel=1e-5)
+    assert metrics["kl_drawn"] == pytest.approx(float(kl.mean()), rel=1e-5)
+    corrected = kl / (len(method.buffer) * sample.probabilities.float())
+    assert metrics["kl"] == pytest.approx(float(corrected.mean()), rel=1e-5)
     w = sample.weights.double()
     ess = float(w.sum() ** 2 / (w.numel() * (w**2).sum()))
     assert float(metrics["weight_ess"]) == pytest.approx(ess, rel=1e-5)
