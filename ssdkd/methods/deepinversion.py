@@ -226,8 +226,6 @@ class DeepInversion(PoolMethod):
                 )
             return loss, torch.stack([loss, loss_bn])
 
-        student_was_training = self.student.training
-        self.student.eval()
         result = invert(
             cfg.iterations,
             pixels,
@@ -239,8 +237,8 @@ class DeepInversion(PoolMethod):
             generator=self.generator,
             precision=self.precision,
             step_precision=self.pixel_precision,
+            student=self.student,
         )
-        self.student.train(student_was_training)
         return result.last_parts, result.skipped
 
     def _extra_state(self) -> dict[str, Any]:

@@ -54,6 +54,7 @@ def invert(
     step_precision: Precision,
     before_update: Callable[[], None] | None = None,
     track_stats: bool = False,
+    student: nn.Module | None = None,
 ) -> InversionResult:
     """Run ``steps`` optimisation steps of an inversion, without a host read.
 
@@ -81,10 +82,51 @@ def invert(
             e.g. first-order MAML's gradient accumulation.
         track_stats: Keep the BN statistics of the last applied step (the
             BN-statistics EMA of the meta generator needs them).
+        student: The student an objective's adversarial or competition term runs: in
+            eval mode for the duration (its BN statistics must not move), then back in
+            the mode it had.
 
     Returns:
         An :class:`InversionResult`.
     """
+    student_was_training = student is not None and student.training
+    if student is not None:
+        student.eval()
+    try:
+        return _invert(
+            steps,
+            images,
+            objective,
+            optimizer,
+            teacher=teacher,
+            model_input=model_input,
+            augment=augment,
+            generator=generator,
+            precision=precision,
+            step_precision=step_precision,
+            before_update=before_update,
+            track_stats=track_stats,
+        )
+    finally:
+        if student is not None:
+            student.train(student_was_training)
+
+
+def _invert(
+    steps: int,
+    images: Callable[[], Tensor],
+    objective: InversionObjective,
+    optimizer: torch.optim.Optimizer,
+    *,
+    teacher: nn.Module,
+    model_input: Callable[[Tensor], Tensor],
+    augment: Augment,
+    generator: torch.Generator,
+    precision: Precision,
+    step_precision: Precision,
+    before_update: Callable[[], None] | None,
+    track_stats: bool,
+) -> InversionResult:
     device = generator.device
     best_loss = torch.tensor(float("inf"), device=device)
     best_images = torch.zeros(0, device=device)

@@ -235,8 +235,6 @@ class MetaGeneratorSynthesis:
             loss = cfg.bn_weight * loss_bn + cfg.oh_weight * loss_task + cfg.adv_weight * loss_adv
             return loss, torch.stack([loss, loss_bn, loss_task, loss_adv])
 
-        student_was_training = self.student.training
-        self.student.eval()
         result = invert(
             cfg.g_steps,
             lambda: fast(z, targets) if cfg.conditional_generator else fast(z),
@@ -254,8 +252,8 @@ class MetaGeneratorSynthesis:
                 else None
             ),
             track_stats=True,
+            student=self.student,
         )
-        self.student.train(student_was_training)
         return result
 
     def state_dict(self) -> dict[str, Any]:
