@@ -8,22 +8,28 @@ earlier commit wrote and exits 1 where a fingerprint differs.
 
 Usage::
 
-    python benchmarks/equivalence.py --out docs/results/equivalence_digits.json
-    python benchmarks/equivalence.py --out new.json --against docs/results/equivalence_digits.json
+    python benchmarks/equivalence.py --out docs/results/equivalence_digits/COMMIT.json
+    python benchmarks/equivalence.py --out docs/results/equivalence_digits/NEW.json \
+        --against docs/results/equivalence_digits/COMMIT.json --markdown docs/benchmarks.md
+
+With ``--markdown`` the comparison is written as a section of that file.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import hashlib
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
+from _common import command_line, machine_info, machine_line, write_section
 
 import ssdkd
 from ssdkd.data import load_dataset
@@ -43,7 +49,11 @@ def fingerprint(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def run(method: str, seed: int, cache: Path) -> dict[str, object]:
+QUICK = {"rounds": 3, "warmup_rounds": 1, "kd_steps": 2, "iterations": 5, "pool_size": 128}
+"""A budget of seconds for ``--quick`` (smoke tests), where the config has the field."""
+
+
+def run(method: str, seed: int, cache: Path, quick: bool = False) -> dict[str, object]:
     dataset = load_dataset("digits")
     teacher, _, _ = _teacher(cache, 0, False)
     torch.manual_seed(seed)
@@ -59,6 +69,9 @@ def run(method: str, seed: int, cache: Path) -> dict[str, object]:
         if method == "noise-control"
         else PRESETS[method]["digits"]
     )
+    if quick:
+        names = {f.name for f in dataclasses.fields(config)}
+        config = dataclasses.replace(config, **{k: v for k, v in QUICK.items() if k in names})
     start = time.perf_counter()
     result = ssdkd.distill(
         teacher,
@@ -86,25 +99,38 @@ def main() -> int:
     parser.add_argument("--against", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--markdown", type=Path, default=None, help="write the comparison here")
+    parser.add_argument("--quick", action="store_true", help="a budget of seconds (smoke test)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; with two, SSD-KD's final student was measured to differ from "
+        "run to run on one commit, with one every method is bit-reproducible",
+    )
     args = parser.parse_args()
-    # With two intra-op threads SSD-KD's final student differs from run to run (measured on
-    # the same commit); with one thread every method is bit-reproducible.
-    torch.set_num_threads(1)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    results: dict[str, object] = {"commit": commit, "seed": args.seed, "methods": {}}
+    torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {
+        "commit": machine_info()["git_commit"],
+        "machine": machine_info(),
+        "command": command_line(),
+        "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "seed": args.seed,
+        "methods": {},
+    }
     with tempfile.TemporaryDirectory() as cache:
         for method in args.methods:
-            results["methods"][method] = run(method, args.seed, Path(cache))  # type: ignore[index]
-            print(method, results["methods"][method], flush=True)  # type: ignore[index]
+            results["methods"][method] = run(method, args.seed, Path(cache), args.quick)
+            print(method, results["methods"][method], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     if args.against is None:
         return 0
-    before = json.loads(args.against.read_text())["methods"]
+    reference = json.loads(args.against.read_text())
+    before = reference["methods"]
     differ = 0
-    for method, now in results["methods"].items():  # type: ignore[attr-defined]
+    rows = []
+    for method, now in results["methods"].items():
         if method not in before:
             continue
         same = before[method]["student_sha256"] == now["student_sha256"]
@@ -113,6 +139,28 @@ def main() -> int:
             f"{method}: {'identical' if same else 'DIFFERENT'} final student "
             f"({before[method]['final_accuracy']:.4f} -> {now['final_accuracy']:.4f})"
         )
+        rows.append(
+            f"| {method} | {100 * before[method]['final_accuracy']:.2f} | "
+            f"{100 * now['final_accuracy']:.2f} | {'yes' if same else '**no**'} |"
+        )
+    if args.markdown is not None:
+        body = [
+            "### Final students before and after a change of the method layer (digits)",
+            "",
+            f"Machine: {machine_line(results['machine'])}, one torch thread. Run "
+            f"{results['started']}; library {results['commit']} against "
+            f"{reference['commit']}; seed {args.seed}, each method's digits preset.",
+            "",
+            "```bash",
+            results["command"],
+            "```",
+            "",
+            f"| method | final accuracy at {reference['commit']} (%) | now (%) | "
+            "final student bit-identical |",
+            "|---|---:|---:|---|",
+            *rows,
+        ]
+        write_section(args.markdown, "equivalence-digits", "\n".join(body))
     return 1 if differ else 0
 
 

@@ -218,3 +218,19 @@ def test_distributed_throughput_compares_one_and_two_processes(tmp_path: Path) -
     assert rows[0]["kd_collective_share"] == 0
     assert rows[1]["kd_collective_share"] > 0
     assert "| digits | ssd-kd | 2 × 1 |" in (tmp_path / "doc.md").read_text()
+
+
+@pytest.mark.slow
+def test_equivalence_compares_final_students_of_two_runs(tmp_path: Path) -> None:
+    """Two quick runs of the same code give bit-identical final students (one thread), and
+    the comparison is written as a markdown section."""
+    first, second, page = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "page.md"
+    methods = ["--methods", "fast-dfkd", "noise-control", "--quick"]
+    assert _run("equivalence.py", "--out", str(first), *methods).returncode == 0
+    result = _run(
+        "equivalence.py", "--out", str(second), "--against", str(first), "--markdown",
+        str(page), *methods,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "fast-dfkd: identical final student" in result.stdout
+    assert page.read_text().count("| yes |") == 2
