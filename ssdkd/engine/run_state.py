@@ -13,6 +13,7 @@ import torch
 from ssdkd.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from ssdkd.methods import DistillationMethod
 from ssdkd.methods.parallel import DataParallel
+from ssdkd.methods.registry import drop_retired_fields
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -61,8 +62,10 @@ def check_same_run(
     """Refuse to resume a checkpoint of another run, naming what differs.
 
     A config field the checkpoint does not record (one added to the library after it was
-    written) counts at its value in ``defaults``, the behaviour the run had.
+    written) counts at its value in ``defaults``, the behaviour the run had; a field the
+    library has retired as one that never had an effect is not compared.
     """
+    stored = drop_retired_fields(stored)
     stored = {**{k: v for k, v in defaults.items() if k not in stored}, **stored}
     for key, what in _NETWORKS.items():
         # Checkpoints before version 3 hold no fingerprints: nothing to compare.

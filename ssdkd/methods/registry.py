@@ -19,8 +19,10 @@ __all__ = [
     "METHODS",
     "PRESETS",
     "REGISTRY",
+    "RETIRED_FIELDS",
     "check_config_for",
     "config_from_dict",
+    "drop_retired_fields",
     "method_spec",
     "spec_of_config",
 ]
@@ -42,6 +44,11 @@ PRESETS: dict[str, dict[str, MethodConfig]] = {spec.name: dict(spec.presets) for
 Fast-DFKD); "digits" is the budget scaled to scikit-learn digits (8×8); "fashion-mnist"
 is for 28×28 single-channel teachers (Fashion-MNIST, MNIST, KMNIST...); the "fast-5-*"
 presets are Fast-5 at those budgets."""
+
+RETIRED_FIELDS: dict[str, tuple[str, ...]] = {"SSDKDConfig": ("pool_capacity",)}
+"""Config class name → fields an earlier ssdkd wrote into configs and checkpoints that
+never had an effect (``SSDKDConfig.pool_capacity`` was inherited from Fast-DFKD's config
+and ignored); reading an old config drops them, so old runs still resume and compare."""
 
 _BY_CONFIG: dict[type, MethodSpec] = {spec.config_class: spec for spec in REGISTRY}
 _BY_CONFIG_NAME: dict[str, MethodSpec] = {cls.__name__: s for cls, s in _BY_CONFIG.items()}
@@ -119,7 +126,7 @@ def config_from_dict(data: dict[str, Any]) -> MethodConfig:
     Raises:
         ValueError: An unknown ``config_class`` or unknown fields.
     """
-    values = dict(data)
+    values = drop_retired_fields(data)
     name = values.pop("config_class", None)
     if name not in _BY_CONFIG_NAME:
         raise ValueError(
@@ -131,3 +138,10 @@ def config_from_dict(data: dict[str, Any]) -> MethodConfig:
     if unknown:
         raise ValueError(f"Unknown fields for {name}: {unknown}")
     return cls(**values)
+
+
+def drop_retired_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a config dict (with its ``config_class``) without its class's
+    :data:`RETIRED_FIELDS`."""
+    retired = RETIRED_FIELDS.get(str(data.get("config_class")), ())
+    return {key: value for key, value in data.items() if key not in retired}

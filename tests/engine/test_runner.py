@@ -167,6 +167,18 @@ def test_a_checkpoint_from_before_a_config_field_existed_resumes_at_its_default(
     assert [r["round"] for r in result.history] == list(range(1, TINY_FAST.rounds + 1))
 
 
+def test_a_checkpoint_recording_a_retired_field_still_resumes(tmp_path):
+    """Prevents SSD-KD runs checkpointed before ``SSDKDConfig`` lost its inherited,
+    ignored ``pool_capacity`` field from refusing to resume ("differs in pool_capacity")."""
+    run_rounds(build(SSDKD, TINY_SSDKD), run_dir=tmp_path, progress=False)
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    state["config"]["pool_capacity"] = 0
+    atomic_save(state, last)
+    result = run_rounds(build(SSDKD, TINY_SSDKD), run_dir=tmp_path, resume=True, progress=False)
+    assert [r["round"] for r in result.history] == list(range(1, TINY_SSDKD.rounds + 1))
+
+
 def test_repeated_non_finite_kd_losses_stop_the_run():
     method = build(NoiseControl, TINY_NOISE)
     with torch.no_grad():
