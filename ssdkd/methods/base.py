@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -310,7 +309,3 @@ class MethodSpec:
     def default(self) -> DistillationFields:
         """The published setting: the ``"paper"`` preset."""
         return self.presets["paper"]
-
-    def field_names(self) -> list[str]:
-        """The config's fields, in declaration order."""
-        return [f.name for f in dataclasses.fields(self.config_class)]

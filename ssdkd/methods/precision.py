@@ -129,7 +129,7 @@ class Precision:
         if before_update is not None:
             # What it reads must be finite: a skipped step's gradients become zeros.
             if grads:
-                FlatSnapshot(grads).zero_where_skipped_(applied)
+                _zero_where_skipped_(grads, applied)
             before_update()
         fresh = [p for p in params if not optimizer.state.get(p)]
         saved = FlatSnapshot(_resident(optimizer, params, applied.device))
@@ -181,7 +181,7 @@ class FlatSnapshot:
     before the restore.
 
     Args:
-        tensors: Tensors on one device (parameters, optimiser state, buffers).
+        tensors: The tensors to save (parameters, optimiser state, buffers).
 
     Example:
         >>> a, b = torch.ones(2), torch.zeros(3)
@@ -193,10 +193,7 @@ class FlatSnapshot:
     """
 
     def __init__(self, tensors: list[torch.Tensor]) -> None:
-        groups: dict[torch.dtype, list[torch.Tensor]] = {}
-        for tensor in tensors:
-            groups.setdefault(tensor.dtype, []).append(tensor)
-        self._groups = list(groups.values())
+        self._groups = _by_dtype_and_device(tensors)
         self._saved = [_flat(group) for group in self._groups]
 
     @torch.no_grad()
@@ -204,16 +201,26 @@ class FlatSnapshot:
         """Put back the saved values where ``applied`` (a 0-dim bool) is false."""
         for group, saved in zip(self._groups, self._saved, strict=True):
             current = _flat(group)
-            torch.where(applied, current, saved, out=current)
+            torch.where(applied.to(current.device), current, saved, out=current)
             _scatter_flat_(group, current)
 
-    @torch.no_grad()
-    def zero_where_skipped_(self, applied: torch.Tensor) -> None:
-        """Set the tensors to 0 where ``applied`` is false (the saved copy is not read)."""
-        for group in self._groups:
-            current = _flat(group)
-            torch.where(applied, current, torch.zeros((), dtype=current.dtype), out=current)
-            _scatter_flat_(group, current)
+
+@torch.no_grad()
+def _zero_where_skipped_(tensors: list[torch.Tensor], applied: torch.Tensor) -> None:
+    """Set ``tensors`` to 0 where ``applied`` is false, with a constant number of kernels
+    per dtype and device."""
+    for group in _by_dtype_and_device(tensors):
+        current = _flat(group)
+        zero = torch.zeros((), dtype=current.dtype, device=current.device)
+        torch.where(applied.to(current.device), current, zero, out=current)
+        _scatter_flat_(group, current)
+
+
+def _by_dtype_and_device(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+    for tensor in tensors:
+        groups.setdefault((tensor.dtype, tensor.device), []).append(tensor)
+    return list(groups.values())
 
 
 def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -24,6 +24,7 @@ from ssdkd.methods import (
     check_config_for,
     config_from_dict,
     config_to_dict,
+    spec_of_config,
 )
 from tests.methods.tiny import build, tiny_config
 from tests.syncs import no_host_reads
@@ -152,6 +153,7 @@ def test_every_preset_is_the_methods_own_config_and_round_trips(spec: MethodSpec
         assert type(config) is spec.config_class, name
         assert config_from_dict(config_to_dict(config)) == config, name
         assert check_config_for(spec.name, config) is spec
+        assert spec_of_config(config) is spec
 
 
 @SPECS
