@@ -62,6 +62,8 @@ class Precision:
         self.scaler: torch.amp.GradScaler | None = (
             torch.amp.GradScaler(device.type) if mode == "fp16" else None
         )
+        # Scratch buffers of the guarded step, reused from step to step (not state).
+        self._workspace: dict[Any, torch.Tensor] = {}
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
@@ -132,7 +134,7 @@ class Precision:
                 _zero_where_skipped_(grads, applied)
             before_update()
         fresh = [p for p in params if not optimizer.state.get(p)]
-        saved = FlatSnapshot(_resident(optimizer, params, applied.device))
+        saved = FlatSnapshot(_resident(optimizer, params, applied.device), self._workspace)
         optimizer.step()
         saved.restore_where_skipped_(applied)
         with torch.no_grad():
@@ -182,6 +184,8 @@ class FlatSnapshot:
 
     Args:
         tensors: The tensors to save (parameters, optimiser state, buffers).
+        workspace: Where the flat buffers are kept between snapshots of tensors of the
+            same sizes (a dict the caller owns; default: new buffers every time).
 
     Example:
         >>> a, b = torch.ones(2), torch.zeros(3)
@@ -192,15 +196,32 @@ class FlatSnapshot:
         (tensor([1., 1.]), tensor([0., 0., 0.]))
     """
 
-    def __init__(self, tensors: list[torch.Tensor]) -> None:
+    def __init__(
+        self, tensors: list[torch.Tensor], workspace: dict[Any, torch.Tensor] | None = None
+    ) -> None:
         self._groups = _by_dtype_and_device(tensors)
-        self._saved = [_flat(group) for group in self._groups]
+        self._workspace = workspace
+        self._saved = [_flat(group, self._scratch(group, "saved")) for group in self._groups]
+
+    def _scratch(self, group: list[torch.Tensor], role: str) -> torch.Tensor | None:
+        """A flat buffer of ``group``'s size kept in the workspace across calls (``None``
+        without a workspace): large buffers allocated once are not paged in again on
+        every step."""
+        if self._workspace is None:
+            return None
+        size = sum(t.numel() for t in group)
+        key = (role, group[0].dtype, group[0].device, size)
+        buffer = self._workspace.get(key)
+        if buffer is None:
+            buffer = torch.empty(size, dtype=group[0].dtype, device=group[0].device)
+            self._workspace[key] = buffer
+        return buffer
 
     @torch.no_grad()
     def restore_where_skipped_(self, applied: torch.Tensor) -> None:
         """Put back the saved values where ``applied`` (a 0-dim bool) is false."""
         for group, saved in zip(self._groups, self._saved, strict=True):
-            current = _flat(group)
+            current = _flat(group, self._scratch(group, "current"))
             torch.where(applied.to(current.device), current, saved, out=current)
             _scatter_flat_(group, current)
 
@@ -223,9 +244,12 @@ def _by_dtype_and_device(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]
     return list(groups.values())
 
 
-def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """The tensors' values, concatenated into one new 1-D tensor (one kernel)."""
-    return torch.cat([t.detach().reshape(-1) for t in tensors])
+def _flat(tensors: list[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+    """The tensors' values concatenated into one 1-D tensor, ``out`` if given (one kernel)."""
+    pieces = [t.detach().reshape(-1) for t in tensors]
+    if out is None:
+        return torch.cat(pieces)
+    return torch.cat(pieces, out=out)
 
 
 def _scatter_flat_(tensors: list[torch.Tensor], flat: torch.Tensor) -> None:

@@ -119,6 +119,8 @@ class StudentStep:
         self.generator = generator
         self.kl_temperature = kl_temperature
         self.parallel = DataParallel.single() if parallel is None else parallel
+        # Scratch buffers of the BN-statistics snapshot, reused from step to step.
+        self._workspace: dict[Any, Tensor] = {}
 
     def step(
         self,
@@ -149,7 +151,7 @@ class StudentStep:
         inputs = self.model_input(images) if self.model_input is not None else images
         self.student.train()
         # An overflowing forward pass writes inf/NaN into the BN running statistics.
-        saved_buffers = FlatSnapshot(list(self.student.buffers()))
+        saved_buffers = FlatSnapshot(list(self.student.buffers()), self._workspace)
         with self.precision.autocast():
             teacher_logits = None
             if self.teacher is not None:
