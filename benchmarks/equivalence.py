@@ -147,7 +147,7 @@ def main() -> int:
         body = [
             "### Final students before and after a change of the method layer (digits)",
             "",
-            f"Machine: {machine_line(results['machine'])}, one torch thread. Run "
+            f"Machine: {machine_line(results['machine'])}. Run "
             f"{results['started']}; library {results['commit']} against "
             f"{reference['commit']}; seed {args.seed}, each method's digits preset.",
             "",
