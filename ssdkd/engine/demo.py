@@ -122,7 +122,8 @@ def run_demo(
     same KD budget on uniform-noise images. Both are evaluated on the held-out real digits
     after every round; the report gives the final round's accuracy of each.
     Run directories with metrics, checkpoints and plots go to ``out_dir/ssd-kd`` and
-    ``out_dir/noise-control``; ``out_dir/accuracy.png`` compares them.
+    ``out_dir/noise-control`` (a second demo replaces the runs of the first there);
+    ``out_dir/accuracy.png`` compares them.
 
     Args:
         out_dir: Output directory.
@@ -170,6 +171,8 @@ def run_demo(
             seed=seed,
             run_dir=out / method,
             progress=progress,
+            # The demo's own directories: running it again replaces its previous runs.
+            overwrite=True,
         )
 
     t0 = time.perf_counter()

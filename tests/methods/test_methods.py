@@ -254,7 +254,7 @@ def test_reservoir_refresh_counts_the_stream_from_the_first_image(tiny_ssdkd_con
         calls.append((first_index, count, capacity))
         return reservoir_slots(first_index, count, capacity, **kwargs)
 
-    monkeypatch.setattr("ssdkd.methods.ssd_kd.reservoir_slots", spy)
+    monkeypatch.setattr("ssdkd.sampling.refresh.reservoir_slots", spy)
     method = build(SSDKD, dataclasses.replace(tiny_ssdkd_config, refresh_policy="reservoir"))
     _fill(method, 4)
     assert calls == [(40, 8, 40), (48, 16, 40)]
