@@ -187,6 +187,10 @@ def worker(argv: list[str]) -> None:
             )
         )
     if info is not None:
+        # Every rank past its last collective before any rank tears gloo down: a rank
+        # destroying its group while the other still wrote its output aborted now and
+        # then ("terminate called without an active exception") after a finished run.
+        dist.barrier()
         dist.destroy_process_group()
 
 

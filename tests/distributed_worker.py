@@ -220,6 +220,9 @@ def main() -> None:
         # The group is broken by design: tearing it down at interpreter exit may abort
         # (a gloo thread destroyed while joinable); the result is written, so leave now.
         os._exit(0)
+    # Every rank past its last collective before any tears gloo down (see
+    # benchmarks/distributed.py: a finished run aborted now and then without it).
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -173,6 +173,9 @@ def _run_distill(args: argparse.Namespace) -> int:
     if torch.distributed.is_initialized():
         # Under torchrun: every rank holds the same result; rank 0 reports it.
         rank = torch.distributed.get_rank()
+        # Every rank past its last collective before any tears the group down (a rank
+        # destroying gloo while another was still busy aborted the process at exit).
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
         if rank != 0:
             return 0
