@@ -3,7 +3,8 @@ under the BN-statistics hook, step on the method's objective, keep the best iter
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -89,86 +90,63 @@ def invert(
     Returns:
         An :class:`InversionResult`.
     """
-    student_was_training = student is not None and student.training
-    if student is not None:
-        student.eval()
-    try:
-        return _invert(
-            steps,
-            images,
-            objective,
-            optimizer,
-            teacher=teacher,
-            model_input=model_input,
-            augment=augment,
-            generator=generator,
-            precision=precision,
-            step_precision=step_precision,
-            before_update=before_update,
-            track_stats=track_stats,
+    with _eval_mode(student):
+        device = generator.device
+        best_loss = torch.tensor(float("inf"), device=device)
+        best_images = torch.zeros(0, device=device)
+        best_parts: Tensor | None = None
+        last_parts: Tensor | None = None
+        last_stats: list[BNLayerStats] = []
+        skipped = torch.zeros((), dtype=torch.int64, device=device)
+        batch = torch.zeros(0, device=device)
+        for _ in range(steps):
+            batch = images()
+            inputs = model_input(augment(batch, generator=generator))
+            with BNStatsHook(teacher) as recorder:
+                with precision.autocast():
+                    teacher_logits = teacher(inputs).float()
+                stats = recorder.stats
+            loss, parts = objective(batch, inputs, teacher_logits, stats)
+            applied = step_precision.step(loss, optimizer, before_update=before_update)
+            skipped = skipped + (~applied).long()
+            if track_stats:
+                last_stats = _where_stats(applied, stats, last_stats)
+            parts = parts.detach()
+            if best_parts is None or last_parts is None:
+                best_parts = torch.full_like(parts, float("nan"))
+                last_parts = torch.full_like(parts, float("nan"))
+            last_parts = torch.where(applied, parts, last_parts)
+            # Keep the lowest-loss applied batch (NaN never compares lower).
+            better = applied & (loss.detach() < best_loss)
+            if best_images.numel() == 0:
+                best_images = torch.zeros_like(batch.detach())
+            best_images = torch.where(better, batch.detach(), best_images)
+            best_parts = torch.where(better, parts, best_parts)
+            best_loss = torch.where(better, loss.detach(), best_loss)
+        assert best_parts is not None
+        assert last_parts is not None
+        return InversionResult(
+            best_images=best_images,
+            best_parts=best_parts,
+            last_images=batch.detach(),
+            last_parts=last_parts,
+            last_stats=last_stats,
+            skipped=skipped,
         )
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module | None) -> Iterator[None]:
+    """``module`` in eval mode for the block, then back in the mode it had."""
+    if module is None:
+        yield
+        return
+    was_training = module.training
+    module.eval()
+    try:
+        yield
     finally:
-        if student is not None:
-            student.train(student_was_training)
-
-
-def _invert(
-    steps: int,
-    images: Callable[[], Tensor],
-    objective: InversionObjective,
-    optimizer: torch.optim.Optimizer,
-    *,
-    teacher: nn.Module,
-    model_input: Callable[[Tensor], Tensor],
-    augment: Augment,
-    generator: torch.Generator,
-    precision: Precision,
-    step_precision: Precision,
-    before_update: Callable[[], None] | None,
-    track_stats: bool,
-) -> InversionResult:
-    device = generator.device
-    best_loss = torch.tensor(float("inf"), device=device)
-    best_images = torch.zeros(0, device=device)
-    best_parts: Tensor | None = None
-    last_parts: Tensor | None = None
-    last_stats: list[BNLayerStats] = []
-    skipped = torch.zeros((), dtype=torch.int64, device=device)
-    batch = torch.zeros(0, device=device)
-    for _ in range(steps):
-        batch = images()
-        inputs = model_input(augment(batch, generator=generator))
-        with BNStatsHook(teacher) as recorder:
-            with precision.autocast():
-                teacher_logits = teacher(inputs).float()
-            stats = recorder.stats
-        loss, parts = objective(batch, inputs, teacher_logits, stats)
-        applied = step_precision.step(loss, optimizer, before_update=before_update)
-        skipped = skipped + (~applied).long()
-        if track_stats:
-            last_stats = _where_stats(applied, stats, last_stats)
-        parts = parts.detach()
-        if best_parts is None or last_parts is None:
-            best_parts = torch.full_like(parts, float("nan"))
-            last_parts = torch.full_like(parts, float("nan"))
-        last_parts = torch.where(applied, parts, last_parts)
-        # Keep the lowest-loss applied batch (NaN never compares lower).
-        better = applied & (loss.detach() < best_loss)
-        if best_images.numel() == 0:
-            best_images = torch.zeros_like(batch.detach())
-        best_images = torch.where(better, batch.detach(), best_images)
-        best_parts = torch.where(better, parts, best_parts)
-        best_loss = torch.where(better, loss.detach(), best_loss)
-    assert best_parts is not None
-    assert last_parts is not None
-    return InversionResult(
-        best_images=best_images,
-        best_parts=best_parts,
-        last_images=batch.detach(),
-        last_parts=last_parts,
-        last_stats=last_stats,
-        skipped=skipped,
-    )
+        module.train(was_training)
 
 
 def _where_stats(
