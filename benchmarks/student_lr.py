@@ -12,7 +12,7 @@ This separates "the synthetic data does not cover the real classes" from "the st
 optimisation fails": a student that cannot fit its own pool collapses for the second
 reason.
 
-    OMP_NUM_THREADS=2 python benchmarks/student_lr.py --teacher /work/teachers/fashion_small_cnn.pt
+    OMP_NUM_THREADS=2 python benchmarks/student_lr.py --teacher teachers/fashion_small_cnn.pt
 """
 
 from __future__ import annotations
