@@ -19,6 +19,7 @@ from ssdkd.methods.config import DistillationFields, MethodConfig
 from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.parallel import DataParallel
 from ssdkd.methods.precision import Precision
+from ssdkd.methods.streams import RandomStreams
 from ssdkd.methods.student import StudentLoss, StudentStep
 
 __all__ = ["DistillationMethod", "MethodSpec", "PoolMethod"]
@@ -27,7 +28,7 @@ __all__ = ["DistillationMethod", "MethodSpec", "PoolMethod"]
 class DistillationMethod(ABC):
     """A data-free distillation method as two steps: :meth:`synthesize` and :meth:`distill_step`.
 
-    A method owns its models' optimisers, its synthetic data and its random generator; it
+    A method owns its models' optimisers, its synthetic data and its random streams; it
     owns no loop, file or log. The engine calls :meth:`synthesize` once per round and
     :meth:`distill_step` ``config.kd_steps`` times per round after warm-up.
 
@@ -41,10 +42,10 @@ class DistillationMethod(ABC):
             normalised with (a number each for single-channel images); synthetic images
             live in [0, 1] and are normalised with it.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
-        seed: Seeds the method's :class:`torch.Generator` (latents, targets, sampling,
-            augmentation) and the initial weights of the networks the method creates (the
-            meta generator); with several processes, each rank's stream is derived from it
-            (:meth:`~ssdkd.methods.parallel.DataParallel.rank_seed`). The student's and
+        seed: Seeds the method's random streams, one per role (synthesis, KD
+            augmentation, transfer-set draws: :class:`~ssdkd.methods.streams.RandomStreams`,
+            each derived from the seed, the role and the rank) and the initial weights of
+            the networks the method creates (the meta generator). The student's and
             teacher's weights are the caller's (``create_model(..., seed=)``); torch's
             global random state is neither read nor changed, except by the networks'
             own forward passes (dropout).
@@ -114,10 +115,9 @@ class DistillationMethod(ABC):
         self.model_input = ModelInput(mean, std)
         self.precision = Precision(precision, self.device)
         self.seed = seed
-        """The run's seed: this rank's random stream and every initialisation derive from it."""
-        self.generator = torch.Generator(device=self.device).manual_seed(
-            self.parallel.rank_seed(seed)
-        )
+        """The run's seed: this rank's random streams and every initialisation derive from it."""
+        self.streams = RandomStreams(seed, self.device, rank=self.parallel.rank)
+        """One random stream per role, so an ablation of one role leaves the others' draws."""
         self.images_synthesized = 0
         self.kd_steps_done = 0
         post_warmup_rounds = config.rounds - config.warmup_rounds
@@ -143,7 +143,7 @@ class DistillationMethod(ABC):
                 else None
             ),
             mixup=config.kd_mixup,
-            generator=self.generator,
+            generator=self.streams.kd_augmentation,
             kl_temperature=config.temperature if self.learns_from_teacher else None,
             parallel=self.parallel,
         )
@@ -198,7 +198,7 @@ class DistillationMethod(ABC):
         return {
             "trainer": self.trainer.state_dict(),
             "precision": self.precision.state_dict(),
-            "generator": self.generator.get_state(),
+            "streams": self.streams.state_dict(),
             "images_synthesized": self.images_synthesized,
             "kd_steps_done": self.kd_steps_done,
             **self._extra_state(),
@@ -211,10 +211,16 @@ class DistillationMethod(ABC):
         loading a live method's state would otherwise tie the two methods' optimiser
         moments together.
         """
+        if "streams" not in state:
+            raise ValueError(
+                "Expected a method state with per-role random streams ('streams'), got one "
+                f"without (keys {sorted(state)}): it was written by an ssdkd version with one "
+                "shared stream and cannot be resumed exactly by this one"
+            )
         state = copy.deepcopy(state)
         self.trainer.load_state_dict(state["trainer"])
         self.precision.load_state_dict(state["precision"])
-        self.generator.set_state(state["generator"])
+        self.streams.load_state_dict(state["streams"])
         self.images_synthesized = int(state["images_synthesized"])
         self.kd_steps_done = int(state["kd_steps_done"])
         self._load_extra_state(state)
@@ -231,7 +237,7 @@ class PoolMethod(DistillationMethod):
     def __init__(self, *args: Any, pool_capacity: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         capacity = self.parallel.share(pool_capacity, "pool_capacity")
-        self.pool = TransferPool(capacity, self.generator)
+        self.pool = TransferPool(capacity, self.streams.transfer)
 
     def _add_to_pool(self, images: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, float]:
         """Add a batch with the teacher's logits on it; returns :meth:`_pool_metrics`."""

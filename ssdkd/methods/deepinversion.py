@@ -160,14 +160,14 @@ class DeepInversion(PoolMethod):
         del round_index
         cfg = self.config
         channels, size, _ = self.image_shape
-        pixels = PixelGenerator(self.batch_share, channels, size, generator=self.generator).to(
-            self.device
-        )
+        pixels = PixelGenerator(
+            self.batch_share, channels, size, generator=self.streams.synthesis
+        ).to(self.device)
         targets = torch.randint(
             0,
             self.num_classes,
             (self.batch_share,),
-            generator=self.generator,
+            generator=self.streams.synthesis,
             device=self.device,
         )
         with frozen_weights(self.student):
@@ -234,7 +234,7 @@ class DeepInversion(PoolMethod):
             teacher=self.teacher,
             model_input=self.model_input,
             augment=self.augment,
-            generator=self.generator,
+            generator=self.streams.synthesis,
             precision=self.precision,
             step_precision=self.pixel_precision,
             student=self.student,

@@ -138,7 +138,7 @@ class MetaGeneratorSynthesis:
             image_shape=method.image_shape,
             model_input=method.model_input,
             precision=method.precision,
-            generator=method.generator,
+            generator=method.streams.synthesis,
             parallel=method.parallel,
             init_seed=method.seed,
         )

@@ -69,7 +69,7 @@ class NoiseControl(PoolMethod):
             noise = torch.rand(
                 self.pool_share,
                 *self.image_shape,
-                generator=self.generator,
+                generator=self.streams.synthesis,
                 device=self.device,
             )
             with torch.no_grad(), self.precision.autocast():

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -54,8 +53,8 @@ class DataParallel:
 
     Example:
         >>> one = DataParallel.single()
-        >>> one.active, one.share(128, "kd_batch_size"), one.rank_seed(7)
-        (False, 128, 7)
+        >>> one.active, one.share(128, "kd_batch_size")
+        (False, 128)
         >>> one.sum(torch.tensor([1.0, 2.0]))
         tensor([1., 2.])
     """
@@ -116,18 +115,6 @@ class DataParallel:
                 f"({self.world_size}), got {total}"
             )
         return total // self.world_size
-
-    def rank_seed(self, seed: int) -> int:
-        """The seed of this rank's random stream: ``seed`` itself in one process.
-
-        With several processes each rank's seed is derived from ``(seed, rank)`` by
-        :class:`numpy.random.SeedSequence`, so no two ranks draw the same latents, targets
-        or samples, and the same seed gives the same streams in every run.
-        """
-        if not self.active:
-            return seed
-        state = np.random.SeedSequence(seed, spawn_key=(self.rank,)).generate_state(2, np.uint32)
-        return int(state[0]) << 31 | int(state[1]) >> 1
 
     def broadcast_(self, module: nn.Module) -> None:
         """Give ``module`` rank 0's parameters and buffers, in place (nothing in one process)."""

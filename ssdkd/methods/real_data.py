@@ -106,7 +106,7 @@ class RealData(DistillationMethod):
             0,
             self.labels.shape[0],
             (self.kd_batch_share,),
-            generator=self.generator,
+            generator=self.streams.transfer,
             device=self.device,
         )
         result = self.trainer.step(self.images[index], targets=self.labels[index])

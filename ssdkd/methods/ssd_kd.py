@@ -203,9 +203,6 @@ class SSDKD(DistillationMethod):
         self.synthesis = MetaGeneratorSynthesis.for_method(self, config)
         # Equal shards: every rank then admits, evicts and reduces in the same rounds.
         shard = self.parallel.share(config.buffer_size, "buffer_size")
-        buffer_generator = torch.Generator(device=self.device).manual_seed(
-            int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.device))
-        )
         self.buffer = PriorityBuffer(
             shard,
             # α = 0 makes every P(i) equal and every importance weight 1: the ablation
@@ -214,7 +211,7 @@ class SSDKD(DistillationMethod):
             beta=config.beta,
             eps=config.priority_eps,
             device=self.device,
-            generator=buffer_generator,
+            generator=self.streams.transfer,
             weight_norm=config.weight_norm,
             # Priorities come from the KD step (clamped, finite or the step is skipped):
             # no value checks, so no host synchronisation per update.
@@ -321,7 +318,7 @@ class SSDKD(DistillationMethod):
             fields,
             policy="lowest-score" if policy == "lowest-phi" else policy,
             offered_before=self.images_synthesized,
-            generator=self.generator,
+            generator=self.streams.transfer,
             scores=lambda: self.phi(self.buffer.data["teacher_logits"]),
         )
 

@@ -122,7 +122,7 @@ def test_run_writes_config_metrics_checkpoints_and_history(tmp_path):
     last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert last["round"] == 4
     assert last["version"] == CHECKPOINT_VERSION
-    assert {"trainer", "synthesis", "buffer", "generator"} <= set(last["method"])
+    assert {"trainer", "synthesis", "buffer", "streams"} <= set(last["method"])
     for key, value in last["method"]["trainer"]["student"].items():
         assert torch.equal(value, result.student.state_dict()[key])
     best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)

@@ -41,15 +41,6 @@ def test_shares_must_divide_evenly() -> None:
         DataParallel(rank=0, world_size=3).share(128, "kd_batch_size")
 
 
-def test_rank_seeds_are_distinct_and_reproducible() -> None:
-    seeds = [DataParallel(rank=r, world_size=8).rank_seed(5) for r in range(8)]
-    assert len(set(seeds)) == 8
-    assert seeds == [DataParallel(rank=r, world_size=8).rank_seed(5) for r in range(8)]
-    assert DataParallel(rank=0, world_size=8).rank_seed(6) != seeds[0]
-    assert all(0 <= s < 2**63 for s in seeds)
-    assert DataParallel.single().rank_seed(5) == 5  # one process: the run's own seed
-
-
 def test_fp16_with_several_processes_is_refused_before_any_collective() -> None:
     with pytest.raises(ValueError, match="'fp32' or 'bf16' with several processes, got 'fp16'"):
         build(FastDFKD, TINY_FAST, precision="fp16", parallel=DataParallel(rank=0, world_size=2))
