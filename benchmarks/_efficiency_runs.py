@@ -65,8 +65,9 @@ def get_teacher(args: argparse.Namespace, data: Dataset) -> tuple[torch.nn.Modul
 
 def _student(name: str, data: Dataset, seed: int) -> torch.nn.Module:
     channels, size, _ = data.image_shape
-    torch.manual_seed(seed)
-    return create_model(name, num_classes=data.num_classes, in_channels=channels, image_size=size)
+    return create_model(
+        name, num_classes=data.num_classes, in_channels=channels, image_size=size, seed=seed
+    )
 
 
 def run_distill(
