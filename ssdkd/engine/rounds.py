@@ -12,7 +12,14 @@ from ssdkd.methods import DistillationMethod
 from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.parallel import DataParallel, shard_range
 
-__all__ = ["check_eval_data", "evaluate", "mean_over_ranks", "read_steps", "summarize_steps"]
+__all__ = [
+    "check_eval_data",
+    "evaluate",
+    "mean_over_ranks",
+    "read_steps",
+    "summarize_steps",
+    "summarize_synthesis",
+]
 
 _LAST_VALUE_STEP_METRICS = ("beta",)
 """Step metrics recorded as the round's last value instead of the mean over its steps: a
@@ -47,6 +54,19 @@ def summarize_steps(steps: list[dict[str, float]]) -> dict[str, float | None]:
             continue
         # A skipped step's loss is NaN/inf: it stays out of the round's mean.
         values = [step[key] for step in applied if isinstance(step.get(key), (int, float))]
+        summary[key] = sum(values) / len(values) if values else None
+    return summary
+
+
+def summarize_synthesis(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One round's synthesis metrics: each key's mean over the synthesis calls that
+    reported a number for it (``None`` if none did; the record itself where the round
+    made one call)."""
+    if len(records) == 1:
+        return records[0]
+    summary: dict[str, Any] = {}
+    for key in dict.fromkeys(key for record in records for key in record):
+        values = [record[key] for record in records if isinstance(record.get(key), (int, float))]
         summary[key] = sum(values) / len(values) if values else None
     return summary
 

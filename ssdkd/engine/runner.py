@@ -34,6 +34,7 @@ from ssdkd.engine.rounds import (
     mean_over_ranks,
     read_steps,
     summarize_steps,
+    summarize_synthesis,
 )
 from ssdkd.engine.run_state import (
     CHECKPOINT_VERSION,
@@ -127,15 +128,17 @@ def run_rounds(
 ) -> RunResult:
     """Run ``method.config.rounds`` rounds of synthesis and distillation.
 
-    Round r (0-based) calls ``method.synthesize(r)``; after ``warmup_rounds`` rounds it
-    also runs ``kd_steps`` student steps; then it evaluates the student on ``eval_data``
-    (real held-out images in [0, 1], normalised like the teacher's inputs). The result's
-    student is the final round's; the best evaluated round is reported separately and is
-    selected on the evaluation data (see :class:`RunResult`). With a ``run_dir`` every
-    round ends with an atomic checkpoint (``checkpoints/last.pt``, and
-    ``checkpoints/best.pt`` — the student of the round most accurate on the evaluation
-    data, so selected on it — on a new best), a line of ``metrics.jsonl`` and TensorBoard
-    scalars; ``config.json`` holds the resolved config.
+    Round r (0-based) runs as ``method.round_plan(r)`` says
+    (:class:`~ssdkd.methods.RoundPlan`; by default ``method.synthesize(r)``, then, after
+    ``warmup_rounds`` rounds, ``kd_steps`` student steps); then, every ``eval_every``
+    rounds, it evaluates the student on ``eval_data`` (real held-out images in [0, 1],
+    normalised like the teacher's inputs). The result's student is the final round's;
+    the best evaluated round is reported separately and is selected on the evaluation
+    data (see :class:`RunResult`). With a ``run_dir`` every round writes a line of
+    ``metrics.jsonl`` and TensorBoard scalars, every ``checkpoint_every`` rounds an atomic
+    checkpoint (``checkpoints/last.pt``), and a new best evaluated round
+    ``checkpoints/best.pt`` (the student of the round most accurate on the evaluation
+    data, so selected on it); ``config.json`` holds the resolved config.
 
     Each round's record (a line of ``metrics.jsonl``, an item of ``RunResult.history``)
     holds:
@@ -155,7 +158,8 @@ def run_rounds(
       importance weights' normalised effective sample size) — each the mean over the
       round's applied steps; ``beta`` (SSD-KD) is the value after the round's last step;
       ``nonfinite_steps`` counts the skipped steps;
-    - the metrics of ``method.synthesize`` (loss parts, ``buffer_size``,
+    - the metrics of ``method.synthesize`` (the mean over the round's synthesis calls
+      where its plan makes several; loss parts, ``buffer_size``,
       ``synth_class_entropy``, ``data_class_entropy``, ``teacher_confidence``,
       ``target_agreement``, ``phi_mean``, ... as the method reports them); the engine's own
       keys above take precedence over a synthesis metric of the same name;
@@ -288,26 +292,31 @@ def run_rounds(
             description=type(method).__name__,
         ) as bar:
             for round_index in range(start_round, cfg.rounds):
-                _sync(method.device)
-                t0 = time.perf_counter()
-                synth_metrics = method.synthesize(round_index)
-                _sync(method.device)
-                t1 = time.perf_counter()
-                steps: list[dict[str, float]] = []
-                if round_index >= cfg.warmup_rounds:
-                    steps = read_steps([method.distill_step() for _ in range(cfg.kd_steps)])
-                    for step in steps:
-                        consecutive_nonfinite = consecutive_nonfinite + 1 if step["skipped"] else 0
-                        if consecutive_nonfinite >= max_nonfinite_steps:
-                            raise NonFiniteLossError(
-                                f"{consecutive_nonfinite} consecutive KD steps had a "
-                                f"non-finite loss or gradient (round {round_index + 1}); the "
-                                "student was not updated by them. Lower the learning rate "
-                                "or use fp32/bf16 instead of fp16"
-                            )
-                _sync(method.device)
-                t2 = time.perf_counter()
-                overall += t2 - t0
+                plan = method.round_plan(round_index)
+                synthesis_seconds = kd_seconds = 0.0
+                synth_records: list[dict[str, Any]] = []
+                raw_steps: list[dict[str, torch.Tensor | float]] = []
+                for _ in range(plan.iterations):
+                    _sync(method.device)
+                    t0 = time.perf_counter()
+                    synth_records.append(method.synthesize(round_index))
+                    _sync(method.device)
+                    t1 = time.perf_counter()
+                    raw_steps += [method.distill_step() for _ in range(plan.student_steps)]
+                    _sync(method.device)
+                    synthesis_seconds += t1 - t0
+                    kd_seconds += time.perf_counter() - t1
+                steps = read_steps(raw_steps)
+                for step in steps:
+                    consecutive_nonfinite = consecutive_nonfinite + 1 if step["skipped"] else 0
+                    if consecutive_nonfinite >= max_nonfinite_steps:
+                        raise NonFiniteLossError(
+                            f"{consecutive_nonfinite} consecutive KD steps had a "
+                            f"non-finite loss or gradient (round {round_index + 1}); the "
+                            "student was not updated by them. Lower the learning rate "
+                            "or use fp32/bf16 instead of fp16"
+                        )
+                overall += synthesis_seconds + kd_seconds
                 evaluation: dict[str, float | None] = {
                     "accuracy": None,
                     "eval_top_class_share": None,
@@ -332,13 +341,14 @@ def run_rounds(
                     "round": round_index + 1,
                     "images_synthesized": int(images["images_synthesized"]),
                     "kd_steps": method.kd_steps_done,
-                    "synthesis_seconds": t1 - t0,
-                    "kd_seconds": t2 - t1,
+                    "synthesis_seconds": synthesis_seconds,
+                    "kd_seconds": kd_seconds,
                     "overall_seconds": overall,
                     **evaluation,
                     **mean_over_ranks(parallel, summarize_steps(steps), method.device),
                     "nonfinite_steps": sum(1 for step in steps if step["skipped"]),
                 }
+                synth_metrics = summarize_synthesis(synth_records)
                 for key, value in mean_over_ranks(parallel, synth_metrics, method.device).items():
                     # The engine's count of images_synthesized is authoritative.
                     record.setdefault(key, value)

@@ -10,7 +10,7 @@ from :data:`~ssdkd.methods.registry.REGISTRY`.
 
 from __future__ import annotations
 
-from ssdkd.methods.base import DistillationMethod, MethodSpec, PoolMethod
+from ssdkd.methods.base import DistillationMethod, MethodSpec, PoolMethod, RoundPlan
 from ssdkd.methods.config import (
     DistillationFields,
     MetaGeneratorFields,
@@ -92,6 +92,7 @@ __all__ = [
     "Precision",
     "RealData",
     "RealDataConfig",
+    "RoundPlan",
     "SSDKDConfig",
     "StudentLoss",
     "StudentStep",

@@ -22,15 +22,47 @@ from ssdkd.methods.precision import Precision
 from ssdkd.methods.streams import RandomStreams
 from ssdkd.methods.student import StudentLoss, StudentStep
 
-__all__ = ["DistillationMethod", "MethodSpec", "PoolMethod"]
+__all__ = ["DistillationMethod", "MethodSpec", "PoolMethod", "RoundPlan"]
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """How one round alternates synthesis and student steps.
+
+    The engine runs ``iterations`` times: one :meth:`DistillationMethod.synthesize`, then
+    ``student_steps`` calls of :meth:`DistillationMethod.distill_step`. A method whose
+    synthesis is a whole round of inversion (DeepInversion, Fast-DFKD, SSD-KD) takes one
+    iteration; a method that alternates one generator step with a few student steps
+    thousands of times makes a round of many iterations, so evaluation, checkpoints and
+    log lines come once per round, not once per generator step.
+
+    Raises:
+        ValueError: ``iterations`` below 1 or ``student_steps`` below 0.
+
+    Example:
+        >>> RoundPlan(iterations=50, student_steps=5)
+        RoundPlan(iterations=50, student_steps=5)
+    """
+
+    iterations: int = 1
+    """Synthesis calls in the round, each followed by ``student_steps`` student steps."""
+    student_steps: int = 0
+    """Student steps after each synthesis call."""
+
+    def __post_init__(self) -> None:
+        for name, low in (("iterations", 1), ("student_steps", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"Expected `{name}` to be an int >= {low}, got {value!r}")
 
 
 class DistillationMethod(ABC):
     """A data-free distillation method as two steps: :meth:`synthesize` and :meth:`distill_step`.
 
     A method owns its models' optimisers, its synthetic data and its random streams; it
-    owns no loop, file or log. The engine calls :meth:`synthesize` once per round and
-    :meth:`distill_step` ``config.kd_steps`` times per round after warm-up.
+    owns no loop, file or log. The engine runs each round as :meth:`round_plan` says: by
+    default :meth:`synthesize` once, then :meth:`distill_step` ``config.kd_steps`` times
+    after the ``config.warmup_rounds`` warm-up rounds.
 
     Args:
         teacher: A trained network with BatchNorm layers; put in eval mode and frozen.
@@ -171,9 +203,21 @@ class DistillationMethod(ABC):
                 "(see ssdkd.methods.METHODS)"
             )
 
+    def round_plan(self, round_index: int) -> RoundPlan:
+        """How round ``round_index`` (0-based) alternates synthesis and student steps.
+
+        The default: one synthesis, then ``config.kd_steps`` student steps once the
+        ``config.warmup_rounds`` warm-up rounds are over (none before).
+        """
+        cfg = self.config
+        return RoundPlan(1, cfg.kd_steps if round_index >= cfg.warmup_rounds else 0)
+
     @abstractmethod
     def synthesize(self, round_index: int) -> dict[str, float]:
-        """Run the synthesis of round ``round_index`` (0-based); returns its metrics."""
+        """Run one synthesis of round ``round_index`` (0-based); returns its metrics.
+
+        Called :attr:`RoundPlan.iterations` times per round.
+        """
 
     @abstractmethod
     def distill_step(self) -> dict[str, torch.Tensor | float]:
