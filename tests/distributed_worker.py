@@ -29,12 +29,15 @@ from ssdkd.engine.distributed import init_from_environment, shard_range
 from ssdkd.methods import (
     DEEPINVERSION_DIGITS,
     FAST2_DIGITS,
+    METHODS,
+    REGISTRY,
     SSDKD_DIGITS,
     DistillationMethod,
     noise_control_for,
 )
 from ssdkd.models import create_model
 from ssdkd.sampling import all_reduce_sum, global_class_counts, global_mean_normalized
+from tests.methods.tiny import tiny_config
 
 TINY = {
     "fast-dfkd": dataclasses.replace(
@@ -52,8 +55,11 @@ TINY = {
     ),
 }  # fmt: skip
 TINY["noise-control"] = noise_control_for(TINY["deepinversion"], pool_size=32)
-"""Budgets of a few seconds; SSD-KD's 48-image buffer (24 per rank) fills after 3 rounds
-and then refreshes by lowest φ (the refresh policy with a collective inside)."""
+for _spec in REGISTRY:
+    TINY.setdefault(_spec.name, tiny_config(_spec))
+"""Every registered method at a budget of a few seconds (the contract tests' tiny config
+where no budget is given here); SSD-KD's 48-image buffer (24 per rank) fills after 3
+rounds and then refreshes by lowest φ (the refresh policy with a collective inside)."""
 
 
 def collectives(rank: int, world: int) -> dict[str, object]:
@@ -166,10 +172,19 @@ def distill_run(rank: int, world: int) -> dict[str, object]:
         return original_run_rounds(method, **kwargs)
 
     distill_module.run_rounds = run_rounds  # type: ignore[assignment]
+    train_gen = torch.Generator().manual_seed(6)
+    train_data = (
+        (
+            torch.rand(64, 1, 8, 8, generator=train_gen),
+            torch.randint(0, 10, (64,), generator=train_gen),
+        )
+        if METHODS[method_name].method_class.needs_train_data
+        else None
+    )
     result = ssdkd.distill(
         teacher, student, method_name, num_classes=10, image_shape=(1, 8, 8),
         normalization=((0.3,), (0.4,)), config=TINY[method_name], eval_data=eval_data,
-        seed=11, run_dir=run_dir, resume=resume, progress=False,
+        train_data=train_data, seed=11, run_dir=run_dir, resume=resume, progress=False,
     )  # fmt: skip
     method = built[0]
     # The engine's split evaluation must equal this rank evaluating the whole set alone.

@@ -21,6 +21,7 @@ import ssdkd
 from ssdkd.engine import CheckpointError, atomic_save, load_checkpoint
 from ssdkd.engine.distributed import init_from_environment, shard_range
 from ssdkd.engine.run_state import load_run_state, remove_stale_checkpoints
+from ssdkd.methods import METHODS
 from ssdkd.methods.parallel import DataParallel
 from ssdkd.models import create_model
 from ssdkd.sampling import all_reduce_sum, global_class_counts, global_mean_normalized
@@ -153,10 +154,27 @@ def test_a_collective_with_a_departed_rank_fails_instead_of_hanging(tmp_path: Pa
 
 
 # ---------------------------------------------------------------- data-parallel methods
-METHOD_ROUNDS = {"ssd-kd": 5, "fast-dfkd": 4, "deepinversion": 3, "noise-control": 3}
-KD_STEPS = {"ssd-kd": 12, "fast-dfkd": 9, "deepinversion": 9, "noise-control": 9}
-"""(rounds − warm-up rounds) × 3 KD steps."""
+METHOD_ROUNDS = {name: config.rounds for name, config in TINY.items()}
+"""Every registered method (``distributed_worker.TINY`` covers the registry)."""
+KD_STEPS = {
+    name: (config.rounds - config.warmup_rounds) * config.kd_steps for name, config in TINY.items()
+}
 GENERATOR = {"ssd-kd", "fast-dfkd"}
+IMAGES = {
+    "ssd-kd": [16, 32, 48, 64, 80],
+    "fast-dfkd": [16, 32, 48, 64],
+    "deepinversion": [16, 32, 48],
+    "noise-control": [32, 32, 32],  # its 32-image pool, drawn once
+    "real-data": [0] * TINY["real-data"].rounds,
+}
+"""The global count of images synthesised after each round: each rank synthesises its
+own half of every batch."""
+
+
+def test_every_registered_method_runs_on_two_processes() -> None:
+    """Prevents a new method from escaping the 2-process equality test: the worker's
+    budgets, and so the test's parameters, cover the whole registry."""
+    assert set(TINY) == set(METHODS)
 
 
 @pytest.fixture(scope="module")
@@ -201,10 +219,8 @@ def test_two_processes_hold_one_student_and_generator_after_every_step(
     assert [json.loads(line)["round"] for line in lines] == list(
         range(1, METHOD_ROUNDS[method] + 1)
     )
-    # Each rank synthesises its own half of every batch: the global count is the batch
-    # (the noise control draws its 32-image pool once).
-    expected = [32] * 3 if method == "noise-control" else [16 * (i + 1) for i in range(last)]
-    assert [r["images_synthesized"] for r in ranks[0]["history"]] == expected
+    if method in IMAGES:
+        assert [r["images_synthesized"] for r in ranks[0]["history"]] == IMAGES[method]
     files = sorted(p.name for p in (out / "run" / "checkpoints").iterdir())
     assert files == [
         "best.pt",
