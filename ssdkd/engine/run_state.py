@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ssdkd.engine.blobs import load_with_blobs, remove_unreferenced_blobs, save_with_blobs
 from ssdkd.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from ssdkd.methods import DistillationMethod
 from ssdkd.methods.parallel import DataParallel
@@ -30,11 +31,13 @@ __all__ = [
     "set_rng_state",
 ]
 
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 # Version 1 also stored the best round's student weights and accuracy. A version-1 file
 # still resumes: those entries are ignored, the best round is read from the history.
 # Version 3 added the count of consecutive skipped KD steps; older files resume with 0.
-_READABLE_CHECKPOINT_VERSIONS = (1, 2, CHECKPOINT_VERSION)
+# Version 4 stores tensors of 1 MiB or more as blobs (ssdkd.engine.blobs); older files
+# hold every tensor inline and still load.
+_READABLE_CHECKPOINT_VERSIONS = (1, 2, 3, CHECKPOINT_VERSION)
 
 
 def rng_state() -> dict[str, Any]:
@@ -133,6 +136,13 @@ def _rank_file(rank: int, world_size: int, round_number: int) -> str:
     return f"last-rank{rank}-of-{world_size}-round{round_number}.pt"
 
 
+def _blob_dir(checkpoints: Path, rank: int, world_size: int) -> Path:
+    """Where a rank's checkpoint keeps its large tensors (one directory per rank)."""
+    if world_size == 1:
+        return checkpoints / "blobs"
+    return checkpoints / f"blobs-rank{rank}-of-{world_size}"
+
+
 def _world_size_error(path: Path, stored: int, current: int) -> CheckpointError:
     return CheckpointError(
         f"checkpoint {str(path)!r} was written by a run on {stored} process(es), and this "
@@ -156,7 +166,9 @@ def load_run_state(checkpoints: Path, parallel: DataParallel) -> dict[str, Any] 
         if not last.exists():
             return None
         path = last
-        state = load_checkpoint(path, kind="run")
+        state = load_with_blobs(
+            path, _blob_dir(checkpoints, parallel.rank, parallel.world_size), kind="run"
+        )
     else:
         if last.exists():
             raise _world_size_error(last, 1, parallel.world_size)
@@ -166,7 +178,9 @@ def load_run_state(checkpoints: Path, parallel: DataParallel) -> dict[str, Any] 
         if int(stored["world_size"]) != parallel.world_size:
             raise _world_size_error(manifest, int(stored["world_size"]), parallel.world_size)
         path = checkpoints / str(stored["files"][parallel.rank])
-        state = load_checkpoint(path, kind="run")
+        state = load_with_blobs(
+            path, _blob_dir(checkpoints, parallel.rank, parallel.world_size), kind="run"
+        )
         if int(state["round"]) != int(stored["round"]) or state.get("rank") != parallel.rank:
             raise CheckpointError(
                 f"checkpoint file {str(path)!r} holds round {state['round']} of rank "
@@ -224,6 +238,11 @@ def remove_stale_checkpoints(checkpoints: Path, parallel: DataParallel) -> None:
         for path in [*checkpoints.glob("last-rank*-of-*.pt"), *checkpoints.glob(".*.tmp")]:
             if path.name not in keep:
                 path.unlink(missing_ok=True)
+        world = parallel.world_size
+        blob_dirs = {_blob_dir(checkpoints, r, world).name for r in range(world)}
+        for path in checkpoints.glob("blobs*"):
+            if path.name not in blob_dirs:
+                shutil.rmtree(path, ignore_errors=True)
     parallel.barrier()
 
 
@@ -233,14 +252,20 @@ def save_run_state(checkpoints: Path, parallel: DataParallel, state: dict[str, A
     One process writes ``last.pt``. Several write one file per rank and round; once every
     rank's file is in place, rank 0 replaces the manifest (the commit point: a crash
     before it leaves the previous manifest, whose files are still there), and then each
-    rank deletes its files of earlier rounds.
+    rank deletes its files of earlier rounds. Tensors of 1 MiB or more go to the rank's
+    blob directory, each written once (:mod:`ssdkd.engine.blobs`); the blobs the new
+    checkpoint does not name are deleted after it is committed.
     """
+    blob_dir = _blob_dir(checkpoints, parallel.rank, parallel.world_size)
     if not parallel.active:
-        atomic_save(state, checkpoints / "last.pt")
+        referenced = save_with_blobs(state, checkpoints / "last.pt", blob_dir)
+        remove_unreferenced_blobs(blob_dir, referenced)
         return
     round_number, world = int(state["round"]), parallel.world_size
     name = _rank_file(parallel.rank, world, round_number)
-    atomic_save({**state, "rank": parallel.rank, "world_size": world}, checkpoints / name)
+    referenced = save_with_blobs(
+        {**state, "rank": parallel.rank, "world_size": world}, checkpoints / name, blob_dir
+    )
     parallel.barrier()
     if parallel.is_main:
         atomic_save(
@@ -256,6 +281,7 @@ def save_run_state(checkpoints: Path, parallel: DataParallel, state: dict[str, A
     for old in checkpoints.glob(f"last-rank{parallel.rank}-of-{world}-round*.pt"):
         if old.name != name:
             old.unlink(missing_ok=True)
+    remove_unreferenced_blobs(blob_dir, referenced)
 
 
 _RUN_FILES = ("config.json", "metrics.jsonl", "synthetic.pt")

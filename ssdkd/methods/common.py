@@ -96,6 +96,9 @@ class TransferPool:
         (5, [0, 1, 1, 2, 2], torch.Size([4, 1, 2, 2]))
     """
 
+    BLOCK = 1024
+    """Images per block of :meth:`state_dict`."""
+
     def __init__(self, capacity: int, generator: torch.Generator) -> None:
         self.capacity = capacity
         self.generator = generator
@@ -173,20 +176,29 @@ class TransferPool:
         return self._images[index.to(self._images.device)]
 
     def state_dict(self) -> dict[str, Any]:
-        """The capacity and the live images and labels (copies without the spare room:
-        ``torch.save`` of a view writes its whole storage)."""
+        """The capacity, the live images as blocks of :attr:`BLOCK` images, and the labels.
+
+        Copies without the spare room (``torch.save`` of a view writes its whole
+        storage). In blocks, because a pool without capacity only appends: every block
+        but the last is the same in the next checkpoint, and the run's checkpoints store
+        each such block once (:mod:`ssdkd.engine.blobs`) instead of the whole pool every
+        round.
+        """
         images, labels = self.images, self.labels
         return {
             "capacity": self.capacity,
-            "images": None if images is None else images.clone(),
+            "images": None
+            if images is None
+            else [block.clone() for block in images.split(self.BLOCK)],
             "labels": None if labels is None else labels.clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`, on the generator's device (checkpoints load on CPU)."""
         device = self.generator.device
-        images, labels = state["images"], state["labels"]
+        blocks, labels = state["images"], state["labels"]
+        images = None if blocks is None else torch.cat(list(blocks)).to(device)
         self.capacity = int(state["capacity"])
-        self._images = None if images is None else images.to(device)
+        self._images = images
         self._labels = None if labels is None else labels.to(device)
         self._size = 0 if images is None else int(images.shape[0])

@@ -56,11 +56,30 @@ def test_a_checkpoint_holds_the_live_images_only() -> None:
     for _ in range(3):
         pool.add(torch.zeros(5, 1, 2, 2), torch.zeros(5, dtype=torch.long))
     state = pool.state_dict()
-    assert state["images"].shape[0] == 15
-    assert state["images"].untyped_storage().nbytes() == 15 * 4 * 4
+    [block] = state["images"]
+    assert block.shape[0] == 15
+    assert block.untyped_storage().nbytes() == 15 * 4 * 4
     copy = TransferPool(0, torch.Generator().manual_seed(1))
     copy.load_state_dict(state)
     assert len(copy) == 15
     copy.add(torch.ones(2, 1, 2, 2), torch.ones(2, dtype=torch.long))
     assert copy.labels is not None
     assert copy.labels.tolist() == [0] * 15 + [1, 1]
+
+
+def test_the_checkpointed_blocks_of_a_growing_pool_stay_the_same(monkeypatch) -> None:
+    """Each block but the last is unchanged when the pool grows, so a checkpoint store
+    that writes a tensor once per content writes only the new block."""
+    monkeypatch.setattr(TransferPool, "BLOCK", 4)
+    pool = TransferPool(0, torch.Generator().manual_seed(0))
+    pool.add(torch.arange(6.0).view(6, 1, 1, 1), torch.zeros(6, dtype=torch.long))
+    first = pool.state_dict()["images"]
+    pool.add(torch.arange(6.0, 9.0).view(3, 1, 1, 1), torch.zeros(3, dtype=torch.long))
+    second = pool.state_dict()["images"]
+    assert [b.shape[0] for b in first] == [4, 2]
+    assert [b.shape[0] for b in second] == [4, 4, 1]
+    assert torch.equal(first[0], second[0])
+    copy = TransferPool(0, torch.Generator().manual_seed(1))
+    copy.load_state_dict(pool.state_dict())
+    assert copy.images is not None
+    assert copy.images.flatten().tolist() == list(range(9))
