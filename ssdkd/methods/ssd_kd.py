@@ -22,7 +22,7 @@ from ssdkd.methods.config import (
 )
 from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
-from ssdkd.sampling import PriorityBuffer, admit, linear_schedule
+from ssdkd.sampling import PriorityBuffer, admit, global_mean_normalized, linear_schedule
 
 __all__ = ["SPEC", "SSDKD", "SSDKD_DIGITS", "SSDKD_FASHION_MNIST", "SSDKD_PAPER", "SSDKDConfig"]
 
@@ -367,10 +367,13 @@ class SSDKD(DistillationMethod):
         p = probabilities.to(torch.float64)
         if buffer.weight_norm == "mean":
             weights = p**-buffer.beta
-            totals = self.parallel.sum(
-                torch.stack([weights.sum(), torch.tensor(float(weights.numel()), device=p.device)])
+            # The method's DataParallel decides: a one-process method inside a process
+            # group (another job's) must not join that group's collectives.
+            return (
+                global_mean_normalized(weights)
+                if self.parallel.active
+                else weights / weights.mean()
             )
-            return weights / (totals[0] / totals[1])
         # The smallest P of every live item ("max") or of the drawn batch.
         shard_min = buffer.tree.min / buffer.tree.total if buffer.weight_norm == "max" else p.min()
         weights = (p / self.parallel.min(shard_min)) ** -buffer.beta
