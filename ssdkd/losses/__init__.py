@@ -14,6 +14,11 @@ KL(p_t^T ‖ p_s^T)·T²                      :func:`kd_kl_div` (:class:`KDLoss`
 −𝟙[agree]·KL(p_t ‖ p_s)                   :func:`adversarial_kl` (:class:`AdversarialKLLoss`)
 1 − JS(p_s, p_t)                          :func:`js_competition` (:class:`JSCompetitionLoss`)
 mean_c |s_c − t_c|                        :func:`logit_l1` (:class:`LogitL1Loss`)
+Σ_c p̄_c log p̄_c (batch)                 :func:`information_entropy`
+                                          (:class:`InformationEntropyLoss`)
+−mean_j |f_j|                             :func:`activation_loss` (:class:`ActivationLoss`)
+Σ_l mean (a_S − a_T)²                     :func:`attention_transfer`
+                                          (:class:`AttentionTransferLoss`)
 total variation (L1/L2), ‖x‖₂             :func:`total_variation`, :func:`image_l2`
 φ = diversity × difficulty                :func:`diversity_difficulty_weights`
                                           (:class:`DiversityDifficultyModulator`)
@@ -41,25 +46,41 @@ from ssdkd.losses.adversarial import (
     logit_l1,
 )
 from ssdkd.losses.bn import BNStatLoss, BNStatMomentum, bn_stat_loss
+from ssdkd.losses.generative import (
+    ActivationLoss,
+    AttentionTransferLoss,
+    InformationEntropyLoss,
+    activation_loss,
+    attention_map,
+    attention_transfer,
+    information_entropy,
+)
 from ssdkd.losses.kd import KDLoss, kd_kl_div
 from ssdkd.losses.modulation import DiversityDifficultyModulator, diversity_difficulty_weights
 from ssdkd.losses.priors import ImageL2Loss, TotalVariationLoss, image_l2, total_variation
 from ssdkd.losses.reduction import weighted_mean
 
 __all__ = [
+    "ActivationLoss",
     "AdversarialKLLoss",
+    "AttentionTransferLoss",
     "BNStatLoss",
     "BNStatMomentum",
     "DiversityDifficultyModulator",
     "ImageL2Loss",
+    "InformationEntropyLoss",
     "JSCompetitionLoss",
     "KDLoss",
     "LogitL1Loss",
     "TotalVariationLoss",
+    "activation_loss",
     "adversarial_kl",
+    "attention_map",
+    "attention_transfer",
     "bn_stat_loss",
     "diversity_difficulty_weights",
     "image_l2",
+    "information_entropy",
     "js_competition",
     "kd_kl_div",
     "logit_l1",

@@ -11,12 +11,14 @@ import torch
 from torch import nn
 
 from ssdkd.losses import (
+    ActivationLoss,
     AdversarialKLLoss,
     ImageL2Loss,
     JSCompetitionLoss,
     KDLoss,
     LogitL1Loss,
     TotalVariationLoss,
+    activation_loss,
     adversarial_kl,
     image_l2,
     js_competition,
@@ -62,6 +64,7 @@ CASES = [
     Case("total_variation_l1", total_variation, TotalVariationLoss, _images, {"p": 1}),
     Case("total_variation_l2", total_variation, TotalVariationLoss, _images, {"p": 2}),
     Case("image_l2", image_l2, ImageL2Loss, _images),
+    Case("activation_loss", activation_loss, ActivationLoss, _images),
 ]
 IDS = [case.name for case in CASES]
 
