@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ssdkd.models.lenet import lenet5, lenet5_bn, lenet5_half, lenet5_half_bn
 from ssdkd.models.resnet import resnet18, resnet34
 from ssdkd.models.small import small_cnn, tiny_cnn
 from ssdkd.models.vgg import vgg11_bn
@@ -24,6 +25,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "vgg11_bn": vgg11_bn,
     "small_cnn": small_cnn,
     "tiny_cnn": tiny_cnn,
+    "lenet5": lenet5,
+    "lenet5_bn": lenet5_bn,
+    "lenet5_half": lenet5_half,
+    "lenet5_half_bn": lenet5_half_bn,
 }
 """Model name → constructor taking ``num_classes``, ``in_channels`` and ``image_size``.
 

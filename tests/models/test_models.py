@@ -19,10 +19,11 @@ EXPECTED = {
     "small_cnn",
     "tiny_cnn",
 }
+LENETS = {"lenet5", "lenet5_bn", "lenet5_half", "lenet5_half_bn"}
 
 
 def test_registry_holds_the_papers_models_and_the_small_cnns() -> None:
-    assert set(MODELS) == EXPECTED
+    assert set(MODELS) == EXPECTED | LENETS
     assert isinstance(MODELS, dict)
 
 
@@ -86,3 +87,31 @@ def test_unknown_model_lists_known_ones() -> None:
 def test_non_positive_arguments_raise(argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         create_model("wrn16_1", **{argument: 0})
+
+
+@pytest.mark.parametrize("name", sorted(LENETS))
+@pytest.mark.parametrize(("in_channels", "image_size"), [(1, 28), (1, 32), (3, 32)])
+def test_lenets_give_logits_and_have_batchnorm_only_in_the_bn_variants(
+    name: str, in_channels: int, image_size: int
+) -> None:
+    model = create_model(
+        name, num_classes=7, in_channels=in_channels, image_size=image_size, seed=0
+    )
+    assert model(torch.randn(3, in_channels, image_size, image_size)).shape == (3, 7)
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert has_bn == name.endswith("_bn")
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters"),
+    # LeNet-5 at 32×32: 156 + 2,416 + 48,120 + 10,164 + 850 (conv/linear with biases).
+    [("lenet5", 61_706), ("lenet5_half", 3 * 26 + 8 * 76 + 60 * 201 + 42 * 61 + 10 * 43)],
+)
+def test_lenet_parameter_counts_are_the_papers(name: str, parameters: int) -> None:
+    model = create_model(name, num_classes=10, in_channels=1, image_size=32)
+    assert sum(p.numel() for p in model.parameters()) == parameters
+
+
+def test_a_lenet_refuses_an_image_too_small_for_its_convolutions() -> None:
+    with pytest.raises(ValueError, match="`image_size` to be at least 16, got 12"):
+        create_model("lenet5", in_channels=1, image_size=12)
