@@ -128,9 +128,10 @@ def watch(method: DistillationMethod, checks: dict[str, int], die_in_round: int 
             os._exit(3)  # a crash: no clean-up, no goodbye to the other rank
         metrics = synthesize(round_index)
         checks["syntheses"] += 1
-        synthesis = getattr(method, "synthesis", None)
+        # The meta generator, its optimiser and the BN-statistics EMA; or the generator
+        # family's generator.
+        synthesis = getattr(method, "synthesis", None) or getattr(method, "generator", None)
         if synthesis is not None:
-            # The meta generator, its optimiser and the BN-statistics EMA.
             checks["generator_differs"] += not same_on_every_rank(synthesis.state_dict())
             checks["syntheses_with_generator"] += 1
         return metrics
@@ -204,9 +205,12 @@ def distill_run(rank: int, world: int) -> dict[str, object]:
         for norm in ("max", "batch", "mean"):
             buffer.weight_norm = norm
             weights[norm] = method._global_weights(sample.probabilities).tolist()
+    plans = [method.round_plan(r) for r in range(method.config.rounds)]
     return {
         "weights": weights,
         **checks,
+        "planned_steps": sum(plan.iterations * plan.student_steps for plan in plans),
+        "planned_syntheses": sum(plan.iterations for plan in plans),
         "student": digest_state(result.student.state_dict()),
         "final_accuracy": result.final_accuracy,
         "whole_set_accuracy": whole,

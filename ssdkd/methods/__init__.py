@@ -18,6 +18,7 @@ from ssdkd.methods.config import (
     apply_overrides,
     config_to_dict,
 )
+from ssdkd.methods.dafl import DAFL, DAFL_MNIST, DAFL_PAPER, DAFLConfig
 from ssdkd.methods.deepinversion import (
     DEEPINVERSION_DIGITS,
     DEEPINVERSION_FASHION_MNIST,
@@ -25,6 +26,8 @@ from ssdkd.methods.deepinversion import (
     DeepInversion,
     DeepInversionConfig,
 )
+from ssdkd.methods.dfad import DFAD, DFAD_MNIST, DFAD_PAPER, DFADConfig
+from ssdkd.methods.dfq import DFQ, DFQ_PAPER, DFQConfig
 from ssdkd.methods.fast_dfkd import (
     FAST2,
     FAST2_DIGITS,
@@ -36,6 +39,7 @@ from ssdkd.methods.fast_dfkd import (
     FastDFKD,
     FastDFKDConfig,
 )
+from ssdkd.methods.generator_family import GeneratorFamily, GeneratorFamilyFields
 from ssdkd.methods.noise import NoiseControl, NoiseControlConfig, noise_control_for
 from ssdkd.methods.precision import PRECISIONS, NonFiniteLossError, Precision
 from ssdkd.methods.real_data import RealData, RealDataConfig, real_data_for
@@ -58,9 +62,17 @@ from ssdkd.methods.ssd_kd import (
 from ssdkd.methods.student import StudentLoss, StudentStep, StudentStepResult
 
 __all__ = [
+    "DAFL",
+    "DAFL_MNIST",
+    "DAFL_PAPER",
     "DEEPINVERSION_DIGITS",
     "DEEPINVERSION_FASHION_MNIST",
     "DEEPINVERSION_PAPER",
+    "DFAD",
+    "DFAD_MNIST",
+    "DFAD_PAPER",
+    "DFQ",
+    "DFQ_PAPER",
     "FAST2",
     "FAST2_DIGITS",
     "FAST2_FASHION_MNIST",
@@ -76,12 +88,17 @@ __all__ = [
     "SSDKD_DIGITS",
     "SSDKD_FASHION_MNIST",
     "SSDKD_PAPER",
+    "DAFLConfig",
+    "DFADConfig",
+    "DFQConfig",
     "DeepInversion",
     "DeepInversionConfig",
     "DistillationFields",
     "DistillationMethod",
     "FastDFKD",
     "FastDFKDConfig",
+    "GeneratorFamily",
+    "GeneratorFamilyFields",
     "MetaGeneratorFields",
     "MethodConfig",
     "MethodSpec",

@@ -152,13 +152,7 @@ class DistillationMethod(ABC):
         """One random stream per role, so an ablation of one role leaves the others' draws."""
         self.images_synthesized = 0
         self.kd_steps_done = 0
-        post_warmup_rounds = config.rounds - config.warmup_rounds
-        optimizer = torch.optim.SGD(
-            self.student.parameters(),
-            lr=config.student_lr,
-            momentum=config.student_momentum,
-            weight_decay=config.student_weight_decay,
-        )
+        optimizer = self.student_optimizer()
         self.trainer = StudentStep(
             self.student,
             optimizer,
@@ -166,7 +160,7 @@ class DistillationMethod(ABC):
             teacher=self.teacher if self.learns_from_teacher else None,
             model_input=self.model_input,
             scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=max(1, post_warmup_rounds * config.kd_steps)
+                optimizer, T_max=max(1, self.student_steps_total())
             ),
             precision=self.precision,
             augment=(
@@ -179,7 +173,27 @@ class DistillationMethod(ABC):
             kl_temperature=config.temperature if self.learns_from_teacher else None,
             parallel=self.parallel,
         )
-        """The student's step: SGD with a cosine schedule over every KD step of the run."""
+        """The student's step: :meth:`student_optimizer` with a cosine schedule over the
+        run's :meth:`student_steps_total` steps."""
+
+    def student_optimizer(self) -> torch.optim.Optimizer:
+        """The student's optimiser: SGD at ``student_lr`` with ``student_momentum`` and
+        ``student_weight_decay``. A method whose paper trains the student otherwise (Adam)
+        overrides this."""
+        cfg = self.config
+        return torch.optim.SGD(
+            self.student.parameters(),
+            lr=cfg.student_lr,
+            momentum=cfg.student_momentum,
+            weight_decay=cfg.student_weight_decay,
+        )
+
+    def student_steps_total(self) -> int:
+        """The student steps of the whole run (the cosine schedule's length): by default
+        ``kd_steps`` in every round after warm-up; a method with its own
+        :meth:`round_plan` says its own count."""
+        cfg = self.config
+        return (cfg.rounds - cfg.warmup_rounds) * cfg.kd_steps
 
     def student_loss(self) -> StudentLoss:
         """The student's per-sample loss: KL(teacher ‖ student)·T² at ``config.temperature``.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ssdkd.methods import deepinversion, fast_dfkd, noise, real_data, ssd_kd
+from ssdkd.methods import dafl, deepinversion, dfad, dfq, fast_dfkd, noise, real_data, ssd_kd
 from ssdkd.methods.base import MethodSpec
 from ssdkd.methods.config import MethodConfig
 
@@ -31,6 +31,9 @@ REGISTRY: tuple[MethodSpec, ...] = (
     ssd_kd.SPEC,
     fast_dfkd.SPEC,
     deepinversion.SPEC,
+    dafl.SPEC,
+    dfad.SPEC,
+    dfq.SPEC,
     noise.SPEC,
     real_data.SPEC,
 )

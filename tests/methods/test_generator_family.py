@@ -1,0 +1,211 @@
+"""The generator family (DAFL, DFAD, DFQ): loss terms, student loss, image flow, shapes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from ssdkd.losses import kd_kl_div, logit_l1
+from ssdkd.methods import (
+    DAFL,
+    DAFL_MNIST,
+    DAFL_PAPER,
+    DFAD,
+    DFAD_MNIST,
+    DFQ,
+    DFQ_PAPER,
+    METHODS,
+    RoundPlan,
+)
+from ssdkd.models import create_model
+from tests.methods.tiny import tiny_config
+
+FAMILY = ("dafl", "dfad", "dfq")
+
+
+def _config(name: str, **changes: object) -> object:
+    return dataclasses.replace(tiny_config(METHODS[name]), **changes)
+
+
+def _build(name: str, *, teacher: str = "lenet5_bn", channels: int = 1, size: int = 28, **kw):
+    teacher_net = create_model(
+        teacher, num_classes=10, in_channels=channels, image_size=size, seed=0
+    )
+    student = create_model(
+        "lenet5_half", num_classes=10, in_channels=channels, image_size=size, seed=1
+    )
+    return METHODS[name].method_class(
+        teacher_net.eval(),
+        student,
+        kw.pop("config", _config(name)),
+        num_classes=10,
+        image_shape=(channels, size, size),
+        normalization=((0.5,) * channels, (0.5,) * channels),
+        seed=0,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("name", FAMILY)
+@pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32)])
+def test_a_round_runs_at_28_and_32_pixels(name: str, channels: int, size: int) -> None:
+    method = _build(name, channels=channels, size=size)
+    plan = method.round_plan(method.config.warmup_rounds)
+    assert plan == RoundPlan(method.config.iterations, method.config.kd_steps)
+    for _ in range(plan.iterations):
+        metrics = method.synthesize(method.config.warmup_rounds)
+        for _ in range(plan.student_steps):
+            step = method.distill_step()
+    assert torch.isfinite(torch.tensor(metrics["loss_g"]))
+    assert torch.isfinite(step["kd_loss"])
+    assert method.kd_steps_done == plan.iterations * plan.student_steps
+    assert method.synthetic_images().shape[1:] == (channels, size, size)
+
+
+@pytest.mark.parametrize("name", ["dafl", "dfad"])
+def test_a_teacher_without_batchnorm_works_where_no_bn_term_needs_it(name: str) -> None:
+    method = _build(name, teacher="lenet5")
+    method.synthesize(0)
+    assert torch.isfinite(method.distill_step()["kd_loss"])
+
+
+def test_dfq_refuses_a_teacher_without_batchnorm() -> None:
+    with pytest.raises(ValueError, match="Expected `teacher` to contain BatchNorm layers"):
+        _build("dfq", teacher="lenet5")
+
+
+def test_a_bn_term_is_refused_by_a_method_whose_teacher_needs_no_batchnorm() -> None:
+    with pytest.raises(ValueError, match=r"`bn_weight` 0 for DAFL.*got 1\.0"):
+        _build("dafl", config=_config("dafl", bn_weight=1.0))
+
+
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("dafl", {"loss_oh", "loss_balance", "loss_act"}),
+        ("dfad", {"loss_adv"}),
+        ("dfq", {"loss_bn", "loss_oh", "loss_adv", "loss_balance"}),
+    ],
+)
+def test_each_method_trains_its_generator_on_its_papers_terms(name: str, parts: set) -> None:
+    method = _build(name)
+    metrics = method.synthesize(0)
+    assert {k for k in metrics if k.startswith("loss_") and k != "loss_g"} == parts
+    cfg = method.config
+    weights = {
+        "loss_bn": cfg.bn_weight,
+        "loss_oh": cfg.oh_weight,
+        "loss_balance": cfg.balance_weight,
+        "loss_act": cfg.act_weight,
+        "loss_adv": cfg.adv_weight,
+    }
+    total = sum(weights[k] * metrics[k] for k in parts)
+    assert metrics["loss_g"] == pytest.approx(total, rel=1e-5, abs=1e-6)
+
+
+def test_the_generator_moves_against_the_student_in_dfad() -> None:
+    """The adversarial term is maximised: it enters the generator's loss negated."""
+    method = _build("dfad")
+    metrics = method.synthesize(0)
+    assert metrics["loss_adv"] < 0
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_the_students_kd_temperature_is_the_configured_one(temperature: float) -> None:
+    """Regression guard for the upstream scripts' defect: their generator-family students
+    learned at temperature 1 whatever ``--T`` said."""
+    method = _build("dfq", config=_config("dfq", temperature=temperature))
+    method.synthesize(0)
+    images = method.synthetic_images()
+    student_copy = create_model("lenet5_half", num_classes=10, in_channels=1, image_size=28)
+    student_copy.load_state_dict(method.student.state_dict())
+    result = method.trainer.step(images)
+    with torch.no_grad():
+        x = method.model_input(images)
+        expected = kd_kl_div(student_copy.train()(x), method.teacher(x), temperature=temperature)
+    torch.testing.assert_close(result.per_sample, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_dfads_student_learns_the_l1_distance_of_the_logits() -> None:
+    method = _build("dfad")
+    method.synthesize(0)
+    images = method.synthetic_images()
+    student_copy = create_model("lenet5_half", num_classes=10, in_channels=1, image_size=28)
+    student_copy.load_state_dict(method.student.state_dict())
+    result = method.trainer.step(images)
+    with torch.no_grad():
+        x = method.model_input(images)
+        expected = logit_l1(student_copy.train()(x), method.teacher(x))
+    torch.testing.assert_close(result.per_sample, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_dafl_students_learn_from_the_generators_batch_and_others_from_fresh_ones() -> None:
+    same = _build("dafl")
+    assert same.config.student_images == "same"
+    same.synthesize(0)
+    batch = same.synthetic_images().clone()
+    seen: list[torch.Tensor] = []
+    step = same.trainer.step
+    same.trainer.step = lambda images, *a, **k: (seen.append(images), step(images, *a, **k))[1]
+    same.distill_step()
+    assert torch.equal(seen[0], batch)
+    fresh = _build("dfad")
+    fresh.synthesize(0)
+    before = fresh.images_synthesized
+    fresh.distill_step()
+    assert fresh.images_synthesized == before + fresh.config.kd_batch_size
+
+
+def test_the_student_is_in_eval_mode_during_generator_updates_and_restored() -> None:
+    method = _build("dfq")
+    modes: list[bool] = []
+    method.student.register_forward_pre_hook(lambda m, i: modes.append(m.training))
+    method.student.train()
+    method.synthesize(0)
+    assert modes == [False] * method.config.g_steps
+    assert method.student.training
+
+
+def test_the_activation_term_needs_a_final_linear_layer() -> None:
+    class NoLinear(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1)[:, :10]
+
+    method = DAFL(
+        NoLinear(),
+        create_model("lenet5_half", num_classes=10, in_channels=1, image_size=28, seed=1),
+        _config("dafl"),
+        num_classes=10,
+        image_shape=(1, 28, 28),
+        normalization=((0.5,), (0.5,)),
+    )
+    with pytest.raises(ValueError, match=r"nn\.Linear layer for the activation term"):
+        method.synthesize(0)
+
+
+def test_the_published_settings_are_in_the_presets() -> None:
+    assert (DAFL_PAPER.rounds, DAFL_PAPER.iterations, DAFL_PAPER.synthesis_batch_size) == (
+        2000,
+        120,
+        1024,
+    )
+    assert (DAFL_MNIST.lr_g, DAFL_MNIST.student_optimizer, DAFL_MNIST.student_lr) == (
+        0.2,
+        "adam",
+        2e-3,
+    )
+    assert DFAD_MNIST.rounds == 40
+    assert (DFQ_PAPER.bn_weight, DFQ_PAPER.balance_weight, DFQ_PAPER.kd_steps) == (1.0, 20.0, 10)
+    assert {type(c) for c in (DAFL_PAPER, DFAD_MNIST, DFQ_PAPER)} == {
+        DAFL.config_class,
+        DFAD.config_class,
+        DFQ.config_class,
+    }
+
+
+def test_same_images_need_equal_batches() -> None:
+    with pytest.raises(ValueError, match=r"`kd_batch_size` == `synthesis_batch_size`"):
+        dataclasses.replace(DAFL_PAPER, kd_batch_size=256)
