@@ -60,6 +60,7 @@ from ssdkd.methods.ssd_kd import (
     SSDKDConfig,
 )
 from ssdkd.methods.student import StudentLoss, StudentStep, StudentStepResult
+from ssdkd.methods.zskt import ZSKT, ZSKT_PAPER, ZSKTConfig
 
 __all__ = [
     "DAFL",
@@ -88,6 +89,8 @@ __all__ = [
     "SSDKD_DIGITS",
     "SSDKD_FASHION_MNIST",
     "SSDKD_PAPER",
+    "ZSKT",
+    "ZSKT_PAPER",
     "DAFLConfig",
     "DFADConfig",
     "DFQConfig",
@@ -114,6 +117,7 @@ __all__ = [
     "StudentLoss",
     "StudentStep",
     "StudentStepResult",
+    "ZSKTConfig",
     "apply_overrides",
     "check_config_for",
     "config_from_dict",

@@ -1,4 +1,4 @@
-"""The common frame of the generator family (DAFL, DFAD, DFQ): one generator trained
+"""The common frame of the generator family (DAFL, DFAD, DFQ, ZSKT): one generator trained
 against the teacher (and the student), the student learning from its live images.
 
 No transfer set is kept: each student step draws a fresh batch from the generator. A
@@ -53,8 +53,8 @@ __all__ = ["GeneratorFamily", "GeneratorFamilyFields"]
 @dataclass(frozen=True)
 class GeneratorFamilyFields(DistillationFields):
     """The fields of the generator family's common frame, shared by the configs of
-    :class:`~ssdkd.methods.DAFLConfig`, :class:`~ssdkd.methods.DFADConfig` and
-    :class:`~ssdkd.methods.DFQConfig`.
+    :class:`~ssdkd.methods.DAFLConfig`, :class:`~ssdkd.methods.DFADConfig`,
+    :class:`~ssdkd.methods.DFQConfig` and :class:`~ssdkd.methods.ZSKTConfig`.
 
     A group of fields, not a method's config. ``rounds`` counts epochs, ``kd_steps`` the
     student steps after each generator update, and ``warmup_rounds`` the epochs at the
@@ -153,8 +153,9 @@ class GeneratorFamily(DistillationMethod):
     ``needs_batchnorm`` and, where the student's loss is not KL at the configured
     temperature, :meth:`student_loss`. The generator is the DCGAN one of Fast-DFKD
     (:class:`~ssdkd.generators.DCGANGenerator`, sigmoid output), initialised from the
-    run's seed, its BatchNorm layers normalising with the batch's statistics only. During generator updates the student is in eval mode, so the generator's
-    images do not move the student's BatchNorm statistics.
+    run's seed, its BatchNorm layers normalising with the batch's statistics only.
+    During generator updates the student is in eval mode, so the generator's images do
+    not move the student's BatchNorm statistics.
 
     With several processes each rank draws its share of every batch, generator
     gradients are averaged and the generator stays identical on every rank.

@@ -11,7 +11,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ssdkd.methods import dafl, deepinversion, dfad, dfq, fast_dfkd, noise, real_data, ssd_kd
+from ssdkd.methods import (
+    dafl,
+    deepinversion,
+    dfad,
+    dfq,
+    fast_dfkd,
+    noise,
+    real_data,
+    ssd_kd,
+    zskt,
+)
 from ssdkd.methods.base import MethodSpec
 from ssdkd.methods.config import MethodConfig
 
@@ -34,6 +44,7 @@ REGISTRY: tuple[MethodSpec, ...] = (
     dafl.SPEC,
     dfad.SPEC,
     dfq.SPEC,
+    zskt.SPEC,
     noise.SPEC,
     real_data.SPEC,
 )

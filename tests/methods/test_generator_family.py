@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ssdkd.losses import kd_kl_div, logit_l1
+from ssdkd.losses import attention_transfer, kd_kl_div, logit_l1
 from ssdkd.methods import (
     DAFL,
     DAFL_MNIST,
@@ -20,10 +20,11 @@ from ssdkd.methods import (
     METHODS,
     RoundPlan,
 )
+from ssdkd.methods.zskt import matching_blocks
 from ssdkd.models import create_model
 from tests.methods.tiny import tiny_config
 
-FAMILY = ("dafl", "dfad", "dfq")
+FAMILY = ("dafl", "dfad", "dfq", "zskt")
 
 
 def _config(name: str, **changes: object) -> object:
@@ -65,7 +66,7 @@ def test_a_round_runs_at_28_and_32_pixels(name: str, channels: int, size: int) -
     assert method.synthetic_images().shape[1:] == (channels, size, size)
 
 
-@pytest.mark.parametrize("name", ["dafl", "dfad"])
+@pytest.mark.parametrize("name", ["dafl", "dfad", "zskt"])
 def test_a_teacher_without_batchnorm_works_where_no_bn_term_needs_it(name: str) -> None:
     method = _build(name, teacher="lenet5")
     method.synthesize(0)
@@ -88,6 +89,7 @@ def test_a_bn_term_is_refused_by_a_method_whose_teacher_needs_no_batchnorm() -> 
         ("dafl", {"loss_oh", "loss_balance", "loss_act"}),
         ("dfad", {"loss_adv"}),
         ("dfq", {"loss_bn", "loss_oh", "loss_adv", "loss_balance"}),
+        ("zskt", {"loss_adv"}),
     ],
 )
 def test_each_method_trains_its_generator_on_its_papers_terms(name: str, parts: set) -> None:
@@ -209,3 +211,77 @@ def test_the_published_settings_are_in_the_presets() -> None:
 def test_same_images_need_equal_batches() -> None:
     with pytest.raises(ValueError, match=r"`kd_batch_size` == `synthesis_batch_size`"):
         dataclasses.replace(DAFL_PAPER, kd_batch_size=256)
+
+
+@pytest.mark.parametrize(
+    ("student", "teacher", "shape", "blocks"),
+    [
+        ("wrn16_1", "wrn16_2", (3, 32, 32), ["block1", "block2", "bn"]),
+        ("resnet18", "resnet34", (3, 32, 32), ["layer1", "layer2", "layer3", "layer4"]),
+        ("tiny_cnn", "small_cnn", (1, 28, 28), ["features.2", "features.6", "features"]),
+    ],
+)
+def test_attention_compares_the_block_outputs_at_each_shared_size(
+    student: str, teacher: str, shape: tuple[int, int, int], blocks: list[str]
+) -> None:
+    size = {"in_channels": shape[0], "image_size": shape[1]}
+    s, t = create_model(student, **size), create_model(teacher, **size)
+    s.train()
+    before = {k: v.clone() for k, v in s.state_dict().items()}
+    assert matching_blocks(s, t, shape) == (blocks, blocks)
+    assert s.training  # the probe restores the mode and changes no running statistic
+    assert all(torch.equal(before[k], v) for k, v in s.state_dict().items())
+
+
+def test_networks_without_a_shared_size_are_refused() -> None:
+    class Flat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(28 * 28, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x.flatten(1))
+
+    lenet = create_model("lenet5", in_channels=1, image_size=28)
+    with pytest.raises(ValueError, match="share a spatial size of a block output"):
+        matching_blocks(Flat(), lenet, (1, 28, 28))
+
+
+@pytest.mark.parametrize("beta", [0.0, 250.0])
+def test_zskts_student_learns_kl_plus_beta_times_attention_transfer(beta: float) -> None:
+    method = _build("zskt", config=_config("zskt", attention_weight=beta, temperature=2.0))
+    method.synthesize(0)
+    images = method.synthetic_images()
+    student_copy = create_model("lenet5_half", num_classes=10, in_channels=1, image_size=28)
+    student_copy.load_state_dict(method.student.state_dict())
+    seen: list[torch.Tensor] = []
+    step = method.trainer.step
+
+    def spy(batch: torch.Tensor, *args: object, **kwargs: object):
+        result = step(batch, *args, **kwargs)
+        seen.append(result.per_sample)
+        return result
+
+    method.trainer.step = spy
+    method.distill_step()
+    names_s, names_t = method.attention_blocks
+    x = method.model_input(images)
+    with torch.no_grad():
+        features_s: dict[str, torch.Tensor] = {}
+        features_t: dict[str, torch.Tensor] = {}
+        modules_s = dict(student_copy.train().named_modules())
+        modules_t = dict(method.teacher.named_modules())
+        hooks = [
+            modules_s[n].register_forward_hook(lambda m, a, o, n=n: features_s.__setitem__(n, o))
+            for n in names_s
+        ] + [
+            modules_t[n].register_forward_hook(lambda m, a, o, n=n: features_t.__setitem__(n, o))
+            for n in names_t
+        ]
+        teacher_logits, student_logits = method.teacher(x), student_copy(x)
+        for hook in hooks:
+            hook.remove()
+        expected = kd_kl_div(student_logits, teacher_logits, temperature=2.0) + beta * (
+            attention_transfer([features_s[n] for n in names_s], [features_t[n] for n in names_t])
+        )
+    torch.testing.assert_close(seen[0], expected, rtol=1e-4, atol=1e-5)
