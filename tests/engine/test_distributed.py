@@ -159,7 +159,7 @@ METHOD_ROUNDS = {name: config.rounds for name, config in TINY.items()}
 KD_STEPS = {"ssd-kd": 12, "fast-dfkd": 9, "deepinversion": 9, "noise-control": 9}
 """(rounds − warm-up rounds) × 3 KD steps, where a round is one synthesis and its KD
 steps; every other method is held to the count its round plans give."""
-GENERATOR = {"ssd-kd", "fast-dfkd", "dafl", "dfad", "dfq"}
+GENERATOR = {"ssd-kd", "fast-dfkd", "dafl", "dfad", "dfq", "zskt"}
 IMAGES = {
     "ssd-kd": [16, 32, 48, 64, 80],
     "fast-dfkd": [16, 32, 48, 64],
