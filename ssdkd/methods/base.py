@@ -25,6 +25,48 @@ from ssdkd.methods.student import StudentLoss, StudentStep
 __all__ = ["DistillationMethod", "MethodSpec", "PoolMethod", "RoundPlan"]
 
 
+def _probe(
+    network: nn.Module,
+    role: str,
+    image_shape: tuple[int, int, int],
+    num_classes: int,
+    model_input: ModelInput,
+    device: torch.device,
+) -> None:
+    """One forward pass of two blank images in eval mode, without gradients (no state
+    changes; the mode is restored), so that a wrong ``image_shape`` or ``num_classes`` is
+    an error naming the argument now, not a shape error deep inside the first round.
+
+    Raises:
+        ValueError: ``network`` does not take ``(B, *image_shape)`` images, or does not
+            return ``(B, num_classes)`` logits.
+    """
+    was_training = network.training
+    images = torch.zeros(2, *image_shape, device=device)
+    try:
+        network.eval()
+        with torch.no_grad():
+            logits = network(model_input(images))
+    except (RuntimeError, ValueError, IndexError) as error:
+        raise ValueError(
+            f"Expected the {role} to take images of `image_shape` {image_shape} (batches "
+            f"(B, {', '.join(map(str, image_shape))})), but a batch of 2 failed: {error}"
+        ) from error
+    finally:
+        network.train(was_training)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        found = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(
+            f"Expected the {role} to return logits of shape (B, num_classes), got {found} "
+            "for a batch of 2"
+        )
+    if logits.shape[1] != num_classes:
+        raise ValueError(
+            f"Expected `num_classes` to match the {role}'s {logits.shape[1]} output logits, "
+            f"got num_classes={num_classes}"
+        )
+
+
 @dataclass(frozen=True)
 class RoundPlan:
     """How one round alternates synthesis and student steps.
@@ -145,6 +187,8 @@ class DistillationMethod(ABC):
         self.num_classes = num_classes
         self.image_shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
         self.model_input = ModelInput(mean, std)
+        for role, network in (("teacher", self.teacher), ("student", self.student)):
+            _probe(network, role, self.image_shape, num_classes, self.model_input, self.device)
         self.precision = Precision(precision, self.device)
         self.seed = seed
         """The run's seed: this rank's random streams and every initialisation derive from it."""
