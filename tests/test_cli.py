@@ -161,7 +161,9 @@ def test_each_fashion_mnist_preset_runs_from_the_command_line(
     """`--preset fashion-mnist` (and Fast-5's) reaches each method through `ssdkd distill`:
     the run's config.json holds the preset's fields with the `--set` budget on top."""
     budget = ["kd_batch_size=16", "synthesis_batch_size=16"]
-    budget += {"ssd-kd": ["buffer_size=16"], "deepinversion": ["iterations=3"]}.get(method, [])
+    # SSD-KD's preset synthesises in 60% of the rounds: of 2 rounds, only the warm-up one.
+    extra = {"ssd-kd": ["buffer_size=16", "synthesis_share=1.0"], "deepinversion": ["iterations=3"]}
+    budget += extra.get(method, [])
     argv = _distill_args(teacher_file, tmp_path / "run", *(f"--set={item}" for item in budget))
     argv[argv.index("--method") + 1] = method
     argv[argv.index("--preset") + 1] = preset
@@ -223,6 +225,14 @@ def test_bad_arguments_give_a_usage_error(
         (["--set", "buffer_size=-1"], "buffer_size"),
         (["--set", "student_lr=nan"], "`student_lr` of SSDKDConfig to be a finite number"),
         (["--preset", "fast-5"], "--preset for ssd-kd"),
+        # Regression: a budget shrunk below the warm-up, or a synthesis window ending
+        # inside it (the adversarial phase never ran), started without a word.
+        (["--set", "warmup_rounds=2"], "raise `rounds` or lower the config's `warmup_rounds`"),
+        (
+            ["--set", "synthesis_share=0.5"],
+            "round(synthesis_share · rounds) = 1 (rounds 2, synthesis_share 0.5): synthesis "
+            "would stop before the warm-up ends",
+        ),
     ],
 )
 def test_bad_settings_are_a_one_line_error(

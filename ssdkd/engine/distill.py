@@ -127,7 +127,7 @@ def distill(
         if rounds <= config.warmup_rounds:
             raise ValueError(
                 f"Expected `rounds` > the config's warmup_rounds ({config.warmup_rounds}), "
-                f"got {rounds}"
+                f"got {rounds}: raise `rounds` or lower the config's `warmup_rounds`"
             )
         config = dataclasses.replace(config, rounds=rounds)
     shape = tuple(int(s) for s in image_shape)

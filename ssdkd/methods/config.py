@@ -117,7 +117,8 @@ class DistillationFields:
         )
         if self.warmup_rounds >= self.rounds:
             raise ValueError(
-                f"Expected `warmup_rounds` < `rounds` ({self.rounds}), got {self.warmup_rounds}"
+                f"Expected `warmup_rounds` < `rounds` ({self.rounds}), got {self.warmup_rounds}: "
+                "lower `warmup_rounds` or raise `rounds`"
             )
 
 
@@ -177,6 +178,22 @@ class MetaGeneratorFields(DistillationFields):
         check_choice(self, "meta_algorithm", ("fomaml", "reptile"))
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"Expected `bn_momentum` in [0, 1), got {self.bn_momentum!r}")
+        if self.warmup_rounds >= self.synthesis_rounds:
+            enough = next(
+                r
+                for r in range(self.rounds, 100 * self.rounds + 2)
+                if max(1, round(self.synthesis_share * r)) > self.warmup_rounds
+            )
+            raise ValueError(
+                f"Expected `warmup_rounds` of {type(self).__name__} ({self.warmup_rounds}) < "
+                "the rounds that synthesise, round(synthesis_share · rounds) = "
+                f"{self.synthesis_rounds} "
+                f"(rounds {self.rounds}, synthesis_share {self.synthesis_share}): synthesis "
+                "would stop before the warm-up ends, so the adversarial synthesis never runs "
+                f"and the student learns only from warm-up images. Lower `warmup_rounds` "
+                f"(below {self.synthesis_rounds}), raise `rounds` (to {enough} or more) or "
+                "raise `synthesis_share`"
+            )
 
     @property
     def synthesis_rounds(self) -> int:

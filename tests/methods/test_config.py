@@ -14,6 +14,7 @@ from ssdkd.methods import (
     FAST10,
     METHODS,
     PRESETS,
+    SSDKD_FASHION_MNIST,
     DeepInversionConfig,
     FastDFKDConfig,
     MethodConfig,
@@ -115,3 +116,16 @@ def test_config_from_dict_rejects_unknown_classes_and_fields() -> None:
         config_from_dict({"config_class": "Nope"})
     with pytest.raises(ValueError, match="Unknown fields"):
         config_from_dict({"config_class": "SSDKDConfig", "colour": "red"})
+
+
+def test_a_synthesis_window_inside_the_warm_up_is_refused_with_the_fields_to_change() -> None:
+    """Regression: `--rounds 30` on the Fashion-MNIST preset kept 20 warm-up rounds while
+    synthesis stopped at round 18, so the adversarial synthesis never ran."""
+    with pytest.raises(
+        ValueError,
+        match=r"`warmup_rounds` of SSDKDConfig \(20\) < the rounds that synthesise, "
+        r"round\(synthesis_share · rounds\) = 18 .* Lower `warmup_rounds` \(below 18\), "
+        r"raise `rounds` \(to 35 or more\)",
+    ):
+        dataclasses.replace(SSDKD_FASHION_MNIST, rounds=30)
+    assert dataclasses.replace(SSDKD_FASHION_MNIST, rounds=35).synthesis_rounds == 21
