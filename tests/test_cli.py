@@ -357,3 +357,53 @@ def test_python_dash_m_ssdkd_is_the_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Under torchrun" in result.stdout
+
+
+def test_without_a_preset_the_one_made_for_the_teachers_input_is_used(
+    tmp_path: Path, teacher_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: without --preset the CIFAR `paper` preset ran on a 28×28 teacher
+    (220 rounds × 400 KD steps at T 20), and the student collapsed."""
+    argv = _distill_args(teacher_file, tmp_path / "run")
+    del argv[argv.index("--preset") : argv.index("--preset") + 2]
+    assert main(argv) == 0
+    assert "--preset digits (made for the teacher's 1x8x8 images)" in capsys.readouterr().err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["temperature"], config["student_lr"]) == (4.0, 0.05)  # the digits budget
+
+
+def test_a_method_without_a_preset_for_the_teachers_input_asks_for_one(
+    tmp_path: Path, teacher_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _distill_args(teacher_file, tmp_path / "run")
+    del argv[argv.index("--preset") : argv.index("--preset") + 2]
+    argv[argv.index("--method") + 1] = "dfq"
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert (
+        "no preset of dfq was made for the teacher's 1x8x8 images (presets: paper (3x32x32))" in err
+    )
+
+
+def test_a_preset_for_another_input_size_is_named_before_the_run(
+    tmp_path: Path, teacher_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """The run goes ahead, with a note now and the same sentence in a collapse warning."""
+    import ssdkd.engine.distill
+
+    seen: dict[str, object] = {}
+
+    def record(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ssdkd.engine.distill, "run_rounds", record)
+    argv = _distill_args(teacher_file, tmp_path / "run")
+    argv[argv.index("--preset") + 1] = "paper"
+    main(argv)
+    note = (
+        "The preset 'paper' was made for 3x32x32 images, and this teacher takes 1x8x8; "
+        "--preset digits was made for them."
+    )
+    assert f"ssdkd: note: {note}" in capsys.readouterr().err
+    assert seen["collapse_hint"] == note

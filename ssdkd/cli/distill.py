@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import warnings
 from collections.abc import Iterator
 
@@ -62,7 +63,11 @@ def _add_distill(subparsers: Subparsers) -> None:
         "--data-dir", default=None, metavar="DIR", help="dataset directory (as train-teacher)"
     )
     parser.add_argument(
-        "--preset", default="paper", help=f"config preset of the method ({presets})"
+        "--preset",
+        default=None,
+        help="config preset of the method; default: the one made for the teacher's input "
+        f"size (paper: 3x32x32, digits: 1x8x8, fashion-mnist: 1x28x28, mnist: 1x32x32 or "
+        f"1x28x28) ({presets})",
     )
     parser.add_argument(
         "--rounds", type=_positive_int, default=None, help="rounds (default: the preset's)"
@@ -116,17 +121,44 @@ def _run_distill(args: argparse.Namespace) -> int:
     from ssdkd.engine.distill import distill
     from ssdkd.engine.teacher import load_teacher
     from ssdkd.methods import METHODS, PRESETS, apply_overrides
+    from ssdkd.methods.registry import PRESET_INPUTS, preset_for
     from ssdkd.models import create_model
 
     presets = PRESETS[args.method]
-    if args.preset not in presets:
+    if args.preset is not None and args.preset not in presets:
         raise ValueError(
             f"Expected --preset for {args.method} to be one of {list(presets)}, got {args.preset!r}"
         )
-    config = apply_overrides(presets[args.preset], args.settings)
     teacher, meta = load_teacher(args.teacher)
     dataset = load_dataset(args.dataset, args.data_dir)
     channels, size, _ = dataset.image_shape
+    shape = f"{channels}x{size}x{size}"
+    preset, hint = args.preset, None
+    if preset is None:
+        preset = preset_for(args.method, channels, size)
+        if preset is None:
+            made_for = ", ".join(
+                f"{name} ({'/'.join(f'{c}x{s}x{s}' for c, s in PRESET_INPUTS[name])})"
+                for name in presets
+            )
+            raise ValueError(
+                f"Expected a --preset: no preset of {args.method} was made for the teacher's "
+                f"{shape} images (presets: {made_for}); choose one with --preset and adapt "
+                "its budget with --set"
+            )
+        print(f"ssdkd: --preset {preset} (made for the teacher's {shape} images)", file=sys.stderr)
+    elif (channels, size) not in PRESET_INPUTS[preset]:
+        made = "/".join(f"{c}x{s}x{s}" for c, s in PRESET_INPUTS[preset])
+        hint = (
+            f"The preset {preset!r} was made for {made} images, and this teacher takes {shape}"
+            + (
+                f"; --preset {preset_for(args.method, channels, size)} was made for them."
+                if preset_for(args.method, channels, size)
+                else "."
+            )
+        )
+        print(f"ssdkd: note: {hint}", file=sys.stderr)
+    config = apply_overrides(presets[preset], args.settings)
     if (meta["num_classes"], meta["in_channels"], meta["image_size"]) != (
         dataset.num_classes,
         channels,
@@ -164,6 +196,7 @@ def _run_distill(args: argparse.Namespace) -> int:
             eval_every=args.eval_every,
             checkpoint_every=args.checkpoint_every,
             overwrite=args.overwrite,
+            collapse_hint=hint,
             train_data=(
                 (dataset.x_train, dataset.y_train)
                 if METHODS[args.method].method_class.needs_train_data

@@ -39,12 +39,14 @@ def distill(
     checkpoint_every: int = 1,
     train_data: tuple[torch.Tensor, torch.Tensor] | None = None,
     overwrite: bool = False,
+    collapse_hint: str | None = None,
 ) -> RunResult:
     """Distil ``teacher`` into ``student`` without data, with one of the reference methods.
 
     The teacher is put in eval mode and frozen; it must take images normalised with
-    ``normalization`` and contain BatchNorm layers (every method but ``"noise-control"``
-    inverts their running statistics). Synthetic images live in [0, 1].
+    ``normalization``, and contain BatchNorm layers for the methods that invert their
+    running statistics (all but ``"dafl"``, ``"dfad"``, ``"zskt"``, ``"noise-control"``
+    and ``"real-data"``). Synthetic images live in [0, 1].
 
     Args:
         teacher: A trained classifier, ``(B, C, H, W) → (B, num_classes)``.
@@ -77,6 +79,7 @@ def distill(
             run repeats the rounds after its last checkpoint).
         train_data: ``(images in [0, 1], labels)`` of the real training set, for the
             methods that learn from it (``"real-data"``, the bound) and only for them.
+        collapse_hint: A sentence appended to the collapse warning, if one is issued.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the call joins the process
     group (:func:`~ssdkd.engine.distributed.init_from_environment`; each rank on the GPU
@@ -167,6 +170,7 @@ def distill(
         eval_every=eval_every,
         checkpoint_every=checkpoint_every,
         overwrite=overwrite,
+        collapse_hint=collapse_hint,
         extra_config={
             "seed": seed,
             "precision": precision,

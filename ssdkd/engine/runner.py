@@ -125,6 +125,7 @@ def run_rounds(
     min_class_entropy: float = DEFAULT_MIN_CLASS_ENTROPY,
     max_top_class_share: float = DEFAULT_MAX_TOP_CLASS_SHARE,
     extra_config: dict[str, Any] | None = None,
+    collapse_hint: str | None = None,
 ) -> RunResult:
     """Run ``method.config.rounds`` rounds of synthesis and distillation.
 
@@ -197,6 +198,8 @@ def run_rounds(
         max_top_class_share: Warn when the student gives one class to at least this
             share of the evaluation images, in [0, 1].
         extra_config: More entries for ``config.json`` (teacher, data, seed...).
+        collapse_hint: A sentence appended to the collapse warning (the command line
+            says there when the config's preset was made for another input size).
         eval_every: Evaluate every this many rounds and after the last one; the other
             rounds record ``None`` for the evaluation's keys.
         checkpoint_every: Write ``last.pt`` every this many rounds and after the last
@@ -360,6 +363,8 @@ def run_rounds(
                         min_class_entropy=min_class_entropy,
                         max_top_class_share=max_top_class_share,
                     )
+                if message is not None and collapse_hint:
+                    message = f"{message} {collapse_hint}"
                 if message is not None:
                     record["warnings"] = [message]
                     warned = True

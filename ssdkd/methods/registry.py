@@ -28,12 +28,14 @@ from ssdkd.methods.config import MethodConfig
 __all__ = [
     "METHODS",
     "PRESETS",
+    "PRESET_INPUTS",
     "REGISTRY",
     "RETIRED_FIELDS",
     "check_config_for",
     "config_from_dict",
     "drop_retired_fields",
     "method_spec",
+    "preset_for",
     "spec_of_config",
 ]
 
@@ -58,6 +60,40 @@ PRESETS: dict[str, dict[str, MethodConfig]] = {spec.name: dict(spec.presets) for
 Fast-DFKD); "digits" is the budget scaled to scikit-learn digits (8×8); "fashion-mnist"
 is for 28×28 single-channel teachers (Fashion-MNIST, MNIST, KMNIST...); the "fast-5-*"
 presets are Fast-5 at those budgets."""
+
+PRESET_INPUTS: dict[str, tuple[tuple[int, int], ...]] = {
+    "paper": ((3, 32),),
+    "fast-5": ((3, 32),),
+    "fast-10": ((3, 32),),
+    "digits": ((1, 8),),
+    "fast-5-digits": ((1, 8),),
+    "fashion-mnist": ((1, 28),),
+    "fast-5-fashion-mnist": ((1, 28),),
+    "mnist": ((1, 32), (1, 28)),
+}
+"""Preset name → the (channels, side) of the images it was made for: CIFAR's 3×32×32
+for the papers' settings, 8×8 digits, 28×28 single-channel images, the MNIST papers'
+32×32 LeNet input (28×28 as well)."""
+
+
+_UNDECLARED = {p for spec in REGISTRY for p in spec.presets} - set(PRESET_INPUTS)
+if _UNDECLARED:
+    raise RuntimeError(f"presets without declared input sizes: {sorted(_UNDECLARED)}")
+
+
+def preset_for(method: str, channels: int, size: int) -> str | None:
+    """The first preset of ``method`` made for ``channels``×``size``×``size`` images, or
+    ``None`` if it has none.
+
+    Example:
+        >>> preset_for("ssd-kd", 1, 28), preset_for("dafl", 1, 28), preset_for("dfq", 1, 28)
+        ('fashion-mnist', 'mnist', None)
+    """
+    for name in method_spec(method).presets:
+        if (channels, size) in PRESET_INPUTS[name]:
+            return name
+    return None
+
 
 RETIRED_FIELDS: dict[str, tuple[str, ...]] = {"SSDKDConfig": ("pool_capacity",)}
 """Config class name → fields an earlier ssdkd wrote into configs and checkpoints that

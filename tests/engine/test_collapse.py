@@ -183,3 +183,17 @@ def test_a_warning_turned_into_an_error_stops_a_run_that_resumes(tmp_path) -> No
             run_rounds(ScriptedMethod(**script), run_dir=tmp_path, progress=False)
         result = run_rounds(ScriptedMethod(**script), run_dir=tmp_path, resume=True, progress=False)
     assert [r["round"] for r in result.history] == [1, 2, 3, 4]
+
+
+def test_the_collapse_hint_ends_the_warning(tmp_path) -> None:
+    """The command line's sentence about a preset made for another input size must reach
+    the one place a collapsing run's user reads (it never mentioned the preset)."""
+    method = ScriptedMethod(synth_metrics=_every_round(COLLAPSED_DATA))
+    with pytest.warns(CollapseWarning) as caught:
+        result = run_rounds(
+            method, eval_data=eval_data(), progress=False, collapse_hint="Preset for 3x32x32."
+        )
+    assert str(caught[0].message).endswith("Preset for 3x32x32.")
+    assert next(r for r in result.history if "warnings" in r)["warnings"][0].endswith(
+        "Preset for 3x32x32."
+    )
