@@ -278,7 +278,7 @@ def test_help_lists_every_option_with_its_default(
             "--dataset",
             "--data-dir",
             "--preset",
-            "(default: paper)",
+            "made for the teacher's input size",
             "--rounds",
             "--set",
             "--run-dir",
@@ -407,3 +407,53 @@ def test_a_preset_for_another_input_size_is_named_before_the_run(
     )
     assert f"ssdkd: note: {note}" in capsys.readouterr().err
     assert seen["collapse_hint"] == note
+
+
+def test_a_run_writes_its_final_student_and_export_makes_a_pt2_of_it(
+    tmp_path: Path, teacher_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: the final student was only inside the 34 MB last.pt (under
+    ['method']['trainer']['student']), beside best.pt selected on the test data."""
+    from ssdkd.engine.blobs import load_with_blobs
+    from ssdkd.engine.student_file import load_student
+
+    run = tmp_path / "run"
+    assert main(_distill_args(teacher_file, run)) == 0
+    student, meta = load_student(run / "student.pt")
+    checkpoints = run / "checkpoints"
+    last = load_with_blobs(checkpoints / "last.pt", checkpoints / "blobs", kind="run")
+    stored = last["method"]["trainer"]["student"]
+    assert all(torch.equal(v, stored[k]) for k, v in student.state_dict().items())
+    assert (meta["round"], meta["student_model"], meta["image_shape"]) == (2, "tiny_cnn", [1, 8, 8])
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "student.pt2")]) == 0
+    assert "tiny_cnn of round 2, images 1x8x8 normalised with mean" in capsys.readouterr().out
+    program = torch.export.load(str(tmp_path / "student.pt2")).module()
+    images = torch.rand(5, 1, 8, 8)
+    torch.testing.assert_close(program(images), student(images))
+
+
+def test_export_to_onnx_without_its_packages_is_a_one_line_error(
+    tmp_path: Path, teacher_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxscript"):
+        pytest.skip("onnx and onnxscript are installed")
+    run = tmp_path / "run"
+    assert main(_distill_args(teacher_file, run)) == 0
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "s.onnx"), "--format", "onnx"]) == 1
+    err = capsys.readouterr().err
+    assert "for --format onnx (pip install onnx onnxscript), or use --format pt2" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_student_file_without_a_known_model_says_how_to_load_it(tmp_path: Path) -> None:
+    from ssdkd.engine import CheckpointError
+    from ssdkd.engine.student_file import load_student, save_student
+
+    run = {"num_classes": 10, "image_shape": [1, 8, 8], "mean": [0.5], "std": [0.5]}
+    save_student(tmp_path / "s.pt", torch.nn.Linear(2, 2), round_number=1, accuracy=None, run=run)
+    with pytest.raises(CheckpointError, match="load the file's 'state_dict' into it"):
+        load_student(tmp_path / "s.pt")

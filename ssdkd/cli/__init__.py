@@ -22,6 +22,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 from ssdkd.cli._args import HelpFormatter, Subparsers
 from ssdkd.cli.demo import _add_demo, _add_plot
 from ssdkd.cli.distill import _add_distill
+from ssdkd.cli.export import _add_export
 from ssdkd.cli.teacher import _add_train_teacher
 
 COMMANDS: list[Callable[[Subparsers], None]] = [
@@ -29,6 +30,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _add_distill,
     _add_train_teacher,
     _add_plot,
+    _add_export,
 ]
 """The subcommand builders, in help order; each adds one subparser with a ``handler``."""
 

@@ -197,6 +197,7 @@ def _run_distill(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             overwrite=args.overwrite,
             collapse_hint=hint,
+            student_model=args.student,
             train_data=(
                 (dataset.x_train, dataset.y_train)
                 if METHODS[args.method].method_class.needs_train_data

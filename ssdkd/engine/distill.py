@@ -40,6 +40,7 @@ def distill(
     train_data: tuple[torch.Tensor, torch.Tensor] | None = None,
     overwrite: bool = False,
     collapse_hint: str | None = None,
+    student_model: str | None = None,
 ) -> RunResult:
     """Distil ``teacher`` into ``student`` without data, with one of the reference methods.
 
@@ -80,6 +81,10 @@ def distill(
         train_data: ``(images in [0, 1], labels)`` of the real training set, for the
             methods that learn from it (``"real-data"``, the bound) and only for them.
         collapse_hint: A sentence appended to the collapse warning, if one is issued.
+        student_model: The :data:`~ssdkd.models.MODELS` name the student was built with,
+            recorded in ``config.json`` and ``student.pt`` so that
+            :func:`~ssdkd.engine.student_file.load_student` and ``ssdkd export`` can
+            rebuild it (``None``: a network of your own).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the call joins the process
     group (:func:`~ssdkd.engine.distributed.init_from_environment`; each rank on the GPU
@@ -178,5 +183,6 @@ def distill(
             "image_shape": list(shape),
             "mean": list(mean),
             "std": list(std),
+            "student_model": student_model,
         },
     )

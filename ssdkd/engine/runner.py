@@ -50,6 +50,7 @@ from ssdkd.engine.run_state import (
     save_run_state,
     set_rng_state,
 )
+from ssdkd.engine.student_file import save_student
 from ssdkd.methods import DistillationMethod, NonFiniteLossError, config_to_dict
 
 __all__ = ["CHECKPOINT_VERSION", "NonFiniteLossError", "RunResult", "run_rounds"]
@@ -166,6 +167,9 @@ def run_rounds(
       keys above take precedence over a synthesis metric of the same name;
     - ``warnings``: only in the round that issued the collapse warning, a list holding its
       sentence.
+
+    At the end of a run with a ``run_dir``, ``student.pt`` holds the final student's
+    weights with what rebuilds it (:func:`~ssdkd.engine.student_file.load_student`).
 
     **Collapse warning.** From the end of the second round with KD steps on, a round whose
     record shows mode collapse — ``data_class_entropy`` (``synth_class_entropy`` when
@@ -405,6 +409,14 @@ def run_rounds(
 
     if directory is not None and parallel.is_main:
         _write_snapshot(method, directory)
+        if history:
+            save_student(
+                directory / "student.pt",
+                method.student,
+                round_number=int(history[-1]["round"]),
+                accuracy=history[-1]["accuracy"],
+                run=config_record,
+            )
     best_eval_accuracy, best_round = most_accurate_round(history)
     return RunResult(
         student=method.student,
