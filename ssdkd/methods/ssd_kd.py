@@ -24,7 +24,15 @@ from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
 from ssdkd.sampling import PriorityBuffer, admit, global_mean_normalized, linear_schedule
 
-__all__ = ["SPEC", "SSDKD", "SSDKD_DIGITS", "SSDKD_FASHION_MNIST", "SSDKD_PAPER", "SSDKDConfig"]
+__all__ = [
+    "SPEC",
+    "SSDKD",
+    "SSDKD_DIGITS",
+    "SSDKD_FASHION_MNIST",
+    "SSDKD_PAPER",
+    "SSDKDConfig",
+    "priority_of",
+]
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,11 @@ class SSDKDConfig(MetaGeneratorFields):
     policy evicts the most confident images first."""
     priority_sampling: bool = True
     """Ablation switch: False draws KD batches uniformly from the same buffer (α = 0)."""
+    priority_form: Literal["w-kl", "kl"] = "w-kl"
+    """The priority a KD step gives each drawn image: δ = w·KL, the importance weight of
+    the draw times its KL (the paper's), or δ = KL (standard prioritised replay). With
+    w ∝ P^(−β) the paper's form converges to P ∝ KL^(α/(1+αβ)), a flatter sampling than
+    the α it is configured with (:func:`priority_of`; ``docs/concepts/ssd-kd.md``)."""
     alpha: float = 0.6
     """Priority exponent α of P(i) ∝ (δ_i + ε)^α."""
     beta: float = 0.4
@@ -95,6 +108,7 @@ class SSDKDConfig(MetaGeneratorFields):
         check_positive(self, "buffer_size", "priority_eps")
         check_non_negative(self, "gamma", "alpha")
         check_choice(self, "refresh_policy", ("fifo", "lowest-phi", "reservoir"))
+        check_choice(self, "priority_form", ("w-kl", "kl"))
         check_choice(self, "phi_confidence", ("target", "max"))
         check_choice(self, "phi_class", ("target", "predicted"))
         check_choice(self, "phi_normalization", ("weights", "batch"))
@@ -143,6 +157,28 @@ SSDKD_FASHION_MNIST = SSDKDConfig(
 """SSD-KD at 28×28: a 3,840-image buffer kept a uniform sample of the 11,520 images
 synthesised in the first 90 of 150 rounds, 60 KD steps per round (about 9 minutes on 2 AMD
 EPYC cores)."""
+
+
+def priority_of(kl: torch.Tensor, weights: torch.Tensor, form: str) -> torch.Tensor:
+    """The priority δ of drawn images from their KL and importance weights.
+
+    ``"w-kl"`` (the paper): δ = w·KL. Sampling with P ∝ δ^α and w ∝ P^(−β) makes the
+    update δ ← w·KL a contraction whose fixed point is δ ∝ KL^(1/(1+αβ)), so the
+    sampling settles at P ∝ KL^(α/(1+αβ)) (0.48 for α = 0.6, β = 0.4; 0.375 at β = 1).
+    ``"kl"`` (standard prioritised replay): δ = KL, and P ∝ KL^α.
+
+    Raises:
+        ValueError: ``form`` is neither.
+
+    Example:
+        >>> priority_of(torch.tensor([2.0]), torch.tensor([0.5]), "w-kl")
+        tensor([1.])
+    """
+    if form == "w-kl":
+        return weights * kl
+    if form == "kl":
+        return kl
+    raise ValueError(f"Expected `form` 'w-kl' or 'kl', got {form!r}")
 
 
 class SSDKD(DistillationMethod):
@@ -330,12 +366,11 @@ class SSDKD(DistillationMethod):
             weights = self._global_weights(sample.probabilities).to(weights.dtype)
         metrics, per_sample, applied = self.trainer.step(sample.data["images"], weights)
         kl = per_sample / cfg.temperature**2  # the student loss is KL · T²
-        # δ_i = w_i · KL_i (the paper's priority): the importance weight of the draw times
-        # the teacher-student divergence measured in this step. KL ≥ 0, but float32
+        # δ_i = w_i · KL_i (the paper's priority) or KL_i (`priority_form`). KL ≥ 0, but float32
         # rounding gives values like −1e-7 when teacher and student agree; the buffer
         # rightly rejects negative priorities. A skipped step keeps the old priorities
         # (decided on the device: no host read).
-        delta = (weights * kl).clamp_min(0.0).to(torch.float64)
+        delta = priority_of(kl, weights, cfg.priority_form).clamp_min(0.0).to(torch.float64)
         self.buffer.update_priorities(
             sample.indices,
             torch.where(applied, delta, self.buffer.priorities(sample.indices)),
