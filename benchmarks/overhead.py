@@ -4,7 +4,10 @@ The SSD-KD step is the library's own ``SSDKD.distill_step()``: ``PriorityBuffer.
 teacher and student forward, per-sample ``kd_kl_div`` × importance weight through
 ``weighted_mean``, backward, SGD + cosine step, ``update_priorities`` of the drawn items
 and the β schedule. KD augmentation is off (``kd_augment=False``) so that both steps do
-the same tensor work. The bare step indexes a plain tensor of the *same* images with
+the same tensor work, and the teacher runs in it (``reuse_teacher_logits=False``); a
+third step, the same SSD-KD step taking the teacher logits stored at admission instead
+(``reuse_teacher_logits=True``, the default without KD augmentation), measures what that
+reuse saves. The bare step indexes a plain tensor of the *same* images with
 ``torch.randint``, runs the same teacher and student on the same batch size, and takes
 ``F.kl_div(log_softmax(s/T), softmax(t/T), reduction="batchmean") · T²`` with a plain
 SGD step. Steps alternate A/B in one process (after warm-up steps), so drifts of a shared
@@ -113,6 +116,9 @@ def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str,
         synthesis_batch_size=pair.batch,
         buffer_size=pair.buffer,
         kd_augment=False,
+        # The teacher runs in both steps; the saving of reusing its stored logits is
+        # measured separately (the "reuse" step below).
+        reuse_teacher_logits=False,
         rounds=2,
         warmup_rounds=1,
         kd_steps=2 * (pairs + warmup),
@@ -132,12 +138,23 @@ def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str,
         seed=seed,
         device=torch.device("cpu"),
     )
+    reuse = SSDKD(
+        teacher,
+        student,
+        dataclasses.replace(config, reuse_teacher_logits=True),
+        num_classes=10,
+        image_shape=(pair.channels, pair.size, pair.size),
+        normalization=((mean,) * pair.channels, (std,) * pair.channels),
+        seed=seed,
+        device=torch.device("cpu"),
+    )
     images = torch.rand(pair.buffer, pair.channels, pair.size, pair.size)
     # The buffer also stores each image's teacher class and logits (read by φ when the
-    # buffer is refreshed, never by the KD step): random stand-ins of the right shape
-    # save a teacher pass over the whole buffer.
+    # buffer is refreshed, and by the "reuse" step instead of a teacher pass): random
+    # stand-ins of the right shape save a teacher pass over the whole buffer.
     logits = torch.randn(pair.buffer, 10)
-    method.buffer.extend(images=images, labels=logits.argmax(dim=1), teacher_logits=logits)
+    for each in (method, reuse):
+        each.buffer.extend(images=images, labels=logits.argmax(dim=1), teacher_logits=logits)
     bare = BareKD(
         method.teacher,
         student,
@@ -148,24 +165,24 @@ def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str,
         mean=mean,
         std=std,
     )
+    steps = {"ssd": method.distill_step, "bare": bare.step, "reuse": reuse.distill_step}
     for _ in range(warmup):
-        method.distill_step()
-        bare.step()
-    ssd_times, bare_times, ratios = [], [], []
+        for step in steps.values():
+            step()
+    ssd_times, bare_times, reuse_times, ratios, reuse_ratios = [], [], [], [], []
+    orders = [("ssd", "bare", "reuse"), ("bare", "reuse", "ssd"), ("reuse", "ssd", "bare")]
     for i in range(pairs):
-        # Alternate which of the two goes first, so neither always follows the other.
-        order = ("ssd", "bare") if i % 2 == 0 else ("bare", "ssd")
+        # Rotate which step goes first, so none always follows another.
         times: dict[str, float] = {}
-        for which in order:
+        for which in orders[i % 3]:
             start = time.perf_counter()
-            if which == "ssd":
-                method.distill_step()
-            else:
-                bare.step()
+            steps[which]()
             times[which] = time.perf_counter() - start
         ssd_times.append(times["ssd"])
         bare_times.append(times["bare"])
+        reuse_times.append(times["reuse"])
         ratios.append(times["ssd"] / times["bare"])
+        reuse_ratios.append(times["reuse"] / times["ssd"])
     return {
         "pair": pair.name,
         "teacher": pair.teacher,
@@ -178,6 +195,8 @@ def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str,
         "ssd_ms_median": 1000 * statistics.median(ssd_times),
         "bare_ms_median": 1000 * statistics.median(bare_times),
         "ratio_median": statistics.median(ratios),
+        "reuse_ms_median": 1000 * statistics.median(reuse_times),
+        "reuse_ratio_median": statistics.median(reuse_ratios),
         "ratio_p25": statistics.quantiles(ratios, n=4)[0] if len(ratios) > 1 else ratios[0],
         "ratio_p75": statistics.quantiles(ratios, n=4)[2] if len(ratios) > 1 else ratios[0],
         "ssd_ms": [1000 * t for t in ssd_times],
@@ -197,15 +216,16 @@ def markdown(results: dict[str, Any]) -> str:
         "```",
         "",
         "| pair | input | batch | buffer | pairs timed | SSD-KD step ms | bare step ms "
-        "| ratio median (IQR) |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| ratio median (IQR) | SSD-KD step reusing stored logits ms | reuse / SSD-KD median |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for row in results["pairs"]:
         shape = "×".join(str(s) for s in row["image_shape"])
         lines.append(
             f"| {row['pair']} | {shape} | {row['batch']} | {row['buffer']} | {row['pairs']} "
             f"| {row['ssd_ms_median']:.2f} | {row['bare_ms_median']:.2f} "
-            f"| {row['ratio_median']:.3f} ({row['ratio_p25']:.3f}–{row['ratio_p75']:.3f}) |"
+            f"| {row['ratio_median']:.3f} ({row['ratio_p25']:.3f}–{row['ratio_p75']:.3f}) "
+            f"| {row['reuse_ms_median']:.2f} | {row['reuse_ratio_median']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 

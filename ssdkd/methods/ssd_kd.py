@@ -82,6 +82,11 @@ class SSDKDConfig(MetaGeneratorFields):
     policy evicts the most confident images first."""
     priority_sampling: bool = True
     """Ablation switch: False draws KD batches uniformly from the same buffer (α = 0)."""
+    reuse_teacher_logits: bool = True
+    """[ours] Without KD augmentation and mixup, a KD step takes the teacher's logits
+    stored with each image at admission instead of running the teacher again (the
+    paper: sampling "reuses the values computed for φ"); with augmentation the batch is
+    new to the teacher and it runs."""
     priority_form: Literal["w-kl", "kl"] = "w-kl"
     """The priority a KD step gives each drawn image: δ = w·KL, the importance weight of
     the draw times its KL (the paper's), or δ = KL (standard prioritised replay). With
@@ -364,7 +369,14 @@ class SSDKD(DistillationMethod):
         weights = sample.weights
         if self.parallel.active:
             weights = self._global_weights(sample.probabilities).to(weights.dtype)
-        metrics, per_sample, applied = self.trainer.step(sample.data["images"], weights)
+        stored = (
+            sample.data["teacher_logits"]
+            if cfg.reuse_teacher_logits and not cfg.kd_augment and not cfg.kd_mixup
+            else None
+        )
+        metrics, per_sample, applied = self.trainer.step(
+            sample.data["images"], weights, teacher_logits=stored
+        )
         kl = per_sample / cfg.temperature**2  # the student loss is KL · T²
         # δ_i = w_i · KL_i (the paper's priority) or KL_i (`priority_form`). KL ≥ 0, but float32
         # rounding gives values like −1e-7 when teacher and student agree; the buffer

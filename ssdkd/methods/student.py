@@ -127,6 +127,7 @@ class StudentStep:
         images: Tensor,
         weights: Tensor | None = None,
         targets: Tensor | None = None,
+        teacher_logits: Tensor | None = None,
     ) -> StudentStepResult:
         """Train the student on one batch, without a host read.
 
@@ -134,9 +135,15 @@ class StudentStep:
             images: ``(B, C, H, W)`` images (in [0, 1] for the reference methods).
             weights: Optional ``(B,)`` per-sample weights (e.g. importance weights).
             targets: ``(B,)`` labels, the reference when the step has no teacher.
+            teacher_logits: ``(B, K)`` the teacher's logits on ``images``, computed
+                before (SSD-KD stores them at admission): the step then runs no teacher
+                forward pass. Only for a step without augmentation and mixup, whose
+                batch is ``images`` as they are.
 
         Raises:
-            ValueError: ``targets`` missing without a teacher, or given with one.
+            ValueError: ``targets`` missing without a teacher, or given with one;
+                ``teacher_logits`` without a teacher, with augmentation or mixup, or of
+                another batch size.
         """
         if (self.teacher is None) != (targets is not None):
             raise ValueError(
@@ -144,6 +151,18 @@ class StudentStep:
                 f"targets={'a tensor' if targets is not None else None} with "
                 f"teacher={type(self.teacher).__name__ if self.teacher else None}"
             )
+        if teacher_logits is not None:
+            if self.teacher is None or self.augment is not None or self.mixup:
+                raise ValueError(
+                    "Expected `teacher_logits` only for a step with a teacher and without "
+                    "augmentation or mixup (the stored logits are those of the images as "
+                    "they are)"
+                )
+            if teacher_logits.shape[0] != images.shape[0]:
+                raise ValueError(
+                    f"Expected `teacher_logits` for the {images.shape[0]} images, got shape "
+                    f"{tuple(teacher_logits.shape)}"
+                )
         if self.augment is not None:
             images = self.augment(images, generator=self.generator)
         if self.mixup:
@@ -153,8 +172,7 @@ class StudentStep:
         # An overflowing forward pass writes inf/NaN into the BN running statistics.
         saved_buffers = FlatSnapshot(list(self.student.buffers()), self._workspace)
         with self.precision.autocast():
-            teacher_logits = None
-            if self.teacher is not None:
+            if self.teacher is not None and teacher_logits is None:
                 with torch.no_grad():
                     teacher_logits = self.teacher(inputs)
             student_logits = self.student(inputs)
