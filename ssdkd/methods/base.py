@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from ssdkd.methods.common import ModelInput, TransferPool, freeze_teacher
 from ssdkd.methods.config import DistillationFields, MethodConfig
 from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.parallel import DataParallel
-from ssdkd.methods.precision import Precision
+from ssdkd.methods.precision import Precision, SlowPrecisionWarning
 from ssdkd.methods.streams import RandomStreams
 from ssdkd.methods.student import StudentLoss, StudentStep
 
@@ -190,6 +191,13 @@ class DistillationMethod(ABC):
         for role, network in (("teacher", self.teacher), ("student", self.student)):
             _probe(network, role, self.image_shape, num_classes, self.model_input, self.device)
         self.precision = Precision(precision, self.device)
+        if precision == "fp16" and self.device.type == "cpu":
+            warnings.warn(
+                "precision 'fp16' runs emulated on the CPU, many times slower than 'fp32'; "
+                "'bf16' is the reduced precision the CPU runs fast",
+                SlowPrecisionWarning,
+                stacklevel=2,
+            )
         self.seed = seed
         """The run's seed: this rank's random streams and every initialisation derive from it."""
         self.streams = RandomStreams(seed, self.device, rank=self.parallel.rank)

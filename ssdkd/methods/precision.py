@@ -10,12 +10,23 @@ import torch
 
 from ssdkd.methods.parallel import DataParallel
 
-__all__ = ["PRECISIONS", "FlatSnapshot", "NonFiniteLossError", "Precision", "PrecisionName"]
+__all__ = [
+    "PRECISIONS",
+    "FlatSnapshot",
+    "NonFiniteLossError",
+    "Precision",
+    "PrecisionName",
+    "SlowPrecisionWarning",
+]
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class SlowPrecisionWarning(UserWarning):
+    """A precision that this device emulates slowly was chosen (fp16 on a CPU)."""
 
 
 class NonFiniteLossError(FloatingPointError):

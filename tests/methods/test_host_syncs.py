@@ -217,6 +217,7 @@ def test_an_fp16_loss_that_reaches_no_parameter_does_not_crash() -> None:
     assert torch.equal(weight.detach(), torch.ones(2))
 
 
+@pytest.mark.filterwarnings("ignore::ssdkd.methods.precision.SlowPrecisionWarning")
 def test_fp16_synthesis_tolerates_rounds_while_the_scaler_calibrates(
     tiny_fast_config: Any,
 ) -> None:

@@ -506,6 +506,7 @@ def test_mismatched_normalization_is_refused(tiny_ssdkd_config):
         )
 
 
+@pytest.mark.filterwarnings("ignore::ssdkd.methods.precision.SlowPrecisionWarning")
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_reduced_precision_steps_run_on_cpu(precision, tiny_ssdkd_config):
     method = build(SSDKD, tiny_ssdkd_config, precision=precision)
@@ -678,3 +679,11 @@ def test_distill_takes_train_data_for_the_real_data_bound_only():
         **common,
     )
     assert [r["kd_steps"] for r in result.history] == [3, 6]
+
+
+def test_fp16_on_the_cpu_warns_that_it_is_slow(tiny_ssdkd_config) -> None:
+    """Regression: fp16 on the CPU ran many times slower than fp32 without a word."""
+    from ssdkd.methods.precision import SlowPrecisionWarning
+
+    with pytest.warns(SlowPrecisionWarning, match="'bf16' is the reduced precision"):
+        build(SSDKD, tiny_ssdkd_config, precision="fp16")
