@@ -269,6 +269,7 @@ def test_help_lists_every_option_with_its_default(
 ) -> None:
     assert main([command, "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
+    assert "(default: [])" not in text  # regression: --set showed its empty list
     expected = {
         "demo": ["--out DIR", "(default: ssdkd-demo)", "--cache-dir", "--rounds", "--seed"],
         "distill": [

@@ -12,11 +12,12 @@ Subparsers = Any
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows every option's default; options whose default is ``None`` explain it in
-    their help text instead of printing "(default: None)"."""
+    """Shows every option's default; options whose default is ``None`` or an empty list
+    (a repeatable option given no value) explain it in their help text instead of printing
+    "(default: None)" or "(default: [])"."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None:
+        if action.default is None or action.default == []:
             return action.help
         return super()._get_help_string(action)
 

@@ -167,7 +167,7 @@ def _run_distill(args: argparse.Namespace) -> int:
         raise ValueError(
             f"teacher {args.teacher!r} takes {meta['in_channels']}x{meta['image_size']}"
             f"x{meta['image_size']} images of {meta['num_classes']} classes, but dataset "
-            f"{args.dataset!r} has {channels}x{size}x{size} images of {dataset.num_classes}"
+            f"{args.dataset!r} has {channels}x{size}x{size} images of {dataset.num_classes} classes"
         )
     student = create_model(
         args.student,

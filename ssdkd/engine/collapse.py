@@ -37,8 +37,8 @@ _DATA_ADVICE = (
 )
 _STUDENT_ADVICE = (
     "For a student on one class: a lower student learning rate (`student_lr`; a student "
-    "that cannot fit its own synthetic data diverges this way) and, again, the "
-    "`normalization`."
+    "that cannot fit its own synthetic data diverges this way), and check that "
+    "`normalization` is the mean/std the teacher was trained with."
 )
 
 

@@ -101,7 +101,9 @@ def distill(
         :func:`~ssdkd.engine.runner.run_rounds`).
 
     Raises:
-        ValueError: An unknown method or precision, or a teacher without BatchNorm layers.
+        ValueError: An unknown method or precision; a teacher without BatchNorm layers
+            for a method that inverts them; an ``image_shape`` or ``num_classes`` that the
+            teacher or the student does not take or return.
         TypeError: A config of another method (the message names both methods).
 
     Example:
@@ -111,9 +113,12 @@ def distill(
         >>> teacher = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
         >>> student = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
         >>> config = dataclasses.replace(SSDKD_DIGITS, warmup_rounds=1, kd_steps=5)
-        >>> result = ssdkd.distill(teacher, student, "ssd-kd", num_classes=10,
-        ...     image_shape=(1, 8, 8), normalization=((0.3,), (0.4,)), config=config,
-        ...     rounds=3, progress=False)
+        >>> import warnings
+        >>> with warnings.catch_warnings():  # an untrained teacher's images collapse
+        ...     warnings.simplefilter("ignore", ssdkd.engine.CollapseWarning)
+        ...     result = ssdkd.distill(teacher, student, "ssd-kd", num_classes=10,
+        ...         image_shape=(1, 8, 8), normalization=((0.3,), (0.4,)), config=config,
+        ...         rounds=3, progress=False)
         >>> [(r["round"], r["kd_steps"]) for r in result.history]
         [(1, 0), (2, 5), (3, 10)]
     """

@@ -232,7 +232,10 @@ def _parse_value(cls: type, name: str, text: str) -> Any:
     try:
         return hint(text)
     except ValueError:
-        raise ValueError(f"Expected `{name}` to be a {hint.__name__}, got {text!r}") from None
+        kind = {"int": "an integer", "float": "a number", "str": "a string"}.get(
+            hint.__name__, f"a {hint.__name__}"
+        )
+        raise ValueError(f"Expected `{name}` to be {kind}, got {text!r}") from None
 
 
 def apply_overrides(config: MethodConfig, assignments: Sequence[str]) -> MethodConfig:

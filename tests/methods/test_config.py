@@ -72,7 +72,8 @@ def test_overrides_parse_by_field_type() -> None:
     [
         ("buffer_size", "field=value"),
         ("bufer_size=3", "Unknown field 'bufer_size'.*buffer_size"),
-        ("buffer_size=many", "`buffer_size` to be a int"),
+        # Regression: the message read "to be a int".
+        ("buffer_size=many", "`buffer_size` to be an integer, got 'many'"),
         ("use_phi=maybe", "`use_phi` to be true or false"),
         ("refresh_policy=random", "`refresh_policy` to be one of"),
         ("buffer_size=0", "`buffer_size`.*positive"),
