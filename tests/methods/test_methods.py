@@ -108,7 +108,7 @@ def test_synthesis_share_sets_the_synthesising_rounds(tiny_fast_config):
     assert all(config.synthesizes(r) for r in range(5))
     limited = dataclasses.replace(config, synthesis_share=0.6)
     assert [limited.synthesizes(r) for r in range(5)] == [True, True, True, False, False]
-    assert dataclasses.replace(config, synthesis_share=0.01).synthesis_rounds == 1
+    assert dataclasses.replace(config, synthesis_share=0.01, warmup_rounds=0).synthesis_rounds == 1
     assert dataclasses.replace(limited, rounds=150).synthesis_rounds == 90
 
 
@@ -559,8 +559,8 @@ def test_a_rounding_negative_kl_does_not_stop_the_run(tiny_ssdkd_config, monkeyp
     _fill(method, 1)
     step = method.trainer.step
 
-    def negative_kl(images, weights=None):
-        metrics, kl, applied = step(images, weights)
+    def negative_kl(images, weights=None, **kwargs):
+        metrics, kl, applied = step(images, weights, **kwargs)
         return metrics, torch.full_like(kl, -1e-7), applied
 
     monkeypatch.setattr(method.trainer, "step", negative_kl)
@@ -580,8 +580,8 @@ def test_ssdkd_kl_estimates_the_buffer_mean_not_the_drawn_mean(tiny_ssdkd_config
     images = method.buffer.data["images"]
     real_step = method.trainer.step
 
-    def known_kl(batch, weights=None):
-        metrics, _, applied = real_step(batch, weights)
+    def known_kl(batch, weights=None, **kwargs):
+        metrics, _, applied = real_step(batch, weights, **kwargs)
         slots = (batch.flatten(1)[:, None, :] == images.flatten(1)[None]).all(-1).float()
         per_sample = slots.argmax(1).to(torch.float32)
         per_sample = slot_kl[per_sample.long()]
