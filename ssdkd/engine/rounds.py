@@ -14,6 +14,7 @@ from ssdkd.methods.parallel import DataParallel, shard_range
 
 __all__ = [
     "check_eval_data",
+    "check_unit_images",
     "evaluate",
     "mean_over_ranks",
     "read_steps",
@@ -152,3 +153,23 @@ def check_eval_data(eval_data: tuple[torch.Tensor, torch.Tensor] | None) -> None
         )
     if labels.shape[0] == 0:
         raise ValueError("Expected `eval_data` with at least one image, got none")
+    check_unit_images("eval_data", images)
+
+
+def check_unit_images(name: str, images: torch.Tensor) -> None:
+    """Refuse images that are not floating point in [0, 1] (one read of their range).
+
+    Raises:
+        ValueError: Integer images (e.g. uint8 0–255) or values outside [0, 1].
+    """
+    if not images.is_floating_point():
+        raise ValueError(
+            f"Expected `{name}` images as floats in [0, 1], got dtype {images.dtype} "
+            "(0-255 pixels: divide by 255)"
+        )
+    low, high = torch.stack([images.min(), images.max()]).tolist()
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"Expected `{name}` images in [0, 1] (the reference methods normalise them with "
+            f"`normalization`), got values in [{low:.4g}, {high:.4g}]"
+        )

@@ -114,8 +114,8 @@ class DistillationMethod(ABC):
         num_classes: Number of classes of the teacher's output.
         image_shape: ``(C, H, W)`` of the teacher's input images.
         normalization: ``(mean, std)`` per channel that the teacher's inputs were
-            normalised with (a number each for single-channel images); synthetic images
-            live in [0, 1] and are normalised with it.
+            normalised with, for images in [0, 1] (a number each for single-channel
+            images); synthetic images live in [0, 1] and are normalised with it.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         seed: Seeds the method's random streams, one per role (synthesis, KD
             augmentation, transfer-set draws: :class:`~ssdkd.methods.streams.RandomStreams`,
@@ -168,6 +168,12 @@ class DistillationMethod(ABC):
             raise ValueError(
                 f"Expected `normalization` with {image_shape[0]} channel value(s) each, "
                 f"got mean {tuple(mean)} and std {tuple(std)}"
+            )
+        if not all(0.0 <= m <= 1.0 for m in mean) or not all(0.0 < v <= 1.0 for v in std):
+            raise ValueError(
+                "Expected `normalization` of images in [0, 1] (each mean in [0, 1], each "
+                f"std in (0, 1]), got mean {tuple(mean)} and std {tuple(std)}: statistics of "
+                "0-255 pixels are these divided by 255"
             )
         self.parallel = DataParallel.single() if parallel is None else parallel
         if self.parallel.active and precision == "fp16":

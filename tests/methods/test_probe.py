@@ -70,3 +70,30 @@ def test_the_probe_changes_neither_network() -> None:
     )
     assert student.training
     assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
+
+
+def test_images_on_the_0_to_255_scale_are_refused_where_they_enter() -> None:
+    """Regression: uint8 eval_data gave 11% accuracy, silently."""
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (8,))
+    with pytest.raises(
+        ValueError, match=r"`eval_data` images as floats in \[0, 1\], got dtype torch.uint8"
+    ):
+        _distill(eval_data=(images, labels))
+    with pytest.raises(
+        ValueError, match=r"`eval_data` images in \[0, 1\] .* got values in \[0, 255\]"
+    ):
+        _distill(
+            eval_data=(
+                torch.full((8, 1, 28, 28), 255.0).index_fill_(0, torch.tensor([0]), 0.0),
+                labels,
+            )
+        )
+
+
+def test_a_normalization_of_0_to_255_pixels_is_refused() -> None:
+    """Regression: normalization=(72.9, 90.0) gave 9.4% accuracy, silently."""
+    with pytest.raises(
+        ValueError, match=r"images in \[0, 1\] .* got mean \(72.9,\) and std \(90.0,\)"
+    ):
+        _distill(normalization=((72.9,), (90.0,)))
