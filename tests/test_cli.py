@@ -458,3 +458,16 @@ def test_a_student_file_without_a_known_model_says_how_to_load_it(tmp_path: Path
     save_student(tmp_path / "s.pt", torch.nn.Linear(2, 2), round_number=1, accuracy=None, run=run)
     with pytest.raises(CheckpointError, match="load the file's 'state_dict' into it"):
         load_student(tmp_path / "s.pt")
+
+
+def test_a_cuda_device_on_a_machine_without_one_is_a_usage_error(
+    tmp_path: Path, teacher_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: `--device cuda` on a CPU build ended in a traceback ('Torch not compiled
+    with CUDA enabled')."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    assert main(_distill_args(teacher_file, tmp_path / "run", "--device", "cuda")) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA device is available" in err
+    assert "Traceback" not in err

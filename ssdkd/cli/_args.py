@@ -65,11 +65,16 @@ def _device(text: str) -> str:
     if text == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        torch.device(text)
+        device = torch.device(text)
     except RuntimeError:
         raise argparse.ArgumentTypeError(
             f"expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {text!r}"
         ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(
+            f"expected a device this machine has, got {text!r}: no CUDA device is available "
+            f"(torch {torch.__version__}); use 'cpu' or 'auto'"
+        )
     return text
 
 

@@ -100,8 +100,13 @@ def load_checkpoint(path: str | os.PathLike[str], *, kind: str | None = None) ->
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
+        # torch's message runs to several lines of advice (some of it unsafe: loading
+        # with weights_only=False); its first sentence says what failed.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first.split(". ")[0].rstrip(".")
         raise CheckpointError(
-            f"checkpoint file {str(file)!r} is truncated or corrupt and cannot be loaded: {exc}"
+            f"checkpoint file {str(file)!r} is truncated, corrupt or not a checkpoint and "
+            f"cannot be loaded ({reason})"
         ) from exc
     if not isinstance(state, dict):
         raise CheckpointError(
