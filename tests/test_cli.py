@@ -471,3 +471,20 @@ def test_a_cuda_device_on_a_machine_without_one_is_a_usage_error(
     err = capsys.readouterr().err
     assert "no CUDA device is available" in err
     assert "Traceback" not in err
+
+
+def test_an_interrupted_run_says_how_to_continue_and_resume_of_nothing_says_so(
+    tmp_path: Path, teacher_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """Regression: '--resume' on a directory without a run started afresh without a word,
+    and 'ssdkd: interrupted' did not mention --resume."""
+    import ssdkd.engine.distill
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ssdkd.engine.distill, "run_rounds", interrupted)
+    assert main(_distill_args(teacher_file, tmp_path / "new", "--resume")) == 130
+    err = capsys.readouterr().err
+    assert "holds no checkpoint to resume; starting a new run" in err
+    assert "same command and --resume" in err

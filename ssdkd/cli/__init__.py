@@ -115,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except KeyboardInterrupt:
-        print("ssdkd: interrupted", file=sys.stderr)
+        print(
+            "ssdkd: interrupted (a distill run continues from its last checkpoint with the "
+            "same command and --resume)",
+            file=sys.stderr,
+        )
         return 130
     except Exception as exc:
         if debug or not _is_expected(exc):

@@ -7,6 +7,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 from ssdkd.cli._args import (
     HelpFormatter,
@@ -159,6 +160,11 @@ def _run_distill(args: argparse.Namespace) -> int:
         )
         print(f"ssdkd: note: {hint}", file=sys.stderr)
     config = apply_overrides(presets[preset], args.settings)
+    if args.resume and not any(Path(args.run_dir).glob("checkpoints/*.pt")):
+        print(
+            f"ssdkd: note: {args.run_dir} holds no checkpoint to resume; starting a new run",
+            file=sys.stderr,
+        )
     if (meta["num_classes"], meta["in_channels"], meta["image_size"]) != (
         dataset.num_classes,
         channels,

@@ -82,10 +82,19 @@ def check_same_run(
     if stored != comparable:
         keys = set(stored) | set(comparable)
         differ = sorted(k for k in keys if stored.get(k) != comparable.get(k))
+        values = "; ".join(
+            f"{k}: {stored.get(k)!r} in the checkpoint, {comparable.get(k)!r} now" for k in differ
+        )
+        why = (
+            " (a run's rounds fix its learning-rate schedule and synthesis window, so a "
+            "longer run is another run, not a continuation)"
+            if "rounds" in differ
+            else ""
+        )
         raise CheckpointError(
             f"checkpoint file {str(path)!r} belongs to a run with another config (differs "
-            f"in {', '.join(differ)}); resume with the same settings or choose a new run "
-            "directory"
+            f"in {', '.join(differ)}: {values}){why}; resume with the same settings or "
+            "choose a new run directory"
         )
 
 

@@ -151,8 +151,16 @@ def test_a_corrupt_checkpoint_gives_an_error_naming_the_file(tmp_path, damage):
 def test_resume_with_another_config_is_refused(tmp_path):
     run_rounds(build(FastDFKD, TINY_FAST), run_dir=tmp_path, progress=False)
     other = dataclasses.replace(TINY_FAST, kd_steps=5)
-    with pytest.raises(CheckpointError, match="another config"):
+    # Regression: the message named the differing fields but not their values.
+    with pytest.raises(CheckpointError, match="kd_steps: 3 in the checkpoint, 5 now"):
         run_rounds(build(FastDFKD, other), run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_extending_a_finished_run_is_refused_saying_why(tmp_path):
+    run_rounds(build(FastDFKD, TINY_FAST), run_dir=tmp_path, progress=False)
+    longer = dataclasses.replace(TINY_FAST, rounds=TINY_FAST.rounds + 2)
+    with pytest.raises(CheckpointError, match="a longer run is another run, not a continuation"):
+        run_rounds(build(FastDFKD, longer), run_dir=tmp_path, resume=True, progress=False)
 
 
 def test_a_checkpoint_from_before_a_config_field_existed_resumes_at_its_default(tmp_path):
