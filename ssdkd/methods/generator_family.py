@@ -128,11 +128,6 @@ class GeneratorFamilyFields(DistillationFields):
 def _penultimate(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     """Record the input of ``model``'s last linear layer (its penultimate features)."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(
-            "Expected the teacher to end in an nn.Linear layer for the activation term "
-            "(act_weight > 0); it has none"
-        )
     recorded: list[torch.Tensor] = []
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
@@ -169,6 +164,11 @@ class GeneratorFamily(DistillationMethod):
             raise ValueError(
                 f"Expected `bn_weight` 0 for {type(self).__name__}, whose teacher needs no "
                 f"BatchNorm layers, got {config.bn_weight}"
+            )
+        if config.act_weight > 0 and not any(isinstance(m, nn.Linear) for m in teacher.modules()):
+            raise ValueError(
+                "Expected the teacher to end in an nn.Linear layer for the activation term "
+                f"(act_weight {config.act_weight} > 0); it has none"
             )
         self.synthesis_share = self.parallel.share(
             config.synthesis_batch_size, "synthesis_batch_size"

@@ -176,16 +176,15 @@ def test_the_activation_term_needs_a_final_linear_layer() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x.flatten(1)[:, :10]
 
-    method = DAFL(
-        NoLinear(),
-        create_model("lenet5_half", num_classes=10, in_channels=1, image_size=28, seed=1),
-        _config("dafl"),
-        num_classes=10,
-        image_shape=(1, 28, 28),
-        normalization=((0.5,), (0.5,)),
-    )
     with pytest.raises(ValueError, match=r"nn\.Linear layer for the activation term"):
-        method.synthesize(0)
+        DAFL(
+            NoLinear(),
+            create_model("lenet5_half", num_classes=10, in_channels=1, image_size=28, seed=1),
+            _config("dafl"),
+            num_classes=10,
+            image_shape=(1, 28, 28),
+            normalization=((0.5,), (0.5,)),
+        )
 
 
 def test_the_published_settings_are_in_the_presets() -> None:
