@@ -488,3 +488,37 @@ def test_an_interrupted_run_says_how_to_continue_and_resume_of_nothing_says_so(
     err = capsys.readouterr().err
     assert "holds no checkpoint to resume; starting a new run" in err
     assert "same command and --resume" in err
+
+
+def test_a_run_resumes_from_its_directory_alone(
+    tmp_path: Path, teacher_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """Regression: every flag had to be repeated to resume; the run directory now records
+    them (command.json) and `--run-dir DIR --resume` is enough."""
+    import ssdkd.engine.distill
+
+    run = tmp_path / "run"
+    real = ssdkd.engine.distill.run_rounds
+    calls = {"n": 0}
+
+    def crash_first(*args: object, **kwargs: object):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssdkd.engine.distill, "run_rounds", crash_first)
+    assert main(_distill_args(teacher_file, run, "--seed", "3")) == 130
+    command = json.loads((run / "command.json").read_text())
+    assert (command["method"], command["seed"], command["preset"]) == ("ssd-kd", 3, "digits")
+    assert main(["distill", "--run-dir", str(run), "--resume", "--no-progress"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["seed"], config["rounds"], config["kd_steps"]) == (3, 2, 2)
+
+
+def test_a_new_run_without_its_required_options_names_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["distill", "--run-dir", str(tmp_path / "run"), "--method", "ssd-kd"]) == 1
+    err = capsys.readouterr().err
+    assert "Expected --teacher, --student, --dataset for a new run" in err

@@ -78,11 +78,18 @@ def _device(text: str) -> str:
     return text
 
 
-def _add_name(parser: argparse.ArgumentParser, flag: str, names: Sequence[str], what: str) -> None:
-    """A required ``--flag NAME`` whose choices are listed in the help."""
+def _add_name(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    names: Sequence[str],
+    what: str,
+    *,
+    required: bool = True,
+) -> None:
+    """A ``--flag NAME`` (required unless told) whose choices are listed in the help."""
     parser.add_argument(
         flag,
-        required=True,
+        required=required,
         choices=list(names),
         metavar="NAME",
         help=f"{what}, one of: {', '.join(names)}",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -46,20 +48,21 @@ def _add_distill(subparsers: Subparsers) -> None:
         "collapse diagnostics), checkpoints/last.pt, checkpoints/best.pt (the round most "
         "accurate on the held-out images, so selected on them), synthetic.pt and PNG plots. "
         "Under torchrun (`torchrun --nproc-per-node N -m ssdkd distill ...`) it runs data "
-        "parallel on N processes; see docs/concepts/distributed.md.",
+        "parallel on N processes; see docs/concepts/distributed.md. The run directory's "
+        "command.json records the options, so `ssdkd distill --run-dir DIR --resume` "
+        "continues a run without repeating them.",
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--method",
-        required=True,
         choices=list(METHODS),
         help="distillation method ("
         + "; ".join(f"{name}: {spec.summary}" for name, spec in METHODS.items())
         + ")",
     )
-    parser.add_argument("--teacher", required=True, metavar="CKPT", help="teacher checkpoint")
-    _add_name(parser, "--student", list(MODELS), "student architecture")
-    _add_name(parser, "--dataset", DATASETS, "held-out data for evaluation")
+    parser.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint")
+    _add_name(parser, "--student", list(MODELS), "student architecture", required=False)
+    _add_name(parser, "--dataset", DATASETS, "held-out data for evaluation", required=False)
     parser.add_argument(
         "--data-dir", default=None, metavar="DIR", help="dataset directory (as train-teacher)"
     )
@@ -94,25 +97,95 @@ def _add_distill(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--eval-every",
         type=_positive_int,
-        default=1,
         metavar="ROUNDS",
-        help="evaluate every ROUNDS rounds and after the last",
+        help="evaluate every ROUNDS rounds and after the last (default: 1)",
     )
     parser.add_argument(
         "--checkpoint-every",
         type=_positive_int,
-        default=1,
         metavar="ROUNDS",
-        help="checkpoint every ROUNDS rounds and after the last (a resumed run repeats "
-        "the rounds after its last checkpoint)",
+        help="checkpoint every ROUNDS rounds and after the last; a resumed run repeats "
+        "the rounds after its last checkpoint (default: 1)",
     )
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast mode")
+    parser.add_argument("--precision", choices=PRECISIONS, help="autocast mode (default: fp32)")
     parser.add_argument(
         "--device", type=_device, default="auto", help="'auto' (CUDA when available), 'cpu', ..."
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument("--seed", type=int, help="seed of every random choice (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     parser.set_defaults(handler=_run_distill)
+
+
+_RECORDED: dict[str, object] = {
+    "method": None,
+    "teacher": None,
+    "student": None,
+    "dataset": None,
+    "data_dir": None,
+    "preset": None,
+    "rounds": None,
+    "settings": [],
+    "precision": "fp32",
+    "seed": 0,
+    "eval_every": 1,
+    "checkpoint_every": 1,
+}
+"""The options a run directory's ``command.json`` records, with their defaults."""
+
+_COMMAND_FILE = "command.json"
+
+
+def _complete_from_run_dir(args: argparse.Namespace) -> None:
+    """Give each option the user left out its value from the run directory's
+    ``command.json`` (with ``--resume``), else its default.
+
+    Raises:
+        ValueError: ``--method``, ``--teacher``, ``--student`` or ``--dataset`` missing for
+            a new run.
+    """
+    path = Path(args.run_dir) / _COMMAND_FILE
+    stored: dict[str, object] = {}
+    if args.resume and path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except ValueError as error:
+            raise ValueError(
+                f"run directory file {str(path)!r} is not valid JSON: {error}"
+            ) from None
+    for key, default in _RECORDED.items():
+        if getattr(args, key) in (None, []):
+            setattr(args, key, stored.get(key, default))
+    missing = [
+        f"--{k}" for k in ("method", "teacher", "student", "dataset") if not getattr(args, k)
+    ]
+    if missing:
+        raise ValueError(
+            f"Expected {', '.join(missing)} for a new run (--resume on a run directory "
+            f"takes them from its {_COMMAND_FILE})"
+        )
+
+
+def _record_command(args: argparse.Namespace) -> None:
+    """Write the run's options to ``command.json`` (rank 0), never over another run's: a
+    resumed run keeps the file it has (its options must match it, or the engine refuses
+    the checkpoint), and the engine refuses a directory holding a run without
+    ``--resume`` or ``--overwrite``."""
+    directory = Path(args.run_dir)
+    held = directory.is_dir() and any(directory.iterdir())
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if (args.resume and (directory / _COMMAND_FILE).is_file()) or (
+        held and not (args.resume or args.overwrite)
+    ):
+        return
+    record = {key: getattr(args, key) for key in _RECORDED}
+    record["teacher"] = str(Path(args.teacher).resolve())
+    if args.data_dir is not None:
+        record["data_dir"] = str(Path(args.data_dir).resolve())
+    directory.mkdir(parents=True, exist_ok=True)
+    temporary = directory / f".{_COMMAND_FILE}.tmp"
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, directory / _COMMAND_FILE)
 
 
 def _run_distill(args: argparse.Namespace) -> int:
@@ -125,6 +198,7 @@ def _run_distill(args: argparse.Namespace) -> int:
     from ssdkd.methods.registry import PRESET_INPUTS, preset_for
     from ssdkd.models import create_model
 
+    _complete_from_run_dir(args)
     presets = PRESETS[args.method]
     if args.preset is not None and args.preset not in presets:
         raise ValueError(
@@ -165,6 +239,8 @@ def _run_distill(args: argparse.Namespace) -> int:
             f"ssdkd: note: {args.run_dir} holds no checkpoint to resume; starting a new run",
             file=sys.stderr,
         )
+    args.preset = preset
+    _record_command(args)
     if (meta["num_classes"], meta["in_channels"], meta["image_size"]) != (
         dataset.num_classes,
         channels,
