@@ -522,3 +522,46 @@ def test_a_new_run_without_its_required_options_names_them(
     assert main(["distill", "--run-dir", str(tmp_path / "run"), "--method", "ssd-kd"]) == 1
     err = capsys.readouterr().err
     assert "Expected --teacher, --student, --dataset for a new run" in err
+
+
+def test_a_teacher_of_your_own_runs_from_a_state_dict_and_a_builder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """Regression: a researcher's state-dict teacher got "is of kind None, expected
+    'teacher'", and --student took only built-in names."""
+    (tmp_path / "my_nets.py").write_text(
+        "from ssdkd.models import create_model\n\n"
+        "def student():\n"
+        "    return create_model('tiny_cnn', num_classes=10, in_channels=1, image_size=8)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    teacher = create_model("small_cnn", num_classes=10, in_channels=1, image_size=8, seed=0)
+    torch.save(teacher.state_dict(), tmp_path / "weights.pt")
+    argv = _distill_args(tmp_path / "weights.pt", tmp_path / "run")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "is of kind None" in err
+    assert "--teacher-model" in err
+    argv[argv.index("--student") + 1] = "my_nets:student"
+    argv += ["--teacher-model", "small_cnn", "--mean", "0.3", "--std", "0.4"]
+    assert main(argv) == 0
+    assert "held-out accuracy" in capsys.readouterr().out
+    command = json.loads((tmp_path / "run" / "command.json").read_text())
+    assert (command["teacher_model"], command["mean"], command["student"]) == (
+        "small_cnn",
+        [0.3],
+        "my_nets:student",
+    )
+
+
+def test_weights_that_do_not_fit_the_named_teacher_are_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.save(
+        create_model("tiny_cnn", in_channels=1, image_size=8).state_dict(), tmp_path / "w.pt"
+    )
+    argv = _distill_args(tmp_path / "w.pt", tmp_path / "run", "--teacher-model", "small_cnn")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "to fit --teacher-model 'small_cnn'" in err
+    assert len(err.strip().splitlines()) == 1

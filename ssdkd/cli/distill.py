@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ssdkd.cli._args import (
     HelpFormatter,
@@ -60,8 +61,39 @@ def _add_distill(subparsers: Subparsers) -> None:
         + "; ".join(f"{name}: {spec.summary}" for name, spec in METHODS.items())
         + ")",
     )
-    parser.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint")
-    _add_name(parser, "--student", list(MODELS), "student architecture", required=False)
+    parser.add_argument(
+        "--teacher",
+        metavar="CKPT",
+        help="teacher checkpoint of `ssdkd train-teacher`, or a state-dict file with "
+        "--teacher-model",
+    )
+    parser.add_argument(
+        "--teacher-model",
+        metavar="NAME_OR_FUNC",
+        help="for a --teacher state-dict file: an ssdkd.models name, or a "
+        "package.module:function that builds your network (called without arguments)",
+    )
+    parser.add_argument(
+        "--mean",
+        type=float,
+        nargs="+",
+        metavar="M",
+        help="with --teacher-model: the per-channel mean of the teacher's input "
+        "normalisation, for images in [0, 1] (default: the dataset's training mean)",
+    )
+    parser.add_argument(
+        "--std",
+        type=float,
+        nargs="+",
+        metavar="S",
+        help="with --teacher-model: the per-channel std (default: the dataset's)",
+    )
+    parser.add_argument(
+        "--student",
+        metavar="NAME_OR_FUNC",
+        help=f"student architecture: one of {', '.join(MODELS)}, or a "
+        "package.module:function that builds your network (called without arguments)",
+    )
     _add_name(parser, "--dataset", DATASETS, "held-out data for evaluation", required=False)
     parser.add_argument(
         "--data-dir", default=None, metavar="DIR", help="dataset directory (as train-teacher)"
@@ -119,6 +151,9 @@ def _add_distill(subparsers: Subparsers) -> None:
 _RECORDED: dict[str, object] = {
     "method": None,
     "teacher": None,
+    "teacher_model": None,
+    "mean": None,
+    "std": None,
     "student": None,
     "dataset": None,
     "data_dir": None,
@@ -188,15 +223,67 @@ def _record_command(args: argparse.Namespace) -> None:
     os.replace(temporary, directory / _COMMAND_FILE)
 
 
+def _load_teacher(args: argparse.Namespace, dataset: Any) -> tuple[Any, dict[str, Any]]:
+    """The teacher and its metadata: an ssdkd teacher checkpoint, or (with
+    ``--teacher-model``) a network built by name or function with the weights of a
+    state-dict file, whose held-out accuracy is measured here."""
+    from ssdkd.cli.networks import build_network, load_state_dict_file
+    from ssdkd.engine import CheckpointError
+    from ssdkd.engine.evaluation import evaluate_accuracy
+    from ssdkd.engine.teacher import load_teacher
+
+    if args.teacher_model is None:
+        if args.mean is not None or args.std is not None:
+            raise ValueError(
+                "Expected --mean/--std only with --teacher-model (a checkpoint of "
+                "`ssdkd train-teacher` records its normalisation)"
+            )
+        try:
+            return load_teacher(args.teacher)
+        except CheckpointError as error:
+            if "is of kind" not in str(error):
+                raise
+            raise ValueError(
+                f"{error}: for a network of your own, pass its state-dict file as --teacher "
+                "with --teacher-model (an ssdkd.models name or package.module:function) and "
+                "--mean/--std, or call ssdkd.distill from Python"
+            ) from None
+    channels, size, _ = dataset.image_shape
+    teacher = build_network(
+        args.teacher_model, num_classes=dataset.num_classes, in_channels=channels, image_size=size
+    )
+    try:
+        teacher.load_state_dict(load_state_dict_file(args.teacher))
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"Expected the weights in {args.teacher!r} to fit --teacher-model "
+            f"{args.teacher_model!r}: {first}"
+        ) from None
+    mean = tuple(args.mean) if args.mean is not None else dataset.mean
+    std = tuple(args.std) if args.std is not None else dataset.std
+    accuracy = evaluate_accuracy(
+        teacher.eval(), dataset.x_test, dataset.y_test, normalize=(mean, std)
+    )
+    meta = {
+        "mean": list(mean),
+        "std": list(std),
+        "accuracy": accuracy,
+        "num_classes": dataset.num_classes,
+        "in_channels": channels,
+        "image_size": size,
+    }
+    return teacher, meta
+
+
 def _run_distill(args: argparse.Namespace) -> int:
     import torch
 
+    from ssdkd.cli.networks import build_network
     from ssdkd.data import load_dataset
     from ssdkd.engine.distill import distill
-    from ssdkd.engine.teacher import load_teacher
     from ssdkd.methods import METHODS, PRESETS, apply_overrides
     from ssdkd.methods.registry import PRESET_INPUTS, preset_for
-    from ssdkd.models import create_model
 
     _complete_from_run_dir(args)
     presets = PRESETS[args.method]
@@ -204,8 +291,8 @@ def _run_distill(args: argparse.Namespace) -> int:
         raise ValueError(
             f"Expected --preset for {args.method} to be one of {list(presets)}, got {args.preset!r}"
         )
-    teacher, meta = load_teacher(args.teacher)
     dataset = load_dataset(args.dataset, args.data_dir)
+    teacher, meta = _load_teacher(args, dataset)
     channels, size, _ = dataset.image_shape
     shape = f"{channels}x{size}x{size}"
     preset, hint = args.preset, None
@@ -251,13 +338,13 @@ def _run_distill(args: argparse.Namespace) -> int:
             f"x{meta['image_size']} images of {meta['num_classes']} classes, but dataset "
             f"{args.dataset!r} has {channels}x{size}x{size} images of {dataset.num_classes} classes"
         )
-    student = create_model(
-        args.student,
-        num_classes=dataset.num_classes,
-        in_channels=channels,
-        image_size=size,
-        seed=args.seed,
-    )
+    # Seeded like create_model(..., seed=): a user's builder reads torch's global
+    # generator, forked so that the caller's stream is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        student = build_network(
+            args.student, num_classes=dataset.num_classes, in_channels=channels, image_size=size
+        )
     with _collapse_warnings_shown_once(progress=not args.no_progress):
         result = distill(
             teacher,
@@ -279,7 +366,7 @@ def _run_distill(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             overwrite=args.overwrite,
             collapse_hint=hint,
-            student_model=args.student,
+            student_model=args.student if ":" not in args.student else None,
             train_data=(
                 (dataset.x_train, dataset.y_train)
                 if METHODS[args.method].method_class.needs_train_data
