@@ -68,13 +68,39 @@ def _add_plot(subparsers: Subparsers) -> None:
         "and synthetic.pt (needs matplotlib).",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `ssdkd distill`")
+    parser.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="a run directory of `ssdkd distill`; several: one accuracy figure comparing "
+        "them (needs --out)",
+    )
+    parser.add_argument(
+        "--x",
+        choices=("seconds", "round", "kd_steps"),
+        default="seconds",
+        help="x axis of the accuracy figure",
+    )
+    parser.add_argument(
+        "--out", metavar="PNG", help="with several runs: the comparison figure to write"
+    )
     parser.set_defaults(handler=_run_plot)
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from ssdkd.engine.plots import plot_run
+    from pathlib import Path
 
-    for path in plot_run(args.run_dir):
-        print(path)
+    from ssdkd.engine.plots import plot_accuracy_vs_time, plot_run, teacher_accuracy_of
+    from ssdkd.engine.records import read_metrics
+
+    if len(args.run_dirs) == 1:
+        for path in plot_run(args.run_dirs[0], x=args.x):
+            print(path)
+        return 0
+    if args.out is None:
+        raise ValueError("Expected --out PNG for the comparison of several runs")
+    histories = {str(Path(run)): read_metrics(run) for run in args.run_dirs}
+    teachers = {teacher_accuracy_of(run) for run in args.run_dirs} - {None}
+    teacher = teachers.pop() if len(teachers) == 1 else None
+    print(plot_accuracy_vs_time(histories, args.out, x=args.x, teacher_accuracy=teacher))
     return 0

@@ -214,6 +214,7 @@ def _record_command(args: argparse.Namespace) -> None:
     ):
         return
     record = {key: getattr(args, key) for key in _RECORDED}
+    record["teacher_accuracy"] = getattr(args, "teacher_accuracy", None)
     record["teacher"] = str(Path(args.teacher).resolve())
     if args.data_dir is not None:
         record["data_dir"] = str(Path(args.data_dir).resolve())
@@ -327,6 +328,7 @@ def _run_distill(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     args.preset = preset
+    args.teacher_accuracy = meta.get("accuracy")
     _record_command(args)
     if (meta["num_classes"], meta["in_channels"], meta["image_size"]) != (
         dataset.num_classes,

@@ -8,6 +8,7 @@ teacher's logits on them, written at the end of a run).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -21,11 +22,14 @@ from ssdkd.engine.records import read_metrics
 
 __all__ = [
     "DIAGNOSTIC_PANELS",
+    "LABELS",
+    "X_AXES",
     "plot_accuracy_vs_time",
     "plot_buffer_histograms",
     "plot_diagnostics",
     "plot_run",
     "plot_samples",
+    "teacher_accuracy_of",
 ]
 
 DIAGNOSTIC_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -42,6 +46,30 @@ DIAGNOSTIC_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("student on evaluation data", ("accuracy", "eval_top_class_share")),
 )
 """The panels of :func:`plot_diagnostics`: a title and the record keys drawn in it."""
+
+LABELS: dict[str, str] = {
+    "synth_class_entropy": "this round's synthetic batch",
+    "data_class_entropy": "data the student learns from",
+    "eval_class_entropy": "student's predictions",
+    "teacher_confidence": "teacher's confidence",
+    "target_agreement": "teacher agrees with the target",
+    "data_teacher_confidence": "teacher's confidence, stored data",
+    "kd_loss": "optimised loss",
+    "kl": "KL·T², transfer-set mean",
+    "phi_mean": "mean φ",
+    "weight_mean": "mean importance weight",
+    "weight_ess": "importance weights' ESS",
+    "accuracy": "accuracy",
+    "eval_top_class_share": "share of the top class",
+}
+"""The legend's words for each record key of :data:`DIAGNOSTIC_PANELS`."""
+
+X_AXES: dict[str, tuple[str, str]] = {
+    "seconds": ("overall_seconds", "overall time (s): synthesis + KD"),
+    "round": ("round", "round"),
+    "kd_steps": ("kd_steps", "KD steps"),
+}
+"""The x axes of :func:`plot_accuracy_vs_time`: record key and axis label."""
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
@@ -144,19 +172,33 @@ def plot_buffer_histograms(
 
 
 def plot_accuracy_vs_time(
-    histories: Mapping[str, Sequence[dict[str, Any]]], path: str | os.PathLike[str]
+    histories: Mapping[str, Sequence[dict[str, Any]]],
+    path: str | os.PathLike[str],
+    *,
+    x: str = "seconds",
+    teacher_accuracy: float | None = None,
 ) -> Path:
-    """Save held-out accuracy against overall (synthesis + KD) seconds, one line per run."""
+    """Save held-out accuracy, one line per run, against overall (synthesis + KD) seconds
+    (``x="seconds"``), the round (``"round"``) or the KD steps (``"kd_steps"``): time
+    shows the cost, and the rounds or steps read the same however loaded the machine
+    was. ``teacher_accuracy`` draws the teacher's held-out accuracy as a dashed line.
+
+    Raises:
+        ValueError: An unknown ``x``.
+    """
+    if x not in X_AXES:
+        raise ValueError(f"Expected `x` to be one of {list(X_AXES)}, got {x!r}")
+    key, label_x = X_AXES[x]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for label, history in histories.items():
-        points = [
-            (r["overall_seconds"], r["accuracy"]) for r in history if r.get("accuracy") is not None
-        ]
+        points = [(r[key], r["accuracy"]) for r in history if r.get("accuracy") is not None]
         if points:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, marker=".", label=label)
-    ax.set_xlabel("overall time (s): synthesis + KD")
+    if teacher_accuracy is not None:
+        ax.axhline(teacher_accuracy, color="gray", linestyle="--", label="teacher")
+    ax.set_xlabel(label_x)
     ax.set_ylabel("held-out accuracy")
     ax.grid(alpha=0.3)
     if ax.lines:
@@ -173,6 +215,8 @@ def _diagnostic_panels(
         curves = []
         for key in keys:
             points = [(int(r["round"]), float(r[key])) for r in history if r.get(key) is not None]
+            if key == "weight_mean" and all(abs(v - 1.0) < 1e-6 for _, v in points):
+                continue  # 1 by construction under the "mean" normalisation: no information
             if points:
                 rounds, values = zip(*points, strict=True)
                 curves.append((key, list(rounds), list(values)))
@@ -188,8 +232,10 @@ def plot_diagnostics(history: Sequence[dict[str, Any]], path: str | os.PathLike[
     (methods report different diagnostics): the class entropies of the synthetic batch,
     of the data the student learns from and of the student's predictions on the
     evaluation data; the teacher's confidence and target agreement on the round's batch;
-    the optimised ``kd_loss`` against the unweighted ``kl``; SSD-KD's mean φ and mean
-    importance weight; the student's accuracy and top-class share on the evaluation data.
+    the optimised ``kd_loss`` against the unweighted ``kl``; SSD-KD's mean φ, mean
+    importance weight (left out where it is 1 throughout, as the "mean" normalisation
+    makes it) and the weights' effective sample size; the student's accuracy and
+    top-class share on the evaluation data. Legends use :data:`LABELS`.
 
     Args:
         history: The run's records (:func:`~ssdkd.engine.records.read_metrics`).
@@ -208,7 +254,7 @@ def plot_diagnostics(history: Sequence[dict[str, Any]], path: str | os.PathLike[
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
     for ax, (title, curves) in zip(axes.flat, panels, strict=False):
         for key, rounds, values in curves:
-            ax.plot(rounds, values, marker=".", label=key)
+            ax.plot(rounds, values, marker=".", label=LABELS.get(key, key))
         ax.set_title(title)
         ax.set_xlabel("round")
         ax.grid(alpha=0.3)
@@ -218,19 +264,39 @@ def plot_diagnostics(history: Sequence[dict[str, Any]], path: str | os.PathLike[
     return _save(fig, path)
 
 
-def plot_run(run_dir: str | os.PathLike[str]) -> list[Path]:
+def teacher_accuracy_of(run_dir: str | os.PathLike[str]) -> float | None:
+    """The teacher's held-out accuracy that ``ssdkd distill`` recorded in the run
+    directory's ``command.json`` (``None`` where there is none)."""
+    path = Path(run_dir) / "command.json"
+    try:
+        value = json.loads(path.read_text()).get("teacher_accuracy")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def plot_run(run_dir: str | os.PathLike[str], *, x: str = "seconds") -> list[Path]:
     """Write a run directory's figures into it and return their paths.
 
-    ``accuracy.png`` always; ``diagnostics.png`` when the records hold diagnostics (see
-    :func:`plot_diagnostics`); ``samples.png`` (labelled with the teacher's class and
-    confidence) and ``buffer_histograms.png`` when the run wrote ``synthetic.pt``.
+    ``accuracy.png`` always (against ``x``, see :func:`plot_accuracy_vs_time`, with the
+    teacher's accuracy where ``ssdkd distill`` recorded it); ``diagnostics.png`` when the
+    records hold diagnostics (see :func:`plot_diagnostics`); ``samples.png`` (labelled
+    with the teacher's class and confidence) and ``buffer_histograms.png`` when the run
+    wrote ``synthetic.pt``.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no ``metrics.jsonl``.
     """
     directory = Path(run_dir)
     history = read_metrics(directory)
-    written = [plot_accuracy_vs_time({directory.name: history}, directory / "accuracy.png")]
+    written = [
+        plot_accuracy_vs_time(
+            {directory.name: history},
+            directory / "accuracy.png",
+            x=x,
+            teacher_accuracy=teacher_accuracy_of(directory),
+        )
+    ]
     if _diagnostic_panels(history):
         written.append(plot_diagnostics(history, directory / "diagnostics.png"))
     synthetic = directory / "synthetic.pt"

@@ -12,10 +12,13 @@ import torch
 from ssdkd.engine import atomic_save
 from ssdkd.engine.plots import (
     DIAGNOSTIC_PANELS,
+    LABELS,
     _diagnostic_panels,
+    plot_accuracy_vs_time,
     plot_diagnostics,
     plot_run,
     plot_samples,
+    teacher_accuracy_of,
 )
 from ssdkd.engine.records import MetricsLog
 from ssdkd.engine.runner import run_rounds
@@ -148,3 +151,46 @@ def test_without_matplotlib_plots_say_how_to_install_it_and_runs_still_finish(
     assert not list(tmp_path.glob("*.png"))
     with pytest.raises(ImportError, match=r"pip install \"ssdkd\[plot\]\""):
         plot_run(tmp_path)
+
+
+def test_a_mean_weight_of_one_throughout_is_not_drawn_and_keys_have_words() -> None:
+    """Regression: weight_mean, 1 by construction under the "mean" normalisation, took a
+    curve, and the legends showed raw record keys."""
+    history = [{"round": r, "weight_mean": 1.0, "weight_ess": 0.9, "phi_mean": 1.1} for r in (1, 2)]
+    curves = dict(_diagnostic_panels(history))["SSD-KD weights"]
+    assert [key for key, _, _ in curves] == ["phi_mean", "weight_ess"]
+    varying = [{"round": 1, "weight_mean": 0.6}, {"round": 2, "weight_mean": 0.7}]
+    assert dict(_diagnostic_panels(varying))["SSD-KD weights"][0][0] == "weight_mean"
+    assert {key for _, keys in DIAGNOSTIC_PANELS for key in keys} <= set(LABELS)
+
+
+@pytest.mark.parametrize("x", ["seconds", "round", "kd_steps"])
+def test_accuracy_is_drawn_against_time_rounds_or_steps(tmp_path: Path, x: str) -> None:
+    pytest.importorskip("matplotlib")
+    history = [{**r, "kd_steps": 10 * r["round"]} for r in HISTORY]
+    out = plot_accuracy_vs_time({"run": history}, tmp_path / "a.png", x=x, teacher_accuracy=0.9)
+    assert out.stat().st_size > 0
+    with pytest.raises(ValueError, match=r"`x` to be one of \['seconds', 'round', 'kd_steps'\]"):
+        plot_accuracy_vs_time({"run": history}, tmp_path / "b.png", x="epochs")
+
+
+def test_the_teacher_accuracy_is_read_from_the_command_record(tmp_path: Path) -> None:
+    assert teacher_accuracy_of(tmp_path) is None
+    (tmp_path / "command.json").write_text('{"teacher_accuracy": 0.91}')
+    assert teacher_accuracy_of(tmp_path) == 0.91
+
+
+def test_several_runs_are_compared_in_one_figure_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: `ssdkd plot` took one run, so runs could not be compared."""
+    pytest.importorskip("matplotlib")
+    from ssdkd.cli import main
+
+    for name in ("a", "b"):
+        _write_run(tmp_path / name, HISTORY)
+    runs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert main(["plot", *runs]) == 1
+    assert "Expected --out PNG" in capsys.readouterr().err
+    assert main(["plot", *runs, "--out", str(tmp_path / "both.png"), "--x", "round"]) == 0
+    assert (tmp_path / "both.png").stat().st_size > 0
