@@ -1,8 +1,9 @@
 """PNG figures of a run: accuracy vs time, per-round diagnostics, synthetic samples, buffer
 balance and difficulty.
 
-Needs matplotlib (``pip install "ssdkd[plot]"``). The inputs are the files a run directory
-holds: ``metrics.jsonl`` and ``synthetic.pt`` (a sample of the synthetic images with the
+Needs matplotlib (``pip install matplotlib``; in a clone of ssdkd,
+``pip install -e ".[plot]"``). The inputs are the files a run directory holds:
+``metrics.jsonl`` and ``synthetic.pt`` (a sample of the synthetic images with the
 teacher's logits on them, written at the end of a run).
 """
 
@@ -86,7 +87,8 @@ def _pyplot() -> Any:
         import matplotlib
     except ImportError as exc:
         raise ImportError(
-            'plotting needs matplotlib: pip install "ssdkd[plot]" (or pip install matplotlib)'
+            "plotting needs matplotlib: pip install matplotlib (in a clone of ssdkd: "
+            'pip install -e ".[plot]")'
         ) from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
