@@ -78,6 +78,21 @@ def _device(text: str) -> str:
     return text
 
 
+def _network(text: str) -> str:
+    """A network on the command line: a name of ssdkd.models, or package.module:function
+    (imported when it is built)."""
+    from ssdkd.models import MODELS
+
+    module, colon, function = text.partition(":")
+    if colon and module and function:
+        return text
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(MODELS)} or package.module:function, got {text!r}"
+        )
+    return text
+
+
 def _add_name(
     parser: argparse.ArgumentParser,
     flag: str,

@@ -17,6 +17,7 @@ from ssdkd.cli._args import (
     Subparsers,
     _add_name,
     _device,
+    _network,
     _positive_int,
 )
 
@@ -69,6 +70,7 @@ def _add_distill(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--teacher-model",
+        type=_network,
         metavar="NAME_OR_FUNC",
         help="for a --teacher state-dict file: an ssdkd.models name, or a "
         "package.module:function that builds your network (called without arguments)",
@@ -90,6 +92,7 @@ def _add_distill(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--student",
+        type=_network,
         metavar="NAME_OR_FUNC",
         help=f"student architecture: one of {', '.join(MODELS)}, or a "
         "package.module:function that builds your network (called without arguments)",

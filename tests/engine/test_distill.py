@@ -160,7 +160,7 @@ def test_a_grey_teacher_takes_a_number_per_statistic() -> None:
     ("normalization", "error", "message"),
     [
         (((0.3, 0.3), (0.4, 0.4)), ValueError, r"1 channel value\(s\) each"),
-        ((0.3, 0.0), ValueError, r"`std` entry to be > 0"),
+        ((0.3, 0.0), ValueError, r"each std in \(0, 1\]\), got mean \(0.3,\) and std \(0.0,\)"),
         ((math.nan, 0.4), ValueError, r"`normalization\[0\] \(mean\)`.*finite"),
         (("0.3", 0.4), TypeError, r"`normalization\[0\] \(mean\)` to be a number"),
         ((0.3,), TypeError, r"`normalization` as \(mean, std\)"),
