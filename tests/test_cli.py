@@ -565,3 +565,15 @@ def test_weights_that_do_not_fit_the_named_teacher_are_a_one_line_error(
     err = capsys.readouterr().err
     assert "to fit --teacher-model 'small_cnn'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_command_record_without_a_run_is_replaced_by_the_next_run(
+    tmp_path: Path, teacher_file: Path
+) -> None:
+    """A start that failed before any run file left command.json behind; the next new run
+    must record its own options there, or a later --resume would take the stale ones."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "command.json").write_text('{"method": "fast-dfkd"}')
+    assert main(_distill_args(teacher_file, run)) == 0
+    assert json.loads((run / "command.json").read_text())["method"] == "ssd-kd"

@@ -208,12 +208,13 @@ def _record_command(args: argparse.Namespace) -> None:
     resumed run keeps the file it has (its options must match it, or the engine refuses
     the checkpoint), and the engine refuses a directory holding a run without
     ``--resume`` or ``--overwrite``."""
+    from ssdkd.engine.run_state import held_run
+
     directory = Path(args.run_dir)
-    held = directory.is_dir() and any(directory.iterdir())
     if int(os.environ.get("RANK", "0")) != 0:
         return
     if (args.resume and (directory / _COMMAND_FILE).is_file()) or (
-        held and not (args.resume or args.overwrite)
+        held_run(directory) is not None and not (args.resume or args.overwrite)
     ):
         return
     record = {key: getattr(args, key) for key in _RECORDED}
@@ -298,6 +299,16 @@ def _run_distill(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, args.data_dir)
     teacher, meta = _load_teacher(args, dataset)
     channels, size, _ = dataset.image_shape
+    if (meta["num_classes"], meta["in_channels"], meta["image_size"]) != (
+        dataset.num_classes,
+        channels,
+        size,
+    ):
+        raise ValueError(
+            f"teacher {args.teacher!r} takes {meta['in_channels']}x{meta['image_size']}"
+            f"x{meta['image_size']} images of {meta['num_classes']} classes, but dataset "
+            f"{args.dataset!r} has {channels}x{size}x{size} images of {dataset.num_classes} classes"
+        )
     shape = f"{channels}x{size}x{size}"
     preset, hint = args.preset, None
     if preset is None:
@@ -333,16 +344,6 @@ def _run_distill(args: argparse.Namespace) -> int:
     args.preset = preset
     args.teacher_accuracy = meta.get("accuracy")
     _record_command(args)
-    if (meta["num_classes"], meta["in_channels"], meta["image_size"]) != (
-        dataset.num_classes,
-        channels,
-        size,
-    ):
-        raise ValueError(
-            f"teacher {args.teacher!r} takes {meta['in_channels']}x{meta['image_size']}"
-            f"x{meta['image_size']} images of {meta['num_classes']} classes, but dataset "
-            f"{args.dataset!r} has {channels}x{size}x{size} images of {dataset.num_classes} classes"
-        )
     # Seeded like create_model(..., seed=): a user's builder reads torch's global
     # generator, forked so that the caller's stream is left as it was.
     with torch.random.fork_rng(devices=[]):

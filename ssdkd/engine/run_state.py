@@ -21,6 +21,7 @@ __all__ = [
     "agree_on_resume",
     "check_same_run",
     "claim_run_dir",
+    "held_run",
     "load_run_state",
     "most_accurate_round",
     "remove_stale_checkpoints",
@@ -296,7 +297,7 @@ def save_run_state(checkpoints: Path, parallel: DataParallel, state: dict[str, A
 _RUN_FILES = ("config.json", "metrics.jsonl", "synthetic.pt")
 
 
-def _held_run(directory: Path) -> str | None:
+def held_run(directory: Path) -> str | None:
     """A sentence naming the run ``directory`` holds, or ``None`` if it holds none."""
     checkpoints = directory / "checkpoints"
     found = [name for name in _RUN_FILES if (directory / name).exists()]
@@ -329,7 +330,7 @@ def claim_run_dir(
     """
     if resume:
         return
-    held = _held_run(directory) if parallel.is_main else None
+    held = held_run(directory) if parallel.is_main else None
     refused = held is not None and not overwrite
     flag = parallel.max(torch.tensor(int(refused), device=device))
     if int(flag):
