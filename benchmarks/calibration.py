@@ -47,6 +47,7 @@ from _common import FASHION_MNIST_TEACHER, VALIDATION, command_line, machine_inf
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ssdkd.data import load_dataset
+from ssdkd.engine.rounds import summarize_synthesis
 from ssdkd.engine.teacher import load_teacher
 from ssdkd.methods import METHODS, PRESETS, apply_overrides
 from ssdkd.methods.diagnostics import within_class_diversity
@@ -92,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     outside = data.x_train[:-VALIDATION][:VALIDATION]  # only for the BN-statistics oracle
     teacher, _ = load_teacher(args.teacher)
     channels, size, _ = data.image_shape
-    torch.manual_seed(args.seed)
     student = create_model(
-        args.student, num_classes=data.num_classes, in_channels=channels, image_size=size
+        args.student,
+        num_classes=data.num_classes,
+        in_channels=channels,
+        image_size=size,
+        seed=args.seed,
     )
-    torch.manual_seed(args.seed)  # as ssdkd.distill seeds before building the method
     method = method_class(
         teacher,
         student,
@@ -165,13 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     overall = 0.0
     for round_index in range(config.rounds):
         start = time.perf_counter()
-        record: dict[str, Any] = {"round": round_index + 1, **method.synthesize(round_index)}
-        steps = []
-        if round_index >= config.warmup_rounds:
-            steps = [
+        # The method's own round: as the engine runs it (RoundPlan).
+        plan = method.round_plan(round_index)
+        synthesis: list[dict[str, Any]] = []
+        steps: list[dict[str, float]] = []
+        for _ in range(plan.iterations):
+            synthesis.append(method.synthesize(round_index))
+            steps += [
                 {key: float(value) for key, value in method.distill_step().items()}
-                for _ in range(config.kd_steps)
+                for _ in range(plan.student_steps)
             ]
+        record: dict[str, Any] = {"round": round_index + 1, **summarize_synthesis(synthesis)}
         overall += time.perf_counter() - start
         record["overall_seconds"] = overall
         for key in ("kd_loss", "kl", "weight_mean", "weight_ess"):
