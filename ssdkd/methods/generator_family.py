@@ -38,6 +38,7 @@ from ssdkd.losses import (
     logit_l1,
 )
 from ssdkd.methods.base import DistillationMethod, RoundPlan
+from ssdkd.methods.common import frozen_weights
 from ssdkd.methods.config import (
     DistillationFields,
     check_choice,
@@ -270,7 +271,9 @@ class GeneratorFamily(DistillationMethod):
         try:
             for _ in range(self.config.g_steps):
                 images = self._images(self.synthesis_share)
-                loss, parts = self._generator_loss(images)
+                # Gradients flow through the student to the images, none into its weights.
+                with frozen_weights(self.student):
+                    loss, parts = self._generator_loss(images)
                 self.generator_precision.step(
                     loss, self.generator_optimizer, parallel=self.parallel
                 )

@@ -108,6 +108,16 @@ def test_each_method_trains_its_generator_on_its_papers_terms(name: str, parts: 
     assert metrics["loss_g"] == pytest.approx(total, rel=1e-5, abs=1e-6)
 
 
+@pytest.mark.parametrize("name", ["dafl", "dfad", "dfq", "zskt"])
+def test_a_generator_step_computes_no_gradient_of_the_students_weights(name: str) -> None:
+    """Prevents the generator's backward pass computing (and leaving behind) gradients of
+    every student weight, work the student's own step then threw away."""
+    method = _build(name)
+    method.synthesize(0)
+    assert all(p.grad is None for p in method.student.parameters())
+    assert all(p.requires_grad for p in method.student.parameters())
+
+
 def test_the_generator_moves_against_the_student_in_dfad() -> None:
     """The adversarial term is maximised: it enters the generator's loss negated."""
     method = _build("dfad")
