@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ssdkd.methods.base import DistillationMethod, MethodSpec
 from ssdkd.methods.config import DistillationFields, MethodConfig
-from ssdkd.methods.ssd_kd import SSDKD_DIGITS, SSDKD_FASHION_MNIST
+from ssdkd.methods.ssd_kd import SSDKD_DIGITS, SSDKD_FASHION_MNIST, SSDKD_PAPER
 from ssdkd.methods.student import StudentLoss
 
 __all__ = ["SPEC", "RealData", "RealDataConfig", "real_data_for"]
@@ -39,7 +39,7 @@ def real_data_for(config: MethodConfig) -> RealDataConfig:
     ``warmup_rounds`` rounds of ``kd_steps``), the same batch, SGD settings, cosine
     schedule and batch augmentation.
 
-    Example:
+    Examples:
         >>> from ssdkd.methods import SSDKD_FASHION_MNIST
         >>> bound = real_data_for(SSDKD_FASHION_MNIST)
         >>> bound.rounds * bound.kd_steps, bound.warmup_rounds
@@ -159,10 +159,11 @@ SPEC = MethodSpec(
     name="real-data",
     method_class=RealData,
     presets={
-        "paper": RealDataConfig(),
+        "paper": real_data_for(SSDKD_PAPER),
         "digits": real_data_for(SSDKD_DIGITS),
         "fashion-mnist": real_data_for(SSDKD_FASHION_MNIST),
     },
     summary="the bound, not data-free: cross-entropy on the real training images",
 )
-"""The real-data bound in the registry; its presets carry SSD-KD's student budget."""
+"""The real-data bound in the registry; each preset carries the student budget of SSD-KD's
+preset of the same name."""

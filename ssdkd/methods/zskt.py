@@ -70,7 +70,9 @@ def matching_blocks(
     A block's output at a size is the output of the shallowest module (fewest levels of
     nesting) producing that size, the last of them to finish where several do: for a
     ResNet or WRN the group of blocks (for a pre-activation WRN's last size, its final
-    BatchNorm), for a plain stack the last layer before the next pool. Found by one
+    BatchNorm); for a plain stack, the last module producing the size, a pooling layer
+    included (for LeNet-5 the pools' outputs, and the 1×1 map of its last convolution,
+    whose attention map is constant and adds nothing to the loss). Found by one
     forward pass of a 2-image zero batch in eval mode without gradients; the networks'
     modes are restored.
 
