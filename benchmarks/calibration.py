@@ -20,8 +20,8 @@ final student after its BN running statistics are re-estimated (a cumulative ave
 train mode, no weight change) on the images it learns from (``buffer``: data-free) and on
 the first 5,000 training images outside the validation split (``real``: an oracle that no
 data-free method has, a diagnosis of how much of the student's error is its BN statistics
-of synthetic images). This is how the 28×28 presets were chosen (``docs/benchmarks.md``,
-"Calibration"). The seed fixes the student's initial weights and then the method's streams
+of synthetic images). This is how the 28×28 presets were chosen (the calibration record
+in ``docs/notes/``). The seed fixes the student's initial weights and then the method's streams
 exactly as ``ssdkd.distill`` does, so a probe of seed S follows the study's run of seed S
 on the same kind of machine until its settings differ.
 

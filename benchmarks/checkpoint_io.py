@@ -95,8 +95,6 @@ def markdown(results: dict[str, Any]) -> str:
     t_blobs, t_inline = r["median_seconds_last"]["blobs"], r["median_seconds_last"]["inline"]
     return "\n".join(
         [
-            "### Checkpoint writes of a growing pool",
-            "",
             f"Command: `{results['command']}`; {machine_line(results['machine'])}; "
             f"{results['date']}.",
             "",
@@ -125,7 +123,7 @@ def main() -> None:
     parser.add_argument("--tail", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="10 rounds (smoke test)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "checkpoint_io.json"))
-    parser.add_argument("--markdown", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--markdown", default=str(ROOT / "docs" / "results.md"))
     args = parser.parse_args()
     rounds, tail = (10, 5) if args.quick else (args.rounds, args.tail)
     results = {

@@ -15,7 +15,7 @@ The teachers: the Fashion-MNIST study's (``benchmarks/teachers``), and for digit
 random-weight ``small_cnn`` (time does not depend on the weights); the student is
 ``--student`` (default ``tiny_cnn``), and ``--kd-steps`` shortens the KD phase of large
 students. Results go to ``docs/results/distributed_<student>.json`` and a section of
-``docs/benchmarks.md``.
+``docs/results.md``.
 
     OMP_NUM_THREADS=2 python benchmarks/distributed.py
     OMP_NUM_THREADS=2 python benchmarks/distributed.py --presets fashion-mnist \
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import itertools
 import json
 import os
@@ -261,14 +262,14 @@ def measure(preset: str, method: str, processes: int, args: argparse.Namespace) 
     }
 
 
-def report(rows: list[dict[str, Any]], info: dict[str, Any], command: str) -> str:
+def report(rows: list[dict[str, Any]], info: dict[str, Any], command: str, date: str) -> str:
+    """The results page's section: 1 process against N on the same cores."""
     base = {(r["preset"], r["method"]): r for r in rows if r["processes"] == 1}
     raw = rows[0]["raw"]
+    student = rows[0].get("student", "tiny_cnn")  # result files before --student existed
     lines = [
-        f"### Data-parallel throughput, student `{rows[0]['student']}`: 1 process against "
-        f"{rows[-1]['processes']} on the same cores",
-        "",
-        f"Machine: {machine_line(info)}. Library commit {info['git_commit']}. "
+        f"Student `{student}`, 1 process against {rows[-1]['processes']} on the "
+        f"same cores. Machine: {machine_line(info)}. Run {date}; library {info['git_commit']}. "
         f"Command: `{command}`. Each configuration runs one warm-up round and "
         f"{rows[0]['rounds_measured']} rounds of {raw['kd_steps']} KD steps (first preset) "
         "under `torchrun`; medians over "
@@ -307,7 +308,7 @@ def main() -> None:
     )
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "results")
-    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "results.md")
     args = parser.parse_args()
     rows = []
     for preset in args.presets:
@@ -322,10 +323,12 @@ def main() -> None:
                 rows.append(row)
     info, command = machine_info(), command_line()
     args.results.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": info, "command": command, "rows": rows}
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    payload = {"machine": info, "command": command, "date": date, "rows": rows}
     name = f"distributed_{args.student}.json"
     (args.results / name).write_text(json.dumps(payload, indent=2) + "\n")
-    write_section(args.doc, f"distributed-throughput-{args.student}", report(rows, info, command))
+    body = report(rows, info, command, date)
+    write_section(args.doc, f"distributed-throughput-{args.student}", body)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,6 @@ from _efficiency_report import (
     plot,
     schedule_lines,
     summarize,
-    target_lines,
 )
 from _efficiency_runs import get_teacher, run_distill, validation_accuracy
 
@@ -299,37 +298,31 @@ def report(args: argparse.Namespace) -> None:
             shown = str(results)
         title = f"{args.dataset}: {study}"
         figure = Path(args.figures) / f"efficiency_{study}_{args.dataset}.png"
+        finished = sorted(str(r["finished"])[:10] for r in done)
         body = [
-            f"### Study `{study}`: {args.dataset} ({status})",
+            f"Teacher `{header['teacher']}` ({100 * header['teacher_accuracy']:.2f}% test), "
+            f"student `{header['student']}`; final-round test accuracy, seeds "
+            f"{min(r['seed'] for r in done)}–{max(r['seed'] for r in done)} ({status}). "
+            f"Machine: {'; '.join(sorted(machines))}. Runs finished {finished[0]}"
+            + (f" to {finished[-1]}" if finished[-1] != finished[0] else "")
+            + f"; library {', '.join(commits)}; run files `{shown}/`"
+            + (f" ({len(outdated)} outdated file(s) not counted)." if outdated else "."),
             "",
-            f"Teacher `{header['teacher']}` ({100 * header['teacher_accuracy']:.2f}% test"
-            + (
-                f", {100 * header['teacher_validation_accuracy']:.2f}% on the validation "
-                "split, images it was trained on"
-                if "teacher_validation_accuracy" in header
-                else ""
-            )
-            + "), "
-            f"student `{header['student']}`. Machine: {'; '.join(sorted(machines))}. "
-            f"Library commit(s): {', '.join(commits)}. Run files: `{shown}/`"
-            + (
-                f" ({len(outdated)} outdated file(s) of an earlier preset or teacher not counted)."
-                if outdated
-                else "."
-            ),
-            "",
-            "Schedules:",
-            "",
-            *schedule_lines(done, names),
+            "```bash",
+            f"OMP_NUM_THREADS=2 python benchmarks/efficiency.py --dataset {args.dataset} "
+            f"--study {study}",
+            "```",
             "",
             markdown_table(summary, names),
+            "",
+            '??? info "Schedules"',
+            "",
+            *(f"    {line}" for line in schedule_lines(done, names)),
         ]
-        if study == "main":
-            body += ["", "Targets, on these medians:", "", *target_lines(summary)]
         try:
             plot(done, names, summary, figure, title)
             try:
-                relative = figure.resolve().relative_to(ROOT / "docs")
+                relative = figure.resolve().relative_to(Path(args.markdown).resolve().parent)
                 body += ["", f"![{title}]({relative.as_posix()})"]
             except ValueError:
                 body += ["", f"Plot: `{figure}`"]
@@ -367,7 +360,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--results", default=None, help="run-file directory")
     parser.add_argument("--figures", default=str(ROOT / "docs" / "figures"))
-    parser.add_argument("--markdown", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--markdown", default=str(ROOT / "docs" / "results.md"))
     parser.add_argument("--report-only", action="store_true", help="only redraw the report")
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "ssdkd-bench"))
     args = parser.parse_args(argv)

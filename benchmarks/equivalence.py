@@ -10,7 +10,8 @@ Usage::
 
     python benchmarks/equivalence.py --out docs/results/equivalence_digits/COMMIT.json
     python benchmarks/equivalence.py --out docs/results/equivalence_digits/NEW.json \
-        --against docs/results/equivalence_digits/COMMIT.json --markdown docs/benchmarks.md
+        --against docs/results/equivalence_digits/COMMIT.json \
+        --markdown docs/notes/DATE-equivalence.md
 
 With ``--markdown`` the comparison is written as a section of that file.
 """

@@ -7,11 +7,15 @@ and the β schedule. KD augmentation is off (``kd_augment=False``) so that both 
 the same tensor work, and the teacher runs in it (``reuse_teacher_logits=False``); a
 third step, the same SSD-KD step taking the teacher logits stored at admission instead
 (``reuse_teacher_logits=True``, the default without KD augmentation), measures what that
-reuse saves. The bare step indexes a plain tensor of the *same* images with
-``torch.randint``, runs the same teacher and student on the same batch size, and takes
-``F.kl_div(log_softmax(s/T), softmax(t/T), reduction="batchmean") · T²`` with a plain
-SGD step. Steps alternate A/B in one process (after warm-up steps), so drifts of a shared
-machine hit both alike; the report is the median per-step time of each and the median of
+reuse saves. A fourth step isolates the guarded student step (``StudentStep`` with
+``KDLoss``: per-sample KL, mean, the update applied only where the loss and gradients are
+finite) on the same uniform batches as the bare step, without the sampling: its ratio to
+the bare step is the cost of the guard and the loss machinery alone. The bare step
+indexes a plain tensor of the *same* images with ``torch.randint``, runs the same teacher
+and student on the same batch size, and takes ``F.kl_div(log_softmax(s/T), softmax(t/T),
+reduction="batchmean") · T²`` with a plain SGD step. The steps take turns in one process
+(after warm-up steps; which goes first rotates), so drifts of a shared machine hit all
+alike; the report is the median per-step time of each and the median of
 the per-pair ratios.
 
 Pairs: (a) digits small_cnn → tiny_cnn (1×8×8, batch 128, buffer 1,000) and (b)
@@ -39,7 +43,9 @@ import torch.nn.functional as F
 from _common import command_line, machine_info, machine_line, write_section
 from torch import nn
 
-from ssdkd.methods import SSDKDConfig
+from ssdkd.generators import Normalize
+from ssdkd.losses import KDLoss
+from ssdkd.methods import SSDKDConfig, StudentStep
 from ssdkd.methods.ssd_kd import SSDKD
 from ssdkd.models import create_model
 
@@ -103,6 +109,13 @@ class BareKD:
         self.optimizer.step()
 
 
+def _quartiles(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return values[0], values[0]
+    quartiles = statistics.quantiles(values, n=4)
+    return quartiles[0], quartiles[2]
+
+
 def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str, Any]:
     """Interleave ``pairs`` SSD-KD and bare steps; medians of times and per-pair ratios."""
     torch.manual_seed(seed)
@@ -125,7 +138,7 @@ def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str,
         # T = 4 (the efficiency study's value) instead of the preset's 20: with random
         # weights and T = 20 both softmaxes are nearly uniform, the per-sample KL is ~1e-7
         # and float32 rounding makes some of it negative, which update_priorities rejects
-        # (see "Library problem" in docs/benchmarks.md). T does not change the step's cost.
+        # (the benchmarks record in docs/notes). T does not change the step's cost.
         temperature=4.0,
     )
     method = SSDKD(
@@ -165,24 +178,43 @@ def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str,
         mean=mean,
         std=std,
     )
-    steps = {"ssd": method.distill_step, "bare": bare.step, "reuse": reuse.distill_step}
+    guarded_step = StudentStep(
+        student,
+        torch.optim.SGD(student.parameters(), lr=config.student_lr, momentum=0.9),
+        KDLoss(temperature=config.temperature),
+        teacher=method.teacher,
+        model_input=Normalize((mean,) * pair.channels, (std,) * pair.channels),
+    )
+    guarded_images = images.clone()
+
+    def guarded() -> None:
+        index = torch.randint(0, guarded_images.shape[0], (pair.batch,))
+        guarded_step.step(guarded_images[index])
+
+    steps = {
+        "ssd": method.distill_step,
+        "bare": bare.step,
+        "reuse": reuse.distill_step,
+        "guarded": guarded,
+    }
     for _ in range(warmup):
         for step in steps.values():
             step()
-    ssd_times, bare_times, reuse_times, ratios, reuse_ratios = [], [], [], [], []
-    orders = [("ssd", "bare", "reuse"), ("bare", "reuse", "ssd"), ("reuse", "ssd", "bare")]
+    times_of: dict[str, list[float]] = {name: [] for name in steps}
+    ratios, reuse_ratios, guarded_ratios = [], [], []
+    names = list(steps)
     for i in range(pairs):
         # Rotate which step goes first, so none always follows another.
         times: dict[str, float] = {}
-        for which in orders[i % 3]:
+        for which in names[i % 4 :] + names[: i % 4]:
             start = time.perf_counter()
             steps[which]()
             times[which] = time.perf_counter() - start
-        ssd_times.append(times["ssd"])
-        bare_times.append(times["bare"])
-        reuse_times.append(times["reuse"])
+            times_of[which].append(times[which])
         ratios.append(times["ssd"] / times["bare"])
         reuse_ratios.append(times["reuse"] / times["ssd"])
+        guarded_ratios.append(times["guarded"] / times["bare"])
+    ssd_times, bare_times, reuse_times = times_of["ssd"], times_of["bare"], times_of["reuse"]
     return {
         "pair": pair.name,
         "teacher": pair.teacher,
@@ -197,6 +229,10 @@ def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str,
         "ratio_median": statistics.median(ratios),
         "reuse_ms_median": 1000 * statistics.median(reuse_times),
         "reuse_ratio_median": statistics.median(reuse_ratios),
+        "guarded_ms_median": 1000 * statistics.median(times_of["guarded"]),
+        "guarded_ratio_median": statistics.median(guarded_ratios),
+        "guarded_ratio_p25": _quartiles(guarded_ratios)[0],
+        "guarded_ratio_p75": _quartiles(guarded_ratios)[1],
         "ratio_p25": statistics.quantiles(ratios, n=4)[0] if len(ratios) > 1 else ratios[0],
         "ratio_p75": statistics.quantiles(ratios, n=4)[2] if len(ratios) > 1 else ratios[0],
         "ssd_ms": [1000 * t for t in ssd_times],
@@ -207,8 +243,6 @@ def measure_pair(pair: Pair, *, pairs: int, warmup: int, seed: int) -> dict[str,
 def markdown(results: dict[str, Any]) -> str:
     """The markdown section of ``results``."""
     lines = [
-        "### Overhead of the SSD-KD step over a bare PyTorch KD step",
-        "",
         f"Machine: {machine_line(results['machine'])}. Run {results['started']}.",
         "",
         "```bash",
@@ -216,15 +250,24 @@ def markdown(results: dict[str, Any]) -> str:
         "```",
         "",
         "| pair | input | batch | buffer | pairs timed | SSD-KD step ms | bare step ms "
-        "| ratio median (IQR) | SSD-KD step reusing stored logits ms | reuse / SSD-KD median |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| SSD-KD / bare median (IQR) | guarded student step ms | guarded / bare median (IQR) "
+        "| SSD-KD step reusing stored logits ms | reuse / SSD-KD median |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|",
     ]
     for row in results["pairs"]:
         shape = "×".join(str(s) for s in row["image_shape"])
+        guarded_ms, guarded_ratio = "–", "–"  # result files before the guarded step's arm
+        if "guarded_ratio_median" in row:
+            guarded_ms = f"{row['guarded_ms_median']:.2f}"
+            guarded_ratio = (
+                f"{row['guarded_ratio_median']:.3f} "
+                f"({row['guarded_ratio_p25']:.3f}–{row['guarded_ratio_p75']:.3f})"
+            )
         lines.append(
             f"| {row['pair']} | {shape} | {row['batch']} | {row['buffer']} | {row['pairs']} "
             f"| {row['ssd_ms_median']:.2f} | {row['bare_ms_median']:.2f} "
             f"| {row['ratio_median']:.3f} ({row['ratio_p25']:.3f}–{row['ratio_p75']:.3f}) "
+            f"| {guarded_ms} | {guarded_ratio} "
             f"| {row['reuse_ms_median']:.2f} | {row['reuse_ratio_median']:.3f} |"
         )
     return "\n".join(lines) + "\n"
@@ -243,7 +286,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few steps (smoke test)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "overhead.json"))
-    parser.add_argument("--markdown", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--markdown", default=str(ROOT / "docs" / "results.md"))
     return parser.parse_args(argv)
 
 

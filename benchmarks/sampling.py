@@ -14,7 +14,11 @@ guarantees and its torch interface; what the floor costs above cpprb is that of 
 work in numpy calls rather than one compiled loop.
 
     OMP_NUM_THREADS=1 python benchmarks/sampling.py            # full table
-    OMP_NUM_THREADS=1 python benchmarks/sampling.py --quick    # smoke run (seconds)
+    OMP_NUM_THREADS=1 python benchmarks/sampling.py --quick --out /tmp/s.json \
+        --markdown /tmp/s.md                                     # smoke run (seconds)
+
+Every row goes to ``--out`` (JSON, with the machine); the results page's section compares
+the full step of PriorityBuffer with cpprb's at every (N, B) measured.
 
 With ``--baseline DIR`` (a checkout of another version, e.g. ``git worktree add /tmp/base
 HEAD~1``) that version's PriorityBuffer is timed too, in a fresh process per (N, B) right
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -36,9 +41,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import command_line, machine_info, machine_line, write_section
 
 import ssdkd
 from ssdkd.sampling import PriorityBuffer
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ALPHA, BETA, EPS = 0.6, 0.4, 1e-6
 HEADER = "| N | B | implementation | sample µs | update µs | extend µs | full step µs |"
@@ -244,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--baseline", type=Path, help="checkout of another version to compare")
     parser.add_argument("--rows-only", action="store_true", help="print the table rows only")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "sampling.json")
+    parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "results.md")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.batch_sizes, args.repeats = [1000], [64], 5
@@ -262,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         "flat": ("flat + torch.multinomial", bench_flat),
         "cpprb": ("cpprb PrioritizedReplayBuffer", bench_cpprb),
     }
+    measured: list[dict[str, Any]] = []
     for n in args.sizes:
         for b in args.batch_sizes:
             if b > n:
@@ -278,6 +289,47 @@ def main(argv: list[str] | None = None) -> None:
                 if result is not None:
                     cells = " | ".join(f"{t:.0f}" for t in result)
                     print(f"| {n:.0e} | {b} | {name} | {cells} |", flush=True)
+                    measured.append({"n": n, "b": b, "implementation": name, "us": list(result)})
+    if args.rows_only:
+        return
+    results = {
+        "machine": machine_info(),
+        "command": command_line(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "repeats": args.repeats,
+        "rows": measured,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    write_section(args.markdown, "sampling", markdown(results))
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results page's section: PriorityBuffer's full step against cpprb's per (N, B)."""
+    times: dict[tuple[int, int, str], float] = {
+        (row["n"], row["b"], row["implementation"]): row["us"][3] for row in results["rows"]
+    }
+    sizes = sorted({(n, b) for n, b, _ in times})
+    lines = [
+        f"Machine: {machine_line(results['machine'])}. Run {results['date']}; median of "
+        f"{results['repeats']} calls per cell.",
+        "",
+        "```bash",
+        results["command"],
+        "```",
+        "",
+        "| N | B | PriorityBuffer µs | flat + torch.multinomial µs | cpprb µs "
+        "| PriorityBuffer / cpprb |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, b in sizes:
+        ours = times.get((n, b, "PriorityBuffer"), float("nan"))
+        flat = times.get((n, b, "flat + torch.multinomial"), float("nan"))
+        cpprb = times.get((n, b, "cpprb PrioritizedReplayBuffer"), float("nan"))
+        lines.append(
+            f"| {n:,} | {b} | {ours:.0f} | {flat:.0f} | {cpprb:.0f} | {ours / cpprb:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

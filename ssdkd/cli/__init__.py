@@ -38,7 +38,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
 def build_parser() -> argparse.ArgumentParser:
     """The ``ssdkd`` parser with one subparser per entry of :data:`COMMANDS`.
 
-    Example:
+    Examples:
         >>> args = build_parser().parse_args(
         ...     ["train-teacher", "--model", "small_cnn", "--dataset", "digits", "--out", "t.pt"])
         >>> args.command, args.epochs, args.seed

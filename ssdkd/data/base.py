@@ -33,7 +33,7 @@ class Dataset:
         std: Per-channel standard deviation of ``x_train`` (population, over images and
             pixels). Models are trained on ``(x − mean) / std``.
 
-    Example:
+    Examples:
         >>> x = torch.rand(4, 1, 2, 2)
         >>> y = torch.tensor([0, 1, 0, 1])
         >>> data = Dataset("toy", x, y, x, y, 2, *channel_stats(x))
@@ -87,7 +87,7 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
 
     A channel with zero spread gets std 1 so that normalising never divides by zero.
 
-    Example:
+    Examples:
         >>> channel_stats(torch.tensor([[[[0.0, 1.0]]]]))
         ((0.5,), (0.5,))
     """

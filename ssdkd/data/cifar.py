@@ -105,7 +105,7 @@ def read_cifar_batch(path: str | os.PathLike[str], label_key: str) -> tuple[np.n
         DatasetFormatError: Not a readable pickle of the expected dict (message names
             the file).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 1]}
         >>> with tempfile.TemporaryDirectory() as tmp:

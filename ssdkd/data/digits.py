@@ -34,7 +34,7 @@ def stratified_split(
     Returns:
         Sorted ``(train_indices, test_indices)``.
 
-    Example:
+    Examples:
         >>> train, test = stratified_split(np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1]), 0.3, 0)
         >>> len(train), len(test)
         (7, 3)

@@ -57,7 +57,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             the header (the message names the file).
         FileNotFoundError: The file does not exist.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> header = bytes([0, 0, 0x08, 1]) + (3).to_bytes(4, "big")
         >>> with tempfile.TemporaryDirectory() as tmp:

@@ -33,7 +33,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
         DatasetFormatError: A file is corrupt; the message names it.
         ModuleNotFoundError: ``"digits"`` without scikit-learn (message has the pip command).
 
-    Example:
+    Examples:
         >>> data = load_dataset("digits")
         >>> data.image_shape, data.num_classes, len(data.y_train), len(data.y_test)
         ((1, 8, 8), 10, 1258, 539)

@@ -64,7 +64,7 @@ def module_fingerprint(module: torch.nn.Module, *, weights: bool) -> str:
     """A short hash of ``module``'s architecture (names, shapes, dtypes of its state) and,
     with ``weights``, of the values too; used to refuse resuming with another network.
 
-    Example:
+    Examples:
         >>> a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
         >>> module_fingerprint(a, weights=False) == module_fingerprint(b, weights=False)
         True

@@ -99,7 +99,7 @@ def collapse_message(
         TypeError: A threshold is not a number.
         ValueError: A threshold is outside [0, 1].
 
-    Example:
+    Examples:
         >>> collapse_message({"round": 3, "data_class_entropy": 0.9})
         >>> collapsed = {"round": 3, "eval_top_class_share": 0.8}
         >>> print(collapse_message(collapsed))  # doctest: +ELLIPSIS

@@ -106,7 +106,7 @@ def distill(
             teacher or the student does not take or return.
         TypeError: A config of another method (the message names both methods).
 
-    Example:
+    Examples:
         >>> import dataclasses, ssdkd
         >>> from ssdkd.methods import SSDKD_DIGITS
         >>> from ssdkd.models import create_model

@@ -57,7 +57,7 @@ def evaluate_predictions(
     Returns:
         ``(N,)`` int64 class indices (the argmax of the logits), on the model's device.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(2, 2))
         >>> with torch.no_grad():
         ...     _ = model[1].weight.copy_(torch.eye(2))
@@ -112,7 +112,7 @@ def evaluate_accuracy(
     Returns:
         The fraction of correct predictions in [0, 1].
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(2, 2))
         >>> with torch.no_grad():
         ...     _ = model[1].weight.copy_(torch.eye(2))
@@ -132,7 +132,7 @@ def evaluate_accuracy(
 def accuracy_of(predictions: torch.Tensor, y: torch.Tensor) -> float:
     """The share of ``predictions`` ``(N,)`` equal to the labels ``y`` ``(N,)``, N ≥ 1.
 
-    Example:
+    Examples:
         >>> accuracy_of(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]))
         0.75
     """

@@ -183,7 +183,7 @@ def train_teacher(
     Returns:
         A :class:`TeacherResult`; the model is left in eval mode.
 
-    Example:
+    Examples:
         >>> from ssdkd.data import Dataset, channel_stats
         >>> from ssdkd.models import create_model
         >>> x = torch.rand(32, 1, 8, 8)

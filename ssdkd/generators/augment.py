@@ -68,7 +68,7 @@ def random_crop(
     Returns:
         Cropped images ``(B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> x = torch.arange(16.0).view(1, 1, 4, 4)
         >>> y = random_crop(x, 1, generator=torch.Generator().manual_seed(0))
         >>> y.shape
@@ -101,7 +101,7 @@ def random_flip(
     Returns:
         Images ``(B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[[[0.0, 1.0]]]])
         >>> random_flip(x, generator=None, p=1.0)
         tensor([[[[1., 0.]]]])
@@ -130,7 +130,7 @@ def random_roll(
     Returns:
         Rolled images ``(B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> x = torch.arange(4.0).view(1, 1, 1, 4)
         >>> random_roll(x, 1, generator=torch.Generator().manual_seed(0)).shape
         torch.Size([1, 1, 1, 4])
@@ -169,7 +169,7 @@ def random_mixup(x: torch.Tensor, *, generator: torch.Generator | None) -> torch
     Raises:
         ValueError: ``x`` is not a floating-point ``(B, C, H, W)`` tensor.
 
-    Example:
+    Examples:
         >>> x = torch.stack([torch.zeros(1, 2, 2), torch.ones(1, 2, 2)])
         >>> y = random_mixup(x, generator=torch.Generator().manual_seed(1))
         >>> y.shape, bool(((y >= 0) & (y <= 1)).all())
@@ -189,7 +189,7 @@ def random_mixup(x: torch.Tensor, *, generator: torch.Generator | None) -> torch
 def channel_values(name: str, values: float | Sequence[float]) -> tuple[float, ...]:
     """``values`` as a tuple of finite floats, one per channel; a bare number is one channel.
 
-    Example:
+    Examples:
         >>> channel_values("mean", 0.13), channel_values("std", [0.3, 0.4])
         ((0.13,), (0.3, 0.4))
     """
@@ -232,7 +232,7 @@ def normalize(
     Returns:
         Normalised images ``(B, C, H, W)`` in the dtype of ``x``.
 
-    Example:
+    Examples:
         >>> normalize(torch.ones(1, 2, 1, 1), (0.5, 0.0), (0.5, 2.0)).flatten()
         tensor([1.0000, 0.5000])
     """
@@ -265,7 +265,7 @@ class Normalize(nn.Module):
     The statistics are checked once, here; each forward reuses a copy on the images'
     device and dtype, so the hot path neither copies host → device nor reads anything back.
 
-    Example:
+    Examples:
         >>> Normalize((0.5,), (0.25,))(torch.ones(1, 1, 1, 1)).item()
         2.0
     """
@@ -312,7 +312,7 @@ class Augment(nn.Module):
         mean: Channel means for :func:`normalize` (give both ``mean`` and ``std`` or neither).
         std: Channel standard deviations for :func:`normalize`.
 
-    Example:
+    Examples:
         >>> augment = Augment(crop_padding=2, flip=True)
         >>> x = torch.rand(3, 1, 8, 8)
         >>> a = augment(x, generator=torch.Generator().manual_seed(1))

@@ -29,7 +29,7 @@ class DCGANGenerator(nn.Module):
         width: Channel width ``w`` of the last hidden convolution.
         num_classes: Number of classes of a conditional generator (0: unconditional).
 
-    Example:
+    Examples:
         >>> g = DCGANGenerator(latent_dim=16, image_size=8, channels=1, width=4)
         >>> g(torch.randn(2, 16)).shape
         torch.Size([2, 1, 8, 8])

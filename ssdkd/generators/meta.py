@@ -52,7 +52,7 @@ def fomaml_accumulate(meta: nn.Module, fast: nn.Module) -> None:
         meta: The meta generator (θ).
         fast: Its adapted copy (θ'), with gradients from the latest backward pass.
 
-    Example:
+    Examples:
         >>> import copy
         >>> meta = nn.Linear(2, 1)
         >>> fast = copy.deepcopy(meta)
@@ -84,7 +84,7 @@ def reptile_gradient(meta: nn.Module, fast: nn.Module, scale: float = 1.0) -> No
         fast: Its adapted copy (θ') after the inner steps.
         scale: Multiplier of the difference.
 
-    Example:
+    Examples:
         >>> meta, fast = nn.Linear(1, 1), nn.Linear(1, 1)
         >>> reptile_gradient(meta, fast, scale=2.0)
         >>> torch.allclose(meta.weight.grad, 2 * (meta.weight - fast.weight).detach())
@@ -116,7 +116,7 @@ def reinitialize(
         ValueError: A name is not a submodule of ``module``; the message lists the known
             names and nothing has been changed.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
         >>> net[1].running_mean.fill_(3.0)
         tensor([3., 3.])

@@ -25,7 +25,7 @@ class PixelGenerator(nn.Module):
         generator: Random source of the initial noise (``None``: the global generator);
             the parameter is created on the generator's device.
 
-    Example:
+    Examples:
         >>> pixels = PixelGenerator(2, 1, 8, generator=torch.Generator().manual_seed(0))
         >>> images = pixels()
         >>> images.shape, bool(images.min() >= 0), bool(images.max() <= 1)

@@ -32,7 +32,7 @@ def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     Returns:
         ``(qualified name, layer)`` pairs; the name of ``model`` itself is ``""``.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(),
         ...                     nn.Linear(4, 2), nn.BatchNorm1d(2))
         >>> [name for name, _ in batchnorm_layers(net)]
@@ -46,7 +46,7 @@ def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def has_batchnorm(model: nn.Module) -> bool:
     """Whether ``model`` contains at least one BatchNorm layer.
 
-    Example:
+    Examples:
         >>> has_batchnorm(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)))
         True
         >>> has_batchnorm(nn.Linear(2, 2))
@@ -69,7 +69,7 @@ class BNLayerStats:
             a detached float32 copy.
         running_var: ``(C,)`` the layer's ``running_var``, detached float32 copy.
 
-    Example:
+    Examples:
         >>> s = BNLayerStats("bn", torch.zeros(2), torch.ones(2), torch.zeros(2), torch.ones(2))
         >>> s.name, tuple(s.mean.shape)
         ('bn', (2,))
@@ -130,7 +130,7 @@ class BNStatsHook(RecordingContext):
         ValueError: ``model`` has no BatchNorm layer, an entry of ``modules`` is not part
             of ``model`` or is repeated, or a layer keeps no running statistics.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
         >>> images = torch.rand(2, 3, 8, 8, requires_grad=True)
         >>> with BNStatsHook(net) as bn:

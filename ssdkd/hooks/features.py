@@ -29,7 +29,7 @@ class FeatureHook(RecordingContext):
         TypeError: ``names`` is not a sequence of strings.
         ValueError: ``names`` is empty, repeats a name, or names no submodule of ``model``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
         >>> with FeatureHook(net, ["1"]) as hook:

@@ -25,7 +25,7 @@ total variation (L1/L2), ‖x‖₂             :func:`total_variation`, :func:`
 (1/B) Σ_i v_i Π_j w_ij                    :func:`weighted_mean`
 ========================================  =============================================
 
-Example:
+Examples:
     >>> import torch
     >>> from ssdkd.losses import diversity_difficulty_weights, kd_kl_div, weighted_mean
     >>> student, teacher = torch.zeros(2, 3), torch.tensor([[4.0, 0, 0], [0, 0, 4.0]])

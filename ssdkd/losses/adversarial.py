@@ -57,7 +57,7 @@ def adversarial_kl(
         TypeError: A logit tensor is not floating point, or ``temperature`` not a number.
         ValueError: Wrong shapes, non-positive temperature or unknown reduction.
 
-    Example:
+    Examples:
         >>> s = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
         >>> t = torch.tensor([[0.0, 3.0], [0.0, 3.0]])
         >>> adversarial_kl(s, t)  # the second sample disagrees and is masked
@@ -102,7 +102,7 @@ def js_competition(
         TypeError: A logit tensor is not floating point, or ``temperature`` not a number.
         ValueError: Wrong shapes, non-positive temperature or unknown reduction.
 
-    Example:
+    Examples:
         >>> s = torch.tensor([[0.0, 0.0], [-100.0, 100.0]])
         >>> t = torch.tensor([[0.0, 0.0], [100.0, -100.0]])
         >>> js_competition(s, t, temperature=1.0)  # equal, then disjoint: 1 − ln 2
@@ -140,7 +140,7 @@ def logit_l1(student_logits: Tensor, teacher_logits: Tensor, reduction: str = "n
         TypeError: A logit tensor is not floating point.
         ValueError: Wrong shapes or unknown reduction.
 
-    Example:
+    Examples:
         >>> logit_l1(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 5.0]]))
         tensor([2.])
     """
@@ -152,7 +152,7 @@ def logit_l1(student_logits: Tensor, teacher_logits: Tensor, reduction: str = "n
 class AdversarialKLLoss(nn.Module):
     """Module twin of :func:`adversarial_kl`.
 
-    Example:
+    Examples:
         >>> loss = AdversarialKLLoss(reduction="sum")
         >>> loss(torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 3.0]]))
         tensor(-0.1698)
@@ -179,7 +179,7 @@ class AdversarialKLLoss(nn.Module):
 class JSCompetitionLoss(nn.Module):
     """Module twin of :func:`js_competition`.
 
-    Example:
+    Examples:
         >>> JSCompetitionLoss()(torch.zeros(2, 3), torch.zeros(2, 3))
         tensor([1., 1.])
     """
@@ -205,7 +205,7 @@ class JSCompetitionLoss(nn.Module):
 class LogitL1Loss(nn.Module):
     """Module twin of :func:`logit_l1`.
 
-    Example:
+    Examples:
         >>> LogitL1Loss(reduction="mean")(torch.ones(2, 2), torch.zeros(2, 2))
         tensor(1.)
     """

@@ -101,7 +101,7 @@ def bn_stat_loss(
         ValueError: ``stats`` is empty, a layer's tensors are not all ``(C,)``, or
             ``layer_weights`` has the wrong length or a negative weight.
 
-    Example:
+    Examples:
         >>> from ssdkd.hooks import BNLayerStats
         >>> s = BNLayerStats("bn", mean=torch.tensor([3.0, 4.0]), var=torch.ones(2),
         ...                  running_mean=torch.zeros(2), running_var=torch.ones(2))
@@ -120,7 +120,7 @@ class BNStatLoss(nn.Module):
     Args:
         layer_weights: Optional w_l ≥ 0, one per layer.
 
-    Example:
+    Examples:
         >>> from ssdkd.hooks import BNLayerStats
         >>> s = BNLayerStats("bn", torch.zeros(2), torch.full((2,), 2.0),
         ...                  torch.zeros(2), torch.ones(2))
@@ -169,7 +169,7 @@ class BNStatMomentum:
         momentum: m in [0, 1); Fast-DFKD uses 0.9. With m = 0 this is the plain loss.
         layer_weights: Optional w_l ≥ 0, one per layer.
 
-    Example:
+    Examples:
         >>> from ssdkd.hooks import BNLayerStats
         >>> def stats(mu):
         ...     return [BNLayerStats("bn", torch.tensor([mu]), torch.ones(1),

@@ -52,7 +52,7 @@ def information_entropy(teacher_logits: Tensor) -> Tensor:
         TypeError: ``teacher_logits`` is not a floating-point tensor.
         ValueError: ``teacher_logits`` is not ``(B, K)`` with B, K ≥ 1.
 
-    Example:
+    Examples:
         >>> information_entropy(torch.zeros(4, 2))  # every class equally: −log 2
         tensor(-0.6931)
     """
@@ -79,7 +79,7 @@ def activation_loss(features: Tensor, reduction: str = "none") -> Tensor:
         TypeError: ``features`` is not a floating-point tensor.
         ValueError: ``features`` has no batch or feature dimension, or unknown reduction.
 
-    Example:
+    Examples:
         >>> activation_loss(torch.tensor([[1.0, -3.0], [0.0, 0.0]]))
         tensor([-2., -0.])
     """
@@ -103,7 +103,7 @@ def attention_map(features: Tensor) -> Tensor:
     Returns:
         ``(B, H·W)`` rows of unit L2 norm (zero where every activation is zero).
 
-    Example:
+    Examples:
         >>> attention_map(torch.ones(1, 3, 1, 2))
         tensor([[0.7071, 0.7071]])
     """
@@ -134,7 +134,7 @@ def attention_transfer(
         ValueError: No blocks, a different number of blocks, or a pair whose batch or
             spatial sizes differ (the message names the block).
 
-    Example:
+    Examples:
         >>> s, t = [torch.ones(2, 4, 3, 3)], [torch.ones(2, 8, 3, 3)]
         >>> attention_transfer(s, t)
         tensor([0., 0.])
@@ -164,7 +164,7 @@ def attention_transfer(
 class InformationEntropyLoss(nn.Module):
     """Module twin of :func:`information_entropy`.
 
-    Example:
+    Examples:
         >>> InformationEntropyLoss()(torch.tensor([[9.0, 0.0], [0.0, 9.0]]))
         tensor(-0.6931)
     """
@@ -177,7 +177,7 @@ class InformationEntropyLoss(nn.Module):
 class ActivationLoss(nn.Module):
     """Module twin of :func:`activation_loss`.
 
-    Example:
+    Examples:
         >>> ActivationLoss(reduction="mean")(torch.ones(2, 3))
         tensor(-1.)
     """
@@ -197,7 +197,7 @@ class ActivationLoss(nn.Module):
 class AttentionTransferLoss(nn.Module):
     """Module twin of :func:`attention_transfer`.
 
-    Example:
+    Examples:
         >>> maps = [torch.ones(1, 2, 2, 2)]
         >>> AttentionTransferLoss(reduction="sum")(maps, maps)
         tensor(0.)

@@ -54,7 +54,7 @@ def kd_kl_div(
             a number.
         ValueError: Wrong shapes, non-positive temperature or unknown reduction.
 
-    Example:
+    Examples:
         >>> import torch
         >>> s = torch.tensor([[0.0, 0.0]])
         >>> t = torch.tensor([[0.0, 2.0]])
@@ -76,7 +76,7 @@ class KDLoss(nn.Module):
         temperature: T > 0.
         reduction: ``"none"``, ``"mean"``, ``"batchmean"`` or ``"sum"`` over the batch.
 
-    Example:
+    Examples:
         >>> import torch
         >>> loss = KDLoss(temperature=2.0, reduction="mean")
         >>> loss(torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 2.0]]))

@@ -76,7 +76,7 @@ def diversity_difficulty_weights(
         ValueError: Wrong shapes, ``class_counts`` length ≠ K, negative γ; with
             ``validate``: NaN logits, negative counts, targets outside [0, K).
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
         >>> counts = torch.tensor([3, 1])  # class 0 is common in the buffer
         >>> diversity_difficulty_weights(logits, counts, gamma=0.0)  # diversity only
@@ -164,7 +164,7 @@ class DiversityDifficultyModulator(nn.Module):
             (Σφ·CE / B, smaller by mean φ).
         validate: Run the value checks (host synchronisation); see the function.
 
-    Example:
+    Examples:
         >>> phi = DiversityDifficultyModulator(gamma=2.0)
         >>> logits, counts = torch.tensor([[0.0, 0.0]]), torch.tensor([0, 0])
         >>> phi(logits, counts, targets=torch.tensor([1]))  # empty buffer: 1 · 0.5²
@@ -235,7 +235,7 @@ class DiversityDifficultyModulator(nn.Module):
     ) -> Tensor:
         """φ scaled by ``normalization``: the per-sample weights of a task loss.
 
-        Example:
+        Examples:
             >>> phi = DiversityDifficultyModulator(gamma=1.0)
             >>> logits = torch.tensor([[0.0, 0.0], [0.0, 4.0]])
             >>> w = phi.task_weights(logits, torch.tensor([1, 1]), torch.tensor([0, 1]))

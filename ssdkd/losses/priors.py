@@ -36,7 +36,7 @@ def total_variation(images: Tensor, *, p: int = 1, reduction: str = "none") -> T
         TypeError: ``images`` is not a floating-point tensor.
         ValueError: Wrong shape, ``p`` not 1 or 2, or unknown reduction.
 
-    Example:
+    Examples:
         >>> import torch
         >>> x = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])  # one vertical edge
         >>> total_variation(x)  # horizontal pairs differ by 1, vertical pairs by 0
@@ -76,7 +76,7 @@ def image_l2(images: Tensor, reduction: str = "none") -> Tensor:
         TypeError: ``images`` is not a floating-point tensor.
         ValueError: ``images`` has fewer than 2 dimensions or no sample; unknown reduction.
 
-    Example:
+    Examples:
         >>> import torch
         >>> image_l2(torch.tensor([[3.0, 4.0], [0.0, 1.0]]))
         tensor([5., 1.])
@@ -94,7 +94,7 @@ def image_l2(images: Tensor, reduction: str = "none") -> Tensor:
 class TotalVariationLoss(nn.Module):
     """Module twin of :func:`total_variation`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> TotalVariationLoss(p=2, reduction="sum")(torch.zeros(3, 1, 4, 4))
         tensor(0.)
@@ -116,7 +116,7 @@ class TotalVariationLoss(nn.Module):
 class ImageL2Loss(nn.Module):
     """Module twin of :func:`image_l2`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> ImageL2Loss(reduction="mean")(torch.tensor([[3.0, 4.0], [0.0, 1.0]]))
         tensor(3.)

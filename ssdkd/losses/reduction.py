@@ -38,7 +38,7 @@ def weighted_mean(values: Tensor, *weights: Tensor) -> Tensor:
         TypeError: An argument is not a floating-point tensor.
         ValueError: ``values`` is not ``(B,)`` with B ≥ 1, or a weight is not ``(B,)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> weighted_mean(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 0.5]))
         tensor(1.)

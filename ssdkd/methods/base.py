@@ -82,7 +82,7 @@ class RoundPlan:
     Raises:
         ValueError: ``iterations`` below 1 or ``student_steps`` below 0.
 
-    Example:
+    Examples:
         >>> RoundPlan(iterations=50, student_steps=5)
         RoundPlan(iterations=50, student_steps=5)
     """

@@ -2,8 +2,9 @@
 
 The published budgets are for CIFAR on GPUs. The presets of each method (in the method's
 module) start from these dicts and keep the method's published loss weights and learning
-rates unless a comment there says otherwise; ``docs/benchmarks.md`` has the measurements
-behind each departure.
+rates unless a comment there says otherwise; the calibration record
+(``docs/notes/2026-12-05-benchmarks-history.md``) has the measurements behind each
+departure.
 """
 
 from __future__ import annotations

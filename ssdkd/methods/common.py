@@ -88,7 +88,7 @@ class TransferPool:
         capacity: Maximum number of images (0: unbounded).
         generator: The random source of :meth:`sample`.
 
-    Example:
+    Examples:
         >>> pool = TransferPool(0, torch.Generator().manual_seed(0))
         >>> pool.add(torch.zeros(3, 1, 2, 2), torch.tensor([0, 1, 1]))
         >>> pool.add(torch.ones(2, 1, 2, 2), torch.tensor([2, 2]))

@@ -164,8 +164,8 @@ class MetaGeneratorFields(DistillationFields):
     ``rounds`` keeps the proportion. The adversarial generator's late images, made against
     a nearly trained student, can pull the student away from the real data: on
     Fashion-MNIST it fell 2.5 points after its peak while the buffer took them in, and kept
-    its peak when synthesis stopped at round 90 of 150 (``docs/benchmarks.md``, calibration
-    point 9)."""
+    its peak when synthesis stopped at round 90 of 150 (calibration point 9 of
+    ``docs/notes/2026-12-05-benchmarks-history.md``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -248,7 +248,7 @@ def apply_overrides(config: MethodConfig, assignments: Sequence[str]) -> MethodC
         ValueError: Malformed assignment, unknown field (the message lists the known ones)
             or a value of the wrong type or range.
 
-    Example:
+    Examples:
         >>> config = apply_overrides(DistillationFields(), ["rounds=30", "kd_augment=false"])
         >>> config.rounds, config.kd_augment
         (30, False)

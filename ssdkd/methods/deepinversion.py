@@ -129,7 +129,7 @@ class DeepInversion(PoolMethod):
 
     See :class:`~ssdkd.methods.base.DistillationMethod` for the arguments.
 
-    Example:
+    Examples:
         >>> from dataclasses import replace
         >>> from ssdkd.methods.deepinversion import DEEPINVERSION_DIGITS
         >>> from ssdkd.models import create_model

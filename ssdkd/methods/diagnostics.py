@@ -49,7 +49,7 @@ def class_entropy(labels: Tensor, num_classes: int) -> Tensor:
     Returns:
         A 0-dim float32 tensor on the labels' device (no host synchronisation).
 
-    Example:
+    Examples:
         >>> class_entropy(torch.tensor([3, 3, 3]), 10)
         tensor(0.)
         >>> class_entropy(torch.tensor([0, 1, 2, 3]), 4)
@@ -62,7 +62,7 @@ def class_entropy(labels: Tensor, num_classes: int) -> Tensor:
 def counts_entropy(counts: Tensor) -> Tensor:
     """:func:`class_entropy` of a class histogram ``(K,)`` (e.g. summed over processes).
 
-    Example:
+    Examples:
         >>> counts_entropy(torch.tensor([2, 2, 0, 0]))
         tensor(0.5000)
     """
@@ -82,7 +82,7 @@ def top_class_share(labels: Tensor, num_classes: int) -> Tensor:
     1.0 means one class for everything (a collapsed student); 1/K a perfectly even spread.
     An empty batch gives 0.
 
-    Example:
+    Examples:
         >>> top_class_share(torch.tensor([5, 5, 5, 1]), 10)
         tensor(0.7500)
     """
@@ -105,7 +105,7 @@ def batch_diagnostics(teacher_logits: Tensor, targets: Tensor | None = None) -> 
         ``teacher_confidence`` (mean maximum softmax probability) and, with ``targets``,
         ``target_agreement`` (share of images whose teacher class is their target).
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[4.0, 0.0], [4.0, 0.0]])
         >>> batch_diagnostics(logits, torch.tensor([0, 1]))["target_agreement"]
         0.5
@@ -136,7 +136,7 @@ def within_class_diversity(features: Tensor, labels: Tensor, num_classes: int) -
         labels: ``(N,)`` integer classes (e.g. the teacher's) in ``[0, num_classes)``.
         num_classes: K ≥ 2.
 
-    Example:
+    Examples:
         >>> f = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
         >>> within_class_diversity(f, torch.tensor([0, 0, 1, 1]), 2).item()
         0.5

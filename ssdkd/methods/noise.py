@@ -33,7 +33,7 @@ class NoiseControlConfig(DistillationFields):
 def noise_control_for(config: MethodConfig, pool_size: int) -> NoiseControlConfig:
     """The noise control with the same KD budget and student settings as ``config``.
 
-    Example:
+    Examples:
         >>> from ssdkd.methods import SSDKD_PAPER
         >>> noise_control_for(SSDKD_PAPER, 5000).kd_steps
         100

@@ -26,7 +26,7 @@ def shard_range(total: int, rank: int, world_size: int) -> tuple[int, int]:
     The first ``total % world_size`` ranks get one item more, so shares differ by at most
     one and together cover ``[0, total)`` exactly once.
 
-    Example:
+    Examples:
         >>> [shard_range(10, r, 3) for r in range(3)]
         [(0, 4), (4, 7), (7, 10)]
     """
@@ -51,7 +51,7 @@ class DataParallel:
     initialised ``torch.distributed`` default group, e.g. after
     :func:`~ssdkd.engine.distributed.init_from_environment`).
 
-    Example:
+    Examples:
         >>> one = DataParallel.single()
         >>> one.active, one.share(128, "kd_batch_size")
         (False, 128)

@@ -21,6 +21,8 @@ __all__ = [
 
 PrecisionName = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
+"""The precisions a run accepts: ``"fp32"``, ``"bf16"`` and ``"fp16"`` (autocast with a
+gradient scaler)."""
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -50,7 +52,7 @@ class Precision:
         mode: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         device: The device the models run on.
 
-    Example:
+    Examples:
         >>> net = torch.nn.Linear(2, 1)
         >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
         >>> prec = Precision("fp32", torch.device("cpu"))
@@ -198,7 +200,7 @@ class FlatSnapshot:
         workspace: Where the flat buffers are kept between snapshots of tensors of the
             same sizes (a dict the caller owns; default: new buffers every time).
 
-    Example:
+    Examples:
         >>> a, b = torch.ones(2), torch.zeros(3)
         >>> saved = FlatSnapshot([a, b])
         >>> _ = a.add_(1), b.fill_(float("nan"))

@@ -85,7 +85,7 @@ def preset_for(method: str, channels: int, size: int) -> str | None:
     """The first preset of ``method`` made for ``channels``×``size``×``size`` images, or
     ``None`` if it has none.
 
-    Example:
+    Examples:
         >>> preset_for("ssd-kd", 1, 28), preset_for("dafl", 1, 28), preset_for("dfq", 1, 28)
         ('fashion-mnist', 'mnist', None)
     """
@@ -112,7 +112,7 @@ def method_spec(name: str) -> MethodSpec:
     Raises:
         ValueError: No method has that name (the message lists the names).
 
-    Example:
+    Examples:
         >>> method_spec("ssd-kd").config_class.__name__
         'SSDKDConfig'
     """
@@ -144,7 +144,7 @@ def check_config_for(name: str, config: object) -> MethodSpec:
         TypeError: ``config`` belongs to another method, or to none; the message names
             both methods.
 
-    Example:
+    Examples:
         >>> from ssdkd.methods import SSDKD_PAPER
         >>> check_config_for("fast-dfkd", SSDKD_PAPER)  # doctest: +ELLIPSIS
         Traceback (most recent call last):

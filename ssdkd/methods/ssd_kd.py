@@ -151,12 +151,14 @@ SSDKD_FASHION_MNIST = SSDKDConfig(
     # [ours] Synthesis stops after round 90; the last 60 rounds distil on the buffer. While
     # the buffer took in the late adversarial images the student drifted away from the
     # teacher on real images (KL 0.17 → 0.24) and fell 2.5 points after its peak; with
-    # synthesis stopped it kept its peak (docs/benchmarks.md, calibration point 9).
+    # synthesis stopped it kept its peak (calibration point 9 of the
+    # benchmarks record in docs/notes).
     synthesis_share=0.6,
     # [ours] Reservoir refresh: with FIFO the full buffer is a window of the last 47
     # rounds, the generator's images lose within-class diversity late in the run and
     # the student fell ~1.5 points after its mid-run peak; a reservoir sample of every
-    # round ended 2 points higher on validation (docs/benchmarks.md, calibration point 6).
+    # round ended 2 points higher on validation (calibration point 6 of the
+    # benchmarks record in docs/notes).
     refresh_policy="reservoir",
 )
 """SSD-KD at 28×28: a 3,840-image buffer kept a uniform sample of the 11,520 images
@@ -175,7 +177,7 @@ def priority_of(kl: torch.Tensor, weights: torch.Tensor, form: str) -> torch.Ten
     Raises:
         ValueError: ``form`` is neither.
 
-    Example:
+    Examples:
         >>> priority_of(torch.tensor([2.0]), torch.tensor([0.5]), "w-kl")
         tensor([1.])
     """
@@ -220,7 +222,7 @@ class SSDKD(DistillationMethod):
 
     See :class:`~ssdkd.methods.base.DistillationMethod` for the arguments.
 
-    Example:
+    Examples:
         >>> from ssdkd.methods.ssd_kd import SSDKD_DIGITS
         >>> from ssdkd.models import create_model
         >>> teacher = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)

@@ -35,7 +35,7 @@ def stream_seed(seed: int, role: str, rank: int = 0) -> int:
         ValueError: ``role`` is not one of :data:`STREAM_ROLES`, or ``seed`` or ``rank``
             is negative.
 
-    Example:
+    Examples:
         >>> stream_seed(0, "synthesis") == stream_seed(0, "synthesis")
         True
         >>> stream_seed(0, "synthesis") != stream_seed(0, "transfer")
@@ -58,7 +58,7 @@ class RandomStreams:
         device: Where the generators draw (a CUDA generator for CUDA tensors).
         rank: The process's rank (every rank gets its own streams).
 
-    Example:
+    Examples:
         >>> a, b = RandomStreams(3, "cpu"), RandomStreams(3, "cpu")
         >>> _ = torch.rand(5, generator=a.transfer)  # draws on one role only ...
         >>> torch.equal(torch.rand(2, generator=a.synthesis), torch.rand(2, generator=b.synthesis))

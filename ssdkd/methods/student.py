@@ -69,7 +69,7 @@ class StudentStep:
             temperature, whatever ``loss`` optimises (needs ``teacher``).
         parallel: The ranks whose gradients and BN running statistics each step averages.
 
-    Example:
+    Examples:
         >>> from ssdkd.losses import KDLoss
         >>> torch.manual_seed(0) and None
         >>> teacher, student = nn.Linear(4, 3).eval(), nn.Linear(4, 3)

@@ -93,7 +93,7 @@ _HALF = (3, 8, 60, 42)
 def lenet5(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 32) -> LeNet5:
     """LeNet-5 without BatchNorm (the DAFL/DFAD MNIST teacher).
 
-    Example:
+    Examples:
         >>> lenet5()(torch.randn(2, 1, 32, 32)).shape
         torch.Size([2, 10])
     """
@@ -103,7 +103,7 @@ def lenet5(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 32)
 def lenet5_bn(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 32) -> LeNet5:
     """LeNet-5 with BatchNorm.
 
-    Example:
+    Examples:
         >>> lenet5_bn(image_size=28)(torch.randn(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """
@@ -119,7 +119,7 @@ def lenet5_bn(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 
 def lenet5_half(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 32) -> LeNet5:
     """LeNet-5-half without BatchNorm (the DAFL/DFAD MNIST student).
 
-    Example:
+    Examples:
         >>> lenet5_half()(torch.randn(2, 1, 32, 32)).shape
         torch.Size([2, 10])
     """
@@ -129,7 +129,7 @@ def lenet5_half(*, num_classes: int = 10, in_channels: int = 1, image_size: int 
 def lenet5_half_bn(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 32) -> LeNet5:
     """LeNet-5-half with BatchNorm.
 
-    Example:
+    Examples:
         >>> lenet5_half_bn(image_size=28)(torch.randn(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """

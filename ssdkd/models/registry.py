@@ -63,7 +63,7 @@ def create_model(
         ValueError: ``name`` is unknown (the message lists the known names) or an
             argument is not a positive integer.
 
-    Example:
+    Examples:
         >>> model = create_model("tiny_cnn", num_classes=10, in_channels=1, image_size=8)
         >>> type(model).__name__
         'SmallCNN'

@@ -77,7 +77,7 @@ class CifarResNet(nn.Module):
 def resnet18(*, num_classes: int = 10, in_channels: int = 3, image_size: int = 32) -> CifarResNet:
     """CIFAR ResNet-18 (11.2 M parameters at 10 classes).
 
-    Example:
+    Examples:
         >>> resnet18(num_classes=10, image_size=8)(torch.randn(2, 3, 8, 8)).shape
         torch.Size([2, 10])
     """

@@ -84,7 +84,7 @@ def small_cnn(*, num_classes: int = 10, in_channels: int = 3, image_size: int = 
     """Teacher-size CNN: convolutions of 32, 64, 128 channels, pools after the 1st and 2nd
     (8×8 input: one pool, 4×4 maps; 28×28: two pools, 7×7 maps).
 
-    Example:
+    Examples:
         >>> net = small_cnn(num_classes=10, in_channels=1, image_size=8)
         >>> net(torch.randn(2, 1, 8, 8)).shape
         torch.Size([2, 10])
@@ -101,7 +101,7 @@ def small_cnn(*, num_classes: int = 10, in_channels: int = 3, image_size: int = 
 def tiny_cnn(*, num_classes: int = 10, in_channels: int = 3, image_size: int = 32) -> SmallCNN:
     """Student-size CNN: convolutions of 16 and 32 channels (8×8 input: one pool; 28×28: two).
 
-    Example:
+    Examples:
         >>> tiny_cnn(num_classes=10, in_channels=1, image_size=28)(torch.randn(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """

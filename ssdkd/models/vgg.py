@@ -64,7 +64,7 @@ class VGG(nn.Module):
 def vgg11_bn(*, num_classes: int = 10, in_channels: int = 3, image_size: int = 32) -> VGG:
     """VGG-11-BN (9.2 M parameters at 10 classes), a teacher of the papers.
 
-    Example:
+    Examples:
         >>> vgg11_bn(num_classes=10, image_size=8)(torch.randn(2, 3, 8, 8)).shape
         torch.Size([2, 10])
     """

@@ -88,7 +88,7 @@ class WideResNet(nn.Module):
 def wrn16_1(*, num_classes: int = 10, in_channels: int = 3, image_size: int = 32) -> WideResNet:
     """WRN-16-1 (0.18 M parameters), a student of the papers.
 
-    Example:
+    Examples:
         >>> wrn16_1(num_classes=5, in_channels=1, image_size=8)(torch.randn(2, 1, 8, 8)).shape
         torch.Size([2, 5])
     """

@@ -4,7 +4,7 @@
 refresh policies of a full buffer (:func:`admit`: FIFO, reservoir, lowest score), and the
 global reductions a data-parallel loop needs (:mod:`ssdkd.sampling.collective`).
 
-See ``docs/concepts/sampling.md`` for the semantics and ``docs/benchmarks.md`` for speed.
+See ``docs/concepts/sampling.md`` for the semantics and ``docs/results.md`` for speed.
 """
 
 from ssdkd.sampling.buffer import PriorityBuffer, PrioritySample

@@ -92,7 +92,7 @@ class PriorityBuffer:
         host: Run on numpy views (default: exactly on CPU); ``False`` runs the device code
             path on CPU tensors, which the tests compare.
 
-    Example:
+    Examples:
         >>> import torch
         >>> buf = PriorityBuffer(4, alpha=1.0, beta=1.0, generator=torch.Generator().manual_seed(0))
         >>> buf.extend(x=torch.arange(3), priorities=torch.tensor([1.0, 2.0, 5.0]))

@@ -38,7 +38,7 @@ def all_reduce_sum(tensor: Tensor, group: dist.ProcessGroup | None = None) -> Te
     Returns:
         The sum (a copy of ``tensor`` without an initialised group of more than one rank).
 
-    Example:
+    Examples:
         >>> all_reduce_sum(torch.tensor([1, 2]))  # one process
         tensor([1, 2])
     """
@@ -63,7 +63,7 @@ def global_class_counts(counts: Tensor, group: dist.ProcessGroup | None = None) 
     Raises:
         ValueError: ``counts`` is not a 1-D integer tensor.
 
-    Example:
+    Examples:
         >>> global_class_counts(torch.tensor([3, 0, 1]))  # one process
         tensor([3, 0, 1])
     """
@@ -99,7 +99,7 @@ def global_mean_normalized(weights: Tensor, group: dist.ProcessGroup | None = No
     Raises:
         ValueError: ``weights`` is not a non-empty 1-D floating tensor.
 
-    Example:
+    Examples:
         >>> global_mean_normalized(torch.tensor([1.0, 3.0]))  # one process
         tensor([0.5000, 1.5000])
     """

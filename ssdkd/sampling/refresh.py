@@ -14,7 +14,9 @@ from ssdkd.sampling.reservoir import reservoir_slots
 __all__ = ["REFRESH_POLICIES", "RefreshPolicy", "admit"]
 
 RefreshPolicy = Literal["fifo", "reservoir", "lowest-score"]
+"""How a full buffer admits new items: see :func:`admit`."""
 REFRESH_POLICIES: tuple[str, ...] = get_args(RefreshPolicy)
+"""The names :func:`admit` accepts as ``policy``."""
 
 
 def admit(
@@ -50,7 +52,7 @@ def admit(
     Raises:
         ValueError: An unknown policy, or a policy without what it needs.
 
-    Example:
+    Examples:
         >>> buffer = PriorityBuffer(4, generator=torch.Generator().manual_seed(0))
         >>> admit(buffer, {"x": torch.tensor([0, 1, 2])})
         >>> admit(buffer, {"x": torch.tensor([3, 4])})  # fills slot 3, replaces slot 0

@@ -43,7 +43,7 @@ def reservoir_slots(
         ValueError: A count or index is negative, ``capacity < 1``, or
             ``first_index < capacity``.
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> rows, slots = reservoir_slots(100, 50, 100, generator=g)
         >>> bool(len(rows) == len(slots) == len(torch.unique(slots)))

@@ -91,7 +91,7 @@ class PrioritySampler:
         host: Run on numpy views (default: exactly on CPU); ``False`` runs the device code
             path on CPU tensors, which the tests compare.
 
-    Example:
+    Examples:
         >>> import torch
         >>> sampler = PrioritySampler(4, alpha=1.0, beta=1.0,
         ...                           generator=torch.Generator().manual_seed(0))

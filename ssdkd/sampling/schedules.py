@@ -25,7 +25,7 @@ def linear_schedule(start: float, end: float, step: int, total_steps: int) -> fl
     Raises:
         ValueError: A value is not finite, or a step count is negative or not an int.
 
-    Example:
+    Examples:
         >>> linear_schedule(0.4, 1.0, 50, 100)
         0.7
         >>> linear_schedule(0.4, 1.0, 500, 100)

@@ -29,7 +29,7 @@ class FieldStorage:
         capacity: Number of slots, ≥ 1.
         device: Device of the stored tensors (default CPU).
 
-    Example:
+    Examples:
         >>> import torch
         >>> store = FieldStorage(3)
         >>> store.extend(x=torch.tensor([10, 11]), y=torch.zeros(2, 4))

@@ -40,7 +40,7 @@ class SumTree:
         host: Run on numpy views of the tensors (default: exactly when on CPU); ``False``
             runs the device code path on CPU tensors, which the tests compare.
 
-    Example:
+    Examples:
         >>> import torch
         >>> tree = SumTree(5)
         >>> tree.update(torch.tensor([0, 2, 4]), torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64))

@@ -39,7 +39,7 @@ def priority_leaves(raw: ArrayT, alpha: float, eps: float) -> ArrayT:
     Returns:
         ``(N,)`` float64 leaves, of the input's kind.
 
-    Example:
+    Examples:
         >>> priority_leaves(torch.tensor([0.0, 3.0], dtype=torch.float64), 0.5, 1.0)
         tensor([1., 2.], dtype=torch.float64)
     """
@@ -56,7 +56,7 @@ def sampling_probabilities(leaves: ArrayT, total: Tensor | float) -> ArrayT:
     Returns:
         ``(B,)`` float64 probabilities.
 
-    Example:
+    Examples:
         >>> sampling_probabilities(torch.tensor([1.0, 3.0], dtype=torch.float64), 4.0)
         tensor([0.2500, 0.7500], dtype=torch.float64)
     """
@@ -82,7 +82,7 @@ def importance_weights(leaves: ArrayT, min_leaf: Tensor | float, beta: float) ->
     Returns:
         ``(B,)`` float64 weights, of the input's kind.
 
-    Example:
+    Examples:
         >>> importance_weights(torch.tensor([1.0, 4.0], dtype=torch.float64), 1.0, 0.5)
         tensor([1.0000, 0.5000], dtype=torch.float64)
     """

@@ -133,6 +133,30 @@ def test_efficiency_runs_filter_runs_only_the_named_runs(
     assert "--runs: ['fast-7'] not in the chosen studies' runs" in wrong.stderr
 
 
+def test_sampling_quick_run_writes_rows_and_the_results_section(tmp_path: Path) -> None:
+    out, markdown = tmp_path / "s.json", tmp_path / "results.md"
+    result = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "benchmarks" / "sampling.py"), "--quick"),
+            *("--out", str(out), "--markdown", str(markdown)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["rows"]
+    names = {row["implementation"] for row in rows}
+    assert {"PriorityBuffer", "flat + torch.multinomial"} <= names
+    assert all(len(row["us"]) == 4 and min(row["us"]) > 0 for row in rows)
+    section = markdown.read_text()
+    assert section.startswith("<!-- sampling begin -->")
+    assert "| 1,000 | 64 |" in section
+
+
 @pytest.mark.slow
 def test_overhead_quick_run_writes_ratios(tmp_path: Path) -> None:
     out, markdown = tmp_path / "o.json", tmp_path / "bench.md"
@@ -143,7 +167,8 @@ def test_overhead_quick_run_writes_ratios(tmp_path: Path) -> None:
     for row in data["pairs"]:
         assert row["ratio_median"] > 0
         assert row["bare_ms_median"] > 0
-    assert "ratio median" in markdown.read_text()
+        assert row["guarded_ratio_median"] > 0
+    assert "guarded / bare median" in markdown.read_text()
 
 
 @pytest.mark.slow

@@ -1,0 +1,106 @@
+"""Regenerate every table of the results page (``docs/results.md``) from the stored run files.
+
+Each benchmark writes its own section when it runs; this script redraws all of them from
+the result files under ``docs/results/`` without rerunning anything, so the page always
+says what the files hold:
+
+    python benchmarks/results_page.py
+    python benchmarks/results_page.py --page /tmp/results.md    # somewhere else
+
+A section's date is the one its result file records, or, for files that record none, the
+date of the git commit that last changed the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import checkpoint_io
+import distributed
+import efficiency
+import overhead
+import sampling
+from _common import write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+
+
+def _recorded_date(path: Path, payload: dict[str, Any]) -> str:
+    if "date" in payload:
+        return str(payload["date"])
+    shown = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(ROOT),
+            "log",
+            "-1",
+            "--format=%cd",
+            "--date=format:%Y-%m-%d",
+            "--",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"{shown} (commit date of its result file)" if shown else "date not recorded"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--page", type=Path, default=ROOT / "docs" / "results.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    page, results = args.page, args.results
+
+    efficiency_dir = results / "efficiency_fashion-mnist"
+    if (efficiency_dir / "study.json").is_file():
+        efficiency.report(
+            efficiency.parse_args(
+                [
+                    "--dataset",
+                    "fashion-mnist",
+                    "--report-only",
+                    "--study",
+                    "main",
+                    "ablation",
+                    "buffer",
+                    "--results",
+                    str(efficiency_dir),
+                    "--markdown",
+                    str(page),
+                    "--figures",
+                    str(page.parent / "figures"),
+                ]
+            )
+        )
+    if (results / "sampling.json").is_file():
+        payload = json.loads((results / "sampling.json").read_text())
+        write_section(page, "sampling", sampling.markdown(payload))
+    if (results / "overhead.json").is_file():
+        payload = json.loads((results / "overhead.json").read_text())
+        write_section(page, "overhead", overhead.markdown(payload))
+    for student in ("tiny_cnn", "resnet18"):
+        path = results / f"distributed_{student}.json"
+        if path.is_file():
+            payload = json.loads(path.read_text())
+            body = distributed.report(
+                payload["rows"],
+                payload["machine"],
+                payload["command"],
+                _recorded_date(path, payload),
+            )
+            write_section(page, f"distributed-throughput-{student}", body)
+    if (results / "checkpoint_io.json").is_file():
+        payload = json.loads((results / "checkpoint_io.json").read_text())
+        write_section(page, "checkpoint-io", checkpoint_io.markdown(payload))
+
+
+if __name__ == "__main__":
+    main()
