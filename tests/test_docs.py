@@ -5,6 +5,7 @@ command line the pages show parses."""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import shlex
 import subprocess
@@ -136,3 +137,35 @@ def test_site_builds_strict_and_the_reference_renders_every_public_name(tmp_path
         missing = [name for name in public if f"ssdkd.{package}.{name}" not in rendered]
         assert not missing, f"ssdkd.{package}: not in the API reference: {missing}"
     assert 'id="ssdkd.distill"' in (site / "reference" / "index.html").read_text(encoding="utf-8")
+
+
+README_RUNS = {
+    "SSD-KD": "ssd-kd",
+    "Fast-DFKD, Fast-2": "fast-2",
+    "DeepInversion": "deepinversion",
+    "noise control": "noise-control",
+    "real data, the bound": "real-data",
+}
+
+
+def test_the_readme_results_table_says_what_the_study_files_hold() -> None:
+    """Prevents the README's results table drifting from the run files the results page
+    is generated from (accuracy median and range, seeds, images, minutes)."""
+    summary = json.loads(
+        (ROOT / "docs" / "results" / "efficiency_fashion-mnist" / "summary.json").read_text()
+    )["methods"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"^\| (.+?) \((\d+) seeds\) \| ([\d.]+) \(([\d.]+)–([\d.]+)\) \| ([\d,]+) \| ([\d.]+) \|$",
+        readme,
+        flags=re.MULTILINE,
+    )
+    assert [row[0] for row in rows] == list(README_RUNS)
+    for label, seeds, median, low, high, images, minutes in rows:
+        entry = summary[README_RUNS[label]]
+        assert int(seeds) == len(entry["seeds"]), label
+        shown = [float(median), float(low), float(high)]
+        kept = [entry[f"final_accuracy_{key}"] for key in ("median", "min", "max")]
+        assert shown == [round(100 * value, 2) for value in kept], label
+        assert int(images.replace(",", "")) == round(entry["pool_images"]), label
+        assert float(minutes) == round(entry["overall_seconds"] / 60, 1), label
