@@ -45,6 +45,11 @@ SHRINK: dict[str, list[tuple[str, str]]] = {
     ],
     "docs/recipes/teachers.md": [
         (
+            'config=PRESETS["ssd-kd"]["fashion-mnist"]',
+            'config=__import__("dataclasses").replace(PRESETS["ssd-kd"]["fashion-mnist"], '
+            "rounds=3, warmup_rounds=1, kd_steps=5, buffer_size=256)",
+        ),
+        (
             '**dataclasses.asdict(TEACHER_RECIPES["digits"])',
             '**(dataclasses.asdict(TEACHER_RECIPES["digits"]) | {"epochs": 2})',
         ),
