@@ -204,7 +204,7 @@ def distill_run(rank: int, world: int) -> dict[str, object]:
         weights["shard_min_probability"] = float(buffer.tree.min / buffer.tree.total)
         for norm in ("max", "batch", "mean"):
             buffer.weight_norm = norm
-            weights[norm] = method._global_weights(sample.probabilities).tolist()
+            weights[norm] = method.transfer.global_weights(sample.probabilities).tolist()
     plans = [method.round_plan(r) for r in range(method.config.rounds)]
     return {
         "weights": weights,

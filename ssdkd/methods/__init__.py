@@ -42,6 +42,7 @@ from ssdkd.methods.fast_dfkd import (
 from ssdkd.methods.generator_family import GeneratorFamily, GeneratorFamilyFields
 from ssdkd.methods.noise import NoiseControl, NoiseControlConfig, noise_control_for
 from ssdkd.methods.precision import PRECISIONS, NonFiniteLossError, Precision
+from ssdkd.methods.priority_set import PrioritySet, PrioritySetFields, priority_of
 from ssdkd.methods.real_data import RealData, RealDataConfig, real_data_for
 from ssdkd.methods.registry import (
     METHODS,
@@ -110,6 +111,8 @@ __all__ = [
     "NonFiniteLossError",
     "PoolMethod",
     "Precision",
+    "PrioritySet",
+    "PrioritySetFields",
     "RealData",
     "RealDataConfig",
     "RoundPlan",
@@ -124,6 +127,7 @@ __all__ = [
     "config_to_dict",
     "method_spec",
     "noise_control_for",
+    "priority_of",
     "real_data_for",
     "spec_of_config",
 ]

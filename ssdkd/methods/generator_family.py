@@ -1,7 +1,11 @@
 """The common frame of the generator family (DAFL, DFAD, DFQ, ZSKT): one generator trained
 against the teacher (and the student), the student learning from its live images.
 
-No transfer set is kept: each student step draws a fresh batch from the generator. A
+By default no transfer set is kept: each student step draws a fresh batch from the
+generator (or learns from the generator's last batch). With ``transfer="buffer"`` every
+generator batch enters SSD-KD's transfer set instead (:class:`~ssdkd.methods.PrioritySet`)
+and the student draws from it by priority; with ``phi_weight`` the one-hot term is
+weighted per image by SSD-KD's φ. A
 round (an "epoch") is ``iterations`` alternations of ``g_steps`` generator steps and
 ``kd_steps`` student steps (:class:`~ssdkd.methods.RoundPlan`), so evaluation, logs and
 checkpoints come once per round. One generator loss with optional terms covers the
@@ -31,6 +35,7 @@ from torch import nn
 from ssdkd.generators import DCGANGenerator
 from ssdkd.hooks import BNStatsHook
 from ssdkd.losses import (
+    DiversityDifficultyModulator,
     activation_loss,
     bn_stat_loss,
     information_entropy,
@@ -47,19 +52,21 @@ from ssdkd.methods.config import (
 )
 from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.precision import Precision
+from ssdkd.methods.priority_set import PrioritySet, PrioritySetFields
 
 __all__ = ["GeneratorFamily", "GeneratorFamilyFields"]
 
 
 @dataclass(frozen=True)
-class GeneratorFamilyFields(DistillationFields):
+class GeneratorFamilyFields(DistillationFields, PrioritySetFields):
     """The fields of the generator family's common frame, shared by the configs of
     :class:`~ssdkd.methods.DAFLConfig`, :class:`~ssdkd.methods.DFADConfig`,
     :class:`~ssdkd.methods.DFQConfig` and :class:`~ssdkd.methods.ZSKTConfig`.
 
     A group of fields, not a method's config. ``rounds`` counts epochs, ``kd_steps`` the
     student steps after each generator update, and ``warmup_rounds`` the epochs at the
-    start in which only the generator learns.
+    start in which only the generator learns. The fields of
+    :class:`~ssdkd.methods.PrioritySetFields` apply with ``transfer="buffer"`` only.
     """
 
     rounds: int = 200
@@ -98,7 +105,22 @@ class GeneratorFamilyFields(DistillationFields):
     """The student's optimiser (SGD with ``student_momentum``, or Adam), cosine-annealed."""
     student_images: Literal["fresh", "same"] = "fresh"
     """Each student step on a fresh generator batch, or every step of an alternation on
-    the batch of its last generator update (DAFL's original: the two stepped together)."""
+    the batch of its last generator update (DAFL's original: the two stepped together);
+    with ``transfer="live"`` only."""
+    transfer: Literal["live", "buffer"] = "live"
+    """What the student learns from: the generator's images (``"live"``, the papers'), or
+    [ours] SSD-KD's transfer set (``"buffer"``): every generator batch, with the teacher's
+    logits on it, enters a buffer of ``buffer_size`` images (refreshed by
+    ``refresh_policy``), and each student step draws its batch by priority with importance
+    weights, then feeds the drawn images' per-sample student loss back as their priority
+    (KL for DAFL, ZSKT and DFQ, as in SSD-KD; the L1 distance of the logits for DFAD)."""
+    phi_weight: bool = False
+    """[ours] Weight the one-hot term per image by SSD-KD's φ =
+    (1 − count(c)/|B|)·(1 − p_T)^γ read at the teacher's class c and maximum probability
+    p_T (the one-hot target is that class), against the class histogram of the generator's
+    batch (``transfer="live"``) or of the buffer (``"buffer"``): Σ φ·CE / Σ φ."""
+    gamma: float = 2.0
+    """γ of φ's difficulty factor (with ``phi_weight``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -117,7 +139,28 @@ class GeneratorFamilyFields(DistillationFields):
         check_choice(self, "adversarial", ("kl", "l1"))
         check_choice(self, "student_optimizer", ("sgd", "adam"))
         check_choice(self, "student_images", ("fresh", "same"))
-        if self.student_images == "same" and self.kd_batch_size != self.synthesis_batch_size:
+        check_choice(self, "transfer", ("live", "buffer"))
+        check_non_negative(self, "gamma")
+        self._check_priority_set()
+        if self.refresh_policy == "lowest-phi":
+            raise ValueError(
+                "Expected `refresh_policy` 'fifo' or 'reservoir' for the generator family "
+                "(it keeps no φ of stored images), got 'lowest-phi'"
+            )
+        if self.phi_weight and self.oh_weight == 0:
+            raise ValueError(
+                "Expected `oh_weight` > 0 with `phi_weight` (φ weights the one-hot term), got 0"
+            )
+        if self.transfer == "buffer" and self.synthesis_batch_size > self.buffer_size:
+            raise ValueError(
+                f"Expected `synthesis_batch_size` <= `buffer_size` ({self.buffer_size}) with "
+                f"transfer='buffer', got {self.synthesis_batch_size}"
+            )
+        if (
+            self.transfer == "live"
+            and self.student_images == "same"
+            and self.kd_batch_size != self.synthesis_batch_size
+        ):
             raise ValueError(
                 "Expected `kd_batch_size` == `synthesis_batch_size` with student_images="
                 f"'same' (the student learns from the generator's batch), got "
@@ -199,6 +242,20 @@ class GeneratorFamily(DistillationMethod):
         # Its own instance: the generator's loss needs its own fp16 gradient scale.
         self.generator_precision = Precision(self.precision.mode, self.device)
         self._last_batch: torch.Tensor | None = None
+        self.transfer: PrioritySet | None = None
+        """SSD-KD's transfer set, with ``transfer="buffer"``."""
+        if config.transfer == "buffer":
+            self.transfer = PrioritySet(
+                config,
+                total_steps=self.student_steps_total(),
+                device=self.device,
+                generator=self.streams.transfer,
+                parallel=self.parallel,
+            )
+        # The one-hot target is the teacher's class: φ's literal reading, no targets.
+        self.modulator = DiversityDifficultyModulator(
+            config.gamma, confidence="max", diversity_class="predicted", validate=False
+        )
 
     def round_plan(self, round_index: int) -> RoundPlan:
         cfg = self.config
@@ -223,10 +280,14 @@ class GeneratorFamily(DistillationMethod):
         with self.precision.autocast():
             return self.generator(z).float()
 
-    def _generator_loss(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _generator_loss(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """The generator's loss, its parts (and diagnostics) and the teacher's logits."""
         cfg = self.config
         inputs = self.model_input(images)
         parts: dict[str, torch.Tensor] = {}
+        diagnostics: dict[str, torch.Tensor] = {}
         with (
             _penultimate(self.teacher) if cfg.act_weight > 0 else _nothing() as features,
             BNStatsHook(self.teacher) if cfg.bn_weight > 0 else _nothing() as bn,
@@ -236,7 +297,12 @@ class GeneratorFamily(DistillationMethod):
             if cfg.bn_weight > 0:
                 parts["loss_bn"] = bn_stat_loss(bn.stats)
         if cfg.oh_weight > 0:
-            parts["loss_oh"] = F.cross_entropy(teacher_logits, teacher_logits.argmax(dim=1))
+            ce = F.cross_entropy(teacher_logits, teacher_logits.argmax(dim=1), reduction="none")
+            if cfg.phi_weight:
+                phi = self.modulator(teacher_logits.detach(), self._phi_counts(teacher_logits))
+                diagnostics["phi_mean"] = phi.mean()
+                ce = self.modulator.normalize(phi) * ce
+            parts["loss_oh"] = ce.mean()
         if cfg.balance_weight > 0:
             parts["loss_balance"] = information_entropy(teacher_logits)
         if cfg.act_weight > 0:
@@ -259,8 +325,16 @@ class GeneratorFamily(DistillationMethod):
         }
         loss = sum((weights[k] * v for k, v in parts.items()), torch.zeros((), device=self.device))
         histogram = torch.bincount(teacher_logits.argmax(dim=1), minlength=self.num_classes)
-        parts["synth_class_entropy"] = counts_entropy(histogram[: self.num_classes])
-        return loss, parts
+        diagnostics["synth_class_entropy"] = counts_entropy(histogram[: self.num_classes])
+        return loss, {**parts, **diagnostics}, teacher_logits
+
+    def _phi_counts(self, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """The class histogram φ's diversity factor reads: the buffer's, or that of the
+        generator's batch (over every rank's share)."""
+        if self.transfer is not None:
+            return self.transfer.class_counts(self.num_classes)
+        classes = teacher_logits.detach().argmax(dim=1)
+        return self.parallel.sum(torch.bincount(classes, minlength=self.num_classes))
 
     def synthesize(self, round_index: int) -> dict[str, float]:
         """``g_steps`` generator updates, each on fresh latents; returns the last one's
@@ -273,10 +347,20 @@ class GeneratorFamily(DistillationMethod):
                 images = self._images(self.synthesis_share)
                 # Gradients flow through the student to the images, none into its weights.
                 with frozen_weights(self.student):
-                    loss, parts = self._generator_loss(images)
+                    loss, parts, teacher_logits = self._generator_loss(images)
                 self.generator_precision.step(
                     loss, self.generator_optimizer, parallel=self.parallel
                 )
+                if self.transfer is not None:
+                    logits = teacher_logits.detach()
+                    self.transfer.admit(
+                        {
+                            "images": images.detach(),
+                            "labels": logits.argmax(dim=1),
+                            "teacher_logits": logits,
+                        },
+                        offered_before=self.images_synthesized,
+                    )
                 self.images_synthesized += self.synthesis_share
                 self._last_batch = images.detach()
         finally:
@@ -285,6 +369,8 @@ class GeneratorFamily(DistillationMethod):
         return {"loss_g": values[0], **dict(zip(parts, values[1:], strict=True))}
 
     def distill_step(self) -> dict[str, torch.Tensor | float]:
+        if self.transfer is not None:
+            return self._distill_from_buffer(self.transfer)
         if self.config.student_images == "same" and self._last_batch is not None:
             images = self._last_batch
         else:
@@ -295,13 +381,32 @@ class GeneratorFamily(DistillationMethod):
         self.kd_steps_done += 1
         return dict(metrics)
 
+    def _distill_from_buffer(self, transfer: PrioritySet) -> dict[str, torch.Tensor | float]:
+        """One student step on a priority draw from the transfer set (the teacher's stored
+        logits as the reference without augmentation), then the priority feedback."""
+        cfg = self.config
+        sample, weights = transfer.draw(self.kd_batch_share)
+        stored = None if cfg.kd_augment or cfg.kd_mixup else sample.data["teacher_logits"]
+        metrics, per_sample, applied = self.trainer.step(
+            sample.data["images"], weights, teacher_logits=stored
+        )
+        self.kd_steps_done += 1
+        # The priority is the drawn images' student loss (KL·T² for most of the family, L1
+        # for DFAD); P ∝ δ^α and the normalised weights do not depend on its scale.
+        transfer.feedback(sample, per_sample, weights, applied, steps_done=self.kd_steps_done)
+        return {**metrics, "beta": transfer.buffer.beta}
+
     def synthetic_images(self) -> torch.Tensor:
+        if self.transfer is not None:
+            return self.transfer.buffer.data["images"][: len(self.transfer.buffer)]
         if self._last_batch is None:
             return torch.zeros(0, *self.image_shape, device=self.device)
         return self._last_batch
 
     def _extra_state(self) -> dict[str, Any]:
+        buffer = None if self.transfer is None else self.transfer.buffer.state_dict()
         return {
+            "buffer": buffer,
             "generator": self.generator.state_dict(),
             "generator_optimizer": self.generator_optimizer.state_dict(),
             "generator_precision": self.generator_precision.state_dict(),
@@ -309,6 +414,8 @@ class GeneratorFamily(DistillationMethod):
         }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.transfer is not None:
+            self.transfer.buffer.load_state_dict(state["buffer"])
         self.generator.load_state_dict(state["generator"])
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
         self.generator_precision.load_state_dict(state["generator_precision"])

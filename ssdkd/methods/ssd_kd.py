@@ -18,11 +18,10 @@ from ssdkd.methods.config import (
     MetaGeneratorFields,
     check_choice,
     check_non_negative,
-    check_positive,
 )
 from ssdkd.methods.diagnostics import counts_entropy
 from ssdkd.methods.meta_synthesis import MetaGeneratorSynthesis
-from ssdkd.sampling import PriorityBuffer, admit, global_mean_normalized, linear_schedule
+from ssdkd.methods.priority_set import PrioritySet, PrioritySetFields, priority_of
 
 __all__ = [
     "SPEC",
@@ -36,16 +35,15 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class SSDKDConfig(MetaGeneratorFields):
+class SSDKDConfig(MetaGeneratorFields, PrioritySetFields):
     """SSD-KD (Liu et al., CVPR 2024): small buffer, φ-modulated inversion, priority KD.
 
     Inversion is the Fast-DFKD meta-generator round with the task loss weighted by φ;
     distillation draws from a fixed small :class:`~ssdkd.sampling.PriorityBuffer` by
-    priority δ = w · KL(teacher ‖ student) with importance weights w.
+    priority δ = w · KL(teacher ‖ student) with importance weights w (its transfer set:
+    :class:`~ssdkd.methods.PrioritySet`, whose fields this config carries).
     """
 
-    buffer_size: int = 5000
-    """Buffer capacity: 10% of the original training set (5,000 for CIFAR-10)."""
     kd_steps: int = 100
     """[ours] KD steps per round; the paper gives no number. A quarter of Fast-DFKD's 400:
     the small buffer is re-visited by priority instead of swept uniformly."""
@@ -71,62 +69,24 @@ class SSDKDConfig(MetaGeneratorFields):
     """Ablation switch: False drops φ's difficulty factor (γ = 0)."""
     use_phi: bool = True
     """Ablation switch: False trains the generator with an unweighted task loss (φ ≡ 1)."""
-    refresh_policy: Literal["fifo", "lowest-phi", "reservoir"] = "fifo"
-    """[ours] Which entries of a full buffer a new batch replaces: the oldest ones
-    (``"fifo"``), those with the lowest φ (``"lowest-phi"``: φ of the stored images,
-    read with the teacher's class and maximum probability at admission against the current
-    class histogram; independent of ``use_phi``), or random ones such that the buffer stays
-    a uniform sample of every image synthesised so far (``"reservoir"``,
-    :func:`~ssdkd.sampling.reservoir_slots`: the t-th image enters with probability
-    capacity / t). Lowest φ means a common class *and* a confident teacher, so that
-    policy evicts the most confident images first."""
-    priority_sampling: bool = True
-    """Ablation switch: False draws KD batches uniformly from the same buffer (α = 0)."""
     reuse_teacher_logits: bool = True
     """[ours] Without KD augmentation and mixup, a KD step takes the teacher's logits
     stored with each image at admission instead of running the teacher again (the
     paper: sampling "reuses the values computed for φ"); with augmentation the batch is
     new to the teacher and it runs."""
-    priority_form: Literal["w-kl", "kl"] = "w-kl"
-    """The priority a KD step gives each drawn image: δ = w·KL, the importance weight of
-    the draw times its KL (the paper's), or δ = KL (standard prioritised replay). With
-    w ∝ P^(−β) the paper's form converges to P ∝ KL^(α/(1+αβ)), a flatter sampling than
-    the α it is configured with (:func:`priority_of`; ``docs/concepts/ssd-kd.md``)."""
-    alpha: float = 0.6
-    """Priority exponent α of P(i) ∝ (δ_i + ε)^α."""
-    beta: float = 0.4
-    """Initial importance-sampling exponent β₀."""
-    beta_final: float = 1.0
-    """[ours] β is annealed linearly from ``beta`` to this value over all KD steps."""
-    priority_eps: float = 1e-6
-    """ε added to every priority."""
-    weight_norm: Literal["mean", "batch", "max"] = "mean"
-    """[ours] Normalisation of the importance weights (see
-    :class:`~ssdkd.sampling.PriorityBuffer`): to mean 1 over the batch (``"mean"``), by the
-    batch maximum (``"batch"``), or by the buffer-wide maximum (``"max"``, the PER paper's).
-    "max" divides by the weight of the smallest priority in the buffer, and δ = w·KL
-    reaches ~0 on images the student already fits, so one such image scales every weight
-    (and the KD gradient) towards 0."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(self, "buffer_size", "priority_eps")
-        check_non_negative(self, "gamma", "alpha")
-        check_choice(self, "refresh_policy", ("fifo", "lowest-phi", "reservoir"))
-        check_choice(self, "priority_form", ("w-kl", "kl"))
+        self._check_priority_set()
+        check_non_negative(self, "gamma")
         check_choice(self, "phi_confidence", ("target", "max"))
         check_choice(self, "phi_class", ("target", "predicted"))
         check_choice(self, "phi_normalization", ("weights", "batch"))
-        check_choice(self, "weight_norm", ("mean", "batch", "max"))
         if self.synthesis_batch_size > self.buffer_size:
             raise ValueError(
                 f"Expected `synthesis_batch_size` <= `buffer_size` ({self.buffer_size}), "
                 f"got {self.synthesis_batch_size}"
             )
-        for name in ("beta", "beta_final"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"Expected `{name}` in [0, 1], got {value!r}")
 
 
 SSDKD_PAPER = SSDKDConfig()
@@ -164,28 +124,6 @@ SSDKD_FASHION_MNIST = SSDKDConfig(
 """SSD-KD at 28×28: a 3,840-image buffer kept a uniform sample of the 11,520 images
 synthesised in the first 90 of 150 rounds, 60 KD steps per round (about 9 minutes on 2 AMD
 EPYC cores)."""
-
-
-def priority_of(kl: torch.Tensor, weights: torch.Tensor, form: str) -> torch.Tensor:
-    """The priority δ of drawn images from their KL and importance weights.
-
-    ``"w-kl"`` (the paper): δ = w·KL. Sampling with P ∝ δ^α and w ∝ P^(−β) makes the
-    update δ ← w·KL a contraction whose fixed point is δ ∝ KL^(1/(1+αβ)), so the
-    sampling settles at P ∝ KL^(α/(1+αβ)) (0.48 for α = 0.6, β = 0.4; 0.375 at β = 1).
-    ``"kl"`` (standard prioritised replay): δ = KL, and P ∝ KL^α.
-
-    Raises:
-        ValueError: ``form`` is neither.
-
-    Examples:
-        >>> priority_of(torch.tensor([2.0]), torch.tensor([0.5]), "w-kl")
-        tensor([1.])
-    """
-    if form == "w-kl":
-        return weights * kl
-    if form == "kl":
-        return kl
-    raise ValueError(f"Expected `form` 'w-kl' or 'kl', got {form!r}")
 
 
 class SSDKD(DistillationMethod):
@@ -244,22 +182,15 @@ class SSDKD(DistillationMethod):
     ) -> None:
         super().__init__(teacher, student, config, **kwargs)
         self.synthesis = MetaGeneratorSynthesis.for_method(self, config)
-        # Equal shards: every rank then admits, evicts and reduces in the same rounds.
-        shard = self.parallel.share(config.buffer_size, "buffer_size")
-        self.buffer = PriorityBuffer(
-            shard,
-            # α = 0 makes every P(i) equal and every importance weight 1: the ablation
-            # "without priority sampling" draws uniformly from the same buffer.
-            alpha=config.alpha if config.priority_sampling else 0.0,
-            beta=config.beta,
-            eps=config.priority_eps,
+        self.transfer = PrioritySet(
+            config,
+            total_steps=(config.rounds - config.warmup_rounds) * config.kd_steps,
             device=self.device,
             generator=self.streams.transfer,
-            weight_norm=config.weight_norm,
-            # Priorities come from the KD step (clamped, finite or the step is skipped):
-            # no value checks, so no host synchronisation per update.
-            validate=False,
+            parallel=self.parallel,
         )
+        self.buffer = self.transfer.buffer
+        """The transfer set's buffer (read it; write through :attr:`transfer`)."""
         gamma = config.gamma if config.use_difficulty else 0.0
         # Inputs come from the teacher and the buffer; skipping the value checks keeps φ
         # free of host synchronisation inside the generator's inner loop.
@@ -278,11 +209,7 @@ class SSDKD(DistillationMethod):
 
     def _buffer_counts(self) -> torch.Tensor:
         """The class histogram of every rank's buffer shard together."""
-        if len(self.buffer) == 0:
-            local = torch.zeros(self.num_classes, dtype=torch.long, device=self.device)
-        else:
-            local = self.buffer.class_counts("labels", self.num_classes)
-        return self.parallel.sum(local)
+        return self.transfer.class_counts(self.num_classes)
 
     def _class_counts(self) -> torch.Tensor:
         if not self.config.use_diversity:
@@ -353,24 +280,16 @@ class SSDKD(DistillationMethod):
         return metrics
 
     def _admit(self, fields: dict[str, torch.Tensor]) -> None:
-        """Add a batch: fill free slots, then replace old entries by ``refresh_policy``
-        (:func:`~ssdkd.sampling.admit`; "lowest-phi" scores the stored images by φ)."""
-        policy = self.config.refresh_policy
-        admit(
-            self.buffer,
+        """Add a batch by ``refresh_policy`` ("lowest-phi" scores the stored images by φ)."""
+        self.transfer.admit(
             fields,
-            policy="lowest-score" if policy == "lowest-phi" else policy,
             offered_before=self.images_synthesized,
-            generator=self.streams.transfer,
             scores=lambda: self.phi(self.buffer.data["teacher_logits"]),
         )
 
     def distill_step(self) -> dict[str, torch.Tensor | float]:
         cfg = self.config
-        sample = self.buffer.sample(self.kd_batch_share)
-        weights = sample.weights
-        if self.parallel.active:
-            weights = self._global_weights(sample.probabilities).to(weights.dtype)
+        sample, weights = self.transfer.draw(self.kd_batch_share)
         stored = (
             sample.data["teacher_logits"]
             if cfg.reuse_teacher_logits and not cfg.kd_augment and not cfg.kd_mixup
@@ -379,54 +298,15 @@ class SSDKD(DistillationMethod):
         metrics, per_sample, applied = self.trainer.step(
             sample.data["images"], weights, teacher_logits=stored
         )
-        kl = per_sample / cfg.temperature**2  # the student loss is KL · T²
-        # δ_i = w_i · KL_i (the paper's priority) or KL_i (`priority_form`). KL ≥ 0, but float32
-        # rounding gives values like −1e-7 when teacher and student agree; the buffer
-        # rightly rejects negative priorities. A skipped step keeps the old priorities
-        # (decided on the device: no host read).
-        delta = priority_of(kl, weights, cfg.priority_form).clamp_min(0.0).to(torch.float64)
-        self.buffer.update_priorities(
-            sample.indices,
-            torch.where(applied, delta, self.buffer.priorities(sample.indices)),
-            generations=sample.generations,
-        )
         self.kd_steps_done += 1
-        total = (cfg.rounds - cfg.warmup_rounds) * cfg.kd_steps
-        self.buffer.beta = linear_schedule(cfg.beta, cfg.beta_final, self.kd_steps_done, total)
+        # The student loss is KL · T²; δ_i = w_i · KL_i (the paper's) or KL_i.
+        kl = per_sample / cfg.temperature**2
+        self.transfer.feedback(sample, kl, weights, applied, steps_done=self.kd_steps_done)
         # `kl` must estimate the mean over the buffer, as the uniform pools' `kl` does, but
-        # priority draws over-weight high-KL items: E_P[KL_i / (N·P(i))] = (1/N) Σ_i KL_i,
-        # so each draw is divided by N·P(i) (N = this rank's shard, P(i) within it).
-        size = len(self.buffer)
+        # priority draws over-weight high-KL items: each draw is divided by N·P(i).
         metrics["kl_drawn"] = metrics["kl"]
-        metrics["kl"] = (per_sample / (size * sample.probabilities).to(per_sample.dtype)).mean()
+        metrics["kl"] = self.transfer.mean_estimate(per_sample, sample)
         return {**metrics, "beta": self.buffer.beta}
-
-    def _global_weights(self, probabilities: torch.Tensor) -> torch.Tensor:
-        """Importance weights of this rank's draws, normalised over the global batch.
-
-        Rank r draws its share from its own shard, so item i is drawn with
-        ``P(i) = p_i / N`` where ``p_i`` is its probability within the shard. The common
-        factor 1/N cancels in every normalisation: ``w_i = (p_i / p_min)^(−β)`` with
-        ``p_min`` the smallest ``p`` of the global batch (``"batch"``) or of every live
-        item of every shard (``"max"``); ``"mean"`` is ``p_i^(−β)`` divided by its mean
-        over the global batch (``p_min`` would cancel: one collective instead of two). In
-        one process this is the buffer's own weights.
-        """
-        buffer = self.buffer
-        p = probabilities.to(torch.float64)
-        if buffer.weight_norm == "mean":
-            weights = p**-buffer.beta
-            # The method's DataParallel decides: a one-process method inside a process
-            # group (another job's) must not join that group's collectives.
-            return (
-                global_mean_normalized(weights)
-                if self.parallel.active
-                else weights / weights.mean()
-            )
-        # The smallest P of every live item ("max") or of the drawn batch.
-        shard_min = buffer.tree.min / buffer.tree.total if buffer.weight_norm == "max" else p.min()
-        weights = (p / self.parallel.min(shard_min)) ** -buffer.beta
-        return weights.clamp_(torch.finfo(torch.float64).tiny, 1.0)
 
     def synthetic_images(self) -> torch.Tensor:
         return self.buffer.data["images"] if len(self.buffer) else torch.zeros(0, *self.image_shape)

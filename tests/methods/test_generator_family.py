@@ -294,3 +294,90 @@ def test_zskts_student_learns_kl_plus_beta_times_attention_transfer(beta: float)
             attention_transfer([features_s[n] for n in names_s], [features_t[n] for n in names_t])
         )
     torch.testing.assert_close(seen[0], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["dafl", "dfad"])
+def test_with_a_buffer_the_student_learns_from_priority_draws_of_the_generators_batches(
+    name: str,
+) -> None:
+    """SSD-KD's transfer set plugged into the family: each generator batch enters the
+    buffer with the teacher's logits on it, and a student step draws from the buffer with
+    importance weights and sets the drawn images' priorities from their loss."""
+    method = _build(name, config=_config(name, transfer="buffer"))
+    method.synthesize(0)
+    method.synthesize(1)
+    transfer = method.transfer
+    assert transfer is not None
+    assert len(transfer.buffer) == 2 * method.config.synthesis_batch_size
+    stored = transfer.buffer.data["teacher_logits"][: len(transfer.buffer)]
+    with torch.no_grad():
+        again = method.teacher(method.model_input(transfer.buffer.data["images"][:32])).float()
+    torch.testing.assert_close(stored[:32], again, rtol=1e-5, atol=1e-5)
+    before = transfer.buffer.priorities(torch.arange(len(transfer.buffer))).clone()
+    metrics = method.distill_step()
+    after = transfer.buffer.priorities(torch.arange(len(transfer.buffer)))
+    assert 0 < int((after != before).sum()) <= method.config.kd_batch_size
+    assert metrics["beta"] > method.config.beta  # β anneals over the student's steps
+    assert method.synthetic_images().shape[0] == len(transfer.buffer)
+
+
+@pytest.mark.filterwarnings("ignore::ssdkd.engine.CollapseWarning")
+def test_an_interrupted_run_with_a_buffer_resumes_bit_identical(tmp_path) -> None:
+    """The buffer (images, logits, priorities, generations) is part of the method's
+    state: a run stopped in its second round of student steps and resumed ends with the
+    state of an uninterrupted one."""
+    from ssdkd.engine.runner import run_rounds
+    from tests.methods.test_contract import _assert_same_state
+
+    config = _config("dfad", transfer="buffer")
+    straight = _build("dfad", config=config)
+    run_rounds(straight, progress=False)
+    stopped = _build("dfad", config=config)
+    step, calls = stopped.distill_step, {"steps": 0}
+
+    def dying_step() -> dict:
+        calls["steps"] += 1
+        if calls["steps"] > config.iterations * config.kd_steps + 1:
+            raise KeyboardInterrupt
+        return step()
+
+    stopped.distill_step = dying_step
+    with pytest.raises(KeyboardInterrupt):
+        run_rounds(stopped, run_dir=tmp_path, progress=False)
+    resumed = _build("dfad", config=config)
+    run_rounds(resumed, run_dir=tmp_path, resume=True, progress=False)
+    assert len(resumed.transfer.buffer) > 0
+    _assert_same_state(straight.state_dict(), resumed.state_dict())
+
+
+def test_phi_weights_dafls_one_hot_term_against_the_batchs_class_histogram() -> None:
+    """φ on DAFL's one-hot term is Σ φ·CE / Σ φ with φ read at the teacher's class and
+    maximum probability against the generator batch's own histogram."""
+    from ssdkd.losses import diversity_difficulty_weights
+
+    method = _build("dafl", config=_config("dafl", phi_weight=True, gamma=2.0))
+    # Images of widely varying contrast: the untrained teacher gives them several classes.
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(16, 1, 28, 28, generator=gen) * torch.linspace(0.1, 8, 16).view(
+        -1, 1, 1, 1
+    )
+    _, parts, logits = method._generator_loss(images)
+    logits = logits.detach()
+    classes = logits.argmax(dim=1)
+    counts = torch.bincount(classes, minlength=10)
+    assert int((counts > 0).sum()) >= 3
+    phi = diversity_difficulty_weights(logits, counts, gamma=2.0)
+    ce = torch.nn.functional.cross_entropy(logits, classes, reduction="none")
+    torch.testing.assert_close(parts["loss_oh"], (phi * ce).sum() / phi.sum())
+    torch.testing.assert_close(parts["phi_mean"], phi.mean())
+
+
+def test_the_plug_in_switches_refuse_settings_that_would_do_nothing() -> None:
+    """Prevents a φ switch without the term it weights, and a refresh policy that needs
+    a φ of stored images the family does not keep."""
+    with pytest.raises(ValueError, match="`oh_weight` > 0 with `phi_weight`"):
+        _config("dfad", phi_weight=True)
+    with pytest.raises(ValueError, match="'lowest-phi'"):
+        _config("dfad", transfer="buffer", refresh_policy="lowest-phi")
+    with pytest.raises(ValueError, match="`synthesis_batch_size` <= `buffer_size`"):
+        _config("dfad", transfer="buffer", buffer_size=8)

@@ -65,5 +65,5 @@ def test_global_weights_in_one_process_are_the_buffers_own(weight_norm: str) -> 
     method.buffer.beta = 0.7
     sample = method.buffer.sample(16)
     assert float(sample.weights.std()) > 0
-    weights = method._global_weights(sample.probabilities)
+    weights = method.transfer.global_weights(sample.probabilities)
     torch.testing.assert_close(weights, sample.weights.double(), rtol=1e-6, atol=0)
