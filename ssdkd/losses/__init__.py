@@ -19,6 +19,7 @@ mean_c |s_c − t_c|                        :func:`logit_l1` (:class:`LogitL1Los
 −mean_j |f_j|                             :func:`activation_loss` (:class:`ActivationLoss`)
 Σ_l mean (a_S − a_T)²                     :func:`attention_transfer`
                                           (:class:`AttentionTransferLoss`)
+−log e^{s⁺/τ} / Σ e^{s/τ} (InfoNCE)       :func:`info_nce` (:class:`InfoNCELoss`)
 total variation (L1/L2), ‖x‖₂             :func:`total_variation`, :func:`image_l2`
 φ = diversity × difficulty                :func:`diversity_difficulty_weights`
                                           (:class:`DiversityDifficultyModulator`)
@@ -46,6 +47,7 @@ from ssdkd.losses.adversarial import (
     logit_l1,
 )
 from ssdkd.losses.bn import BNStatLoss, BNStatMomentum, bn_stat_loss
+from ssdkd.losses.contrastive import InfoNCELoss, info_nce
 from ssdkd.losses.generative import (
     ActivationLoss,
     AttentionTransferLoss,
@@ -68,6 +70,7 @@ __all__ = [
     "BNStatMomentum",
     "DiversityDifficultyModulator",
     "ImageL2Loss",
+    "InfoNCELoss",
     "InformationEntropyLoss",
     "JSCompetitionLoss",
     "KDLoss",
@@ -80,6 +83,7 @@ __all__ = [
     "bn_stat_loss",
     "diversity_difficulty_weights",
     "image_l2",
+    "info_nce",
     "information_entropy",
     "js_competition",
     "kd_kl_div",

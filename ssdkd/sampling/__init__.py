@@ -1,12 +1,14 @@
 """Prioritized sampling: a float64 :class:`SumTree`, the probability/weight math, a
 :class:`FieldStorage` of named tensors, a :class:`PrioritySampler` over slots,
 :class:`PriorityBuffer`, the two composed, which SSD-KD's distillation samples from, the
-refresh policies of a full buffer (:func:`admit`: FIFO, reservoir, lowest score), and the
-global reductions a data-parallel loop needs (:mod:`ssdkd.sampling.collective`).
+refresh policies of a full buffer (:func:`admit`: FIFO, reservoir, lowest score), a
+:class:`FeatureBank` (a memory bank of features drawn uniformly), and the global
+reductions a data-parallel loop needs (:mod:`ssdkd.sampling.collective`).
 
 See ``docs/concepts/sampling.md`` for the semantics and ``docs/results.md`` for speed.
 """
 
+from ssdkd.sampling.bank import FeatureBank
 from ssdkd.sampling.buffer import PriorityBuffer, PrioritySample
 from ssdkd.sampling.collective import (
     all_reduce_sum,
@@ -23,6 +25,7 @@ from ssdkd.sampling.weights import importance_weights, priority_leaves, sampling
 
 __all__ = [
     "REFRESH_POLICIES",
+    "FeatureBank",
     "FieldStorage",
     "PriorityBuffer",
     "PriorityDraw",
