@@ -68,6 +68,7 @@ from ssdkd.engine.evaluation import evaluate_accuracy
 from ssdkd.methods import (
     PRESETS,
     DeepInversionConfig,
+    GeneratorFamilyFields,
     MethodConfig,
     SSDKDConfig,
     config_from_dict,
@@ -89,21 +90,31 @@ size)."""
 PRESET_NAME = {"digits": "digits", "fashion-mnist": "fashion-mnist"}
 
 
+GENERATOR_FAMILY = ("dafl", "dfad", "zskt", "dfq")
+"""The generator-family methods the main study runs where they have the dataset's preset."""
+
+
 def _presets(dataset: str) -> dict[str, MethodConfig]:
     preset = PRESET_NAME[dataset]
     fast5 = "fast-5-" + preset
-    return {
+    presets = {
         "deepinversion": PRESETS["deepinversion"][preset],
         "fast-2": PRESETS["fast-dfkd"][preset],
         "fast-5": PRESETS["fast-dfkd"][fast5],
         "ssd-kd": PRESETS["ssd-kd"][preset],
     }
+    presets.update(
+        {name: PRESETS[name][preset] for name in GENERATOR_FAMILY if preset in PRESETS[name]}
+    )
+    return presets
 
 
 def _shrink(config: MethodConfig) -> MethodConfig:
     """A few-second version of ``config`` for the smoke test."""
     if isinstance(config, DeepInversionConfig):
         return dataclasses.replace(config, rounds=2, kd_steps=4, iterations=4)
+    if isinstance(config, GeneratorFamilyFields):
+        return dataclasses.replace(config, rounds=2, warmup_rounds=0, kd_steps=2, iterations=2)
     return dataclasses.replace(config, rounds=3, warmup_rounds=1, kd_steps=4)
 
 
@@ -126,6 +137,7 @@ def study_runs(
             ("fast-2", presets["fast-2"], five),
             ("fast-5", presets["fast-5"], three),
             ("deepinversion", presets["deepinversion"], three),
+            *((name, presets[name], three) for name in GENERATOR_FAMILY if name in presets),
             ("noise-control", noise, three),
             ("real-data", real_data_for(ssd), three),
         ]
