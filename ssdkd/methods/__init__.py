@@ -11,6 +11,7 @@ from :data:`~ssdkd.methods.registry.REGISTRY`.
 from __future__ import annotations
 
 from ssdkd.methods.base import DistillationMethod, MethodSpec, PoolMethod, RoundPlan
+from ssdkd.methods.cmi import CMI, CMI_PAPER, CMIConfig
 from ssdkd.methods.config import (
     DistillationFields,
     MetaGeneratorFields,
@@ -64,6 +65,8 @@ from ssdkd.methods.student import StudentLoss, StudentStep, StudentStepResult
 from ssdkd.methods.zskt import ZSKT, ZSKT_PAPER, ZSKTConfig
 
 __all__ = [
+    "CMI",
+    "CMI_PAPER",
     "DAFL",
     "DAFL_MNIST",
     "DAFL_PAPER",
@@ -92,6 +95,7 @@ __all__ = [
     "SSDKD_PAPER",
     "ZSKT",
     "ZSKT_PAPER",
+    "CMIConfig",
     "DAFLConfig",
     "DFADConfig",
     "DFQConfig",

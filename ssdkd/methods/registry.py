@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from ssdkd.methods import (
+    cmi,
     dafl,
     deepinversion,
     dfad,
@@ -43,6 +44,7 @@ REGISTRY: tuple[MethodSpec, ...] = (
     ssd_kd.SPEC,
     fast_dfkd.SPEC,
     deepinversion.SPEC,
+    cmi.SPEC,
     dafl.SPEC,
     dfad.SPEC,
     dfq.SPEC,

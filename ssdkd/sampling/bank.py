@@ -52,7 +52,7 @@ class FeatureBank:
 
     @property
     def data(self) -> dict[str, Tensor]:
-        """The stored fields, ``(capacity, ...)`` each (slots past ``len`` are unused)."""
+        """The stored fields of the live slots, ``(len, ...)`` views (do not write)."""
         return self.storage.data
 
     def __len__(self) -> int:

@@ -114,9 +114,16 @@ _TINY_FIELDS = {
     "generator_width": 4,
     "iterations": 5,
     "pool_size": 64,
+    "bank_size": 48,
+    "negatives": 8,
+    "head_dim": 4,
     "crop_padding": 1,
     "flip": False,
 }
+
+
+_TINY_PER_METHOD: dict[str, dict[str, object]] = {"cmi": {"g_steps": 3}}
+"""Fields whose tiny value is a method's own (CMI's 200 synthesis steps a round)."""
 
 
 def tiny_config(spec: MethodSpec) -> DistillationFields:
@@ -125,4 +132,5 @@ def tiny_config(spec: MethodSpec) -> DistillationFields:
     every field the config has. A method with a costly field this misses adds it here."""
     base = spec.presets.get("digits", spec.default)
     names = {f.name for f in dataclasses.fields(base)}
-    return dataclasses.replace(base, **{k: v for k, v in _TINY_FIELDS.items() if k in names})
+    tiny = {k: v for k, v in _TINY_FIELDS.items() if k in names}
+    return dataclasses.replace(base, **tiny, **_TINY_PER_METHOD.get(spec.name, {}))
