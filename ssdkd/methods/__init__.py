@@ -41,6 +41,15 @@ from ssdkd.methods.fast_dfkd import (
     FastDFKDConfig,
 )
 from ssdkd.methods.generator_family import GeneratorFamily, GeneratorFamilyFields
+from ssdkd.methods.nayer import (
+    NAYER,
+    NAYER_100,
+    NAYER_200,
+    NAYER_300,
+    NAYERConfig,
+    NoisyEmbeddingGenerator,
+    label_embeddings,
+)
 from ssdkd.methods.noise import NoiseControl, NoiseControlConfig, noise_control_for
 from ssdkd.methods.precision import PRECISIONS, NonFiniteLossError, Precision
 from ssdkd.methods.priority_set import PrioritySet, PrioritySetFields, priority_of
@@ -86,6 +95,10 @@ __all__ = [
     "FAST5_FASHION_MNIST",
     "FAST10",
     "METHODS",
+    "NAYER",
+    "NAYER_100",
+    "NAYER_200",
+    "NAYER_300",
     "PRECISIONS",
     "PRESETS",
     "REGISTRY",
@@ -110,8 +123,10 @@ __all__ = [
     "MetaGeneratorFields",
     "MethodConfig",
     "MethodSpec",
+    "NAYERConfig",
     "NoiseControl",
     "NoiseControlConfig",
+    "NoisyEmbeddingGenerator",
     "NonFiniteLossError",
     "PoolMethod",
     "Precision",
@@ -129,6 +144,7 @@ __all__ = [
     "check_config_for",
     "config_from_dict",
     "config_to_dict",
+    "label_embeddings",
     "method_spec",
     "noise_control_for",
     "priority_of",

@@ -18,6 +18,7 @@ from ssdkd.methods import (
     dfad,
     dfq,
     fast_dfkd,
+    nayer,
     noise,
     real_data,
     ssd_kd,
@@ -45,6 +46,7 @@ REGISTRY: tuple[MethodSpec, ...] = (
     fast_dfkd.SPEC,
     deepinversion.SPEC,
     cmi.SPEC,
+    nayer.SPEC,
     dafl.SPEC,
     dfad.SPEC,
     dfq.SPEC,
@@ -72,6 +74,8 @@ PRESET_INPUTS: dict[str, tuple[tuple[int, int], ...]] = {
     "fashion-mnist": ((1, 28),),
     "fast-5-fashion-mnist": ((1, 28),),
     "mnist": ((1, 32), (1, 28)),
+    "nayer-200": ((3, 32),),
+    "nayer-300": ((3, 32),),
 }
 """Preset name → the (channels, side) of the images it was made for: CIFAR's 3×32×32
 for the papers' settings, 8×8 digits, 28×28 single-channel images, the MNIST papers'

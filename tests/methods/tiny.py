@@ -122,8 +122,20 @@ _TINY_FIELDS = {
 }
 
 
-_TINY_PER_METHOD: dict[str, dict[str, object]] = {"cmi": {"g_steps": 3}}
-"""Fields whose tiny value is a method's own (CMI's 200 synthesis steps a round)."""
+_TINY_PER_METHOD: dict[str, dict[str, object]] = {
+    "cmi": {"g_steps": 3},
+    "nayer": {
+        "g_steps": 3,
+        "synthesis_batch_size": 20,  # class-balanced: a multiple of the 10 classes
+        "embedding_dim": 16,
+        "noise_dim": 8,
+        "warmup_loops": 2,
+        "loops": 1,
+        "g_life": 2,
+    },
+}
+"""Fields whose tiny value is a method's own (CMI's 200 synthesis steps a round, NAYER's
+class-balanced batches and loops)."""
 
 
 def tiny_config(spec: MethodSpec) -> DistillationFields:
@@ -133,4 +145,4 @@ def tiny_config(spec: MethodSpec) -> DistillationFields:
     base = spec.presets.get("digits", spec.default)
     names = {f.name for f in dataclasses.fields(base)}
     tiny = {k: v for k, v in _TINY_FIELDS.items() if k in names}
-    return dataclasses.replace(base, **tiny, **_TINY_PER_METHOD.get(spec.name, {}))
+    return dataclasses.replace(base, **{**tiny, **_TINY_PER_METHOD.get(spec.name, {})})
