@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import command_line, machine_info, machine_line, write_section
 
 import ssdkd
 from ssdkd.sampling import PriorityBuffer
@@ -292,6 +291,9 @@ def main(argv: list[str] | None = None) -> None:
                     measured.append({"n": n, "b": b, "implementation": name, "us": list(result)})
     if args.rows_only:
         return
+    # Imported here: the tests import this module as ``benchmarks.sampling`` too.
+    from _common import command_line, machine_info, write_section
+
     results = {
         "machine": machine_info(),
         "command": command_line(),
@@ -306,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def markdown(results: dict[str, Any]) -> str:
     """The results page's section: PriorityBuffer's full step against cpprb's per (N, B)."""
+    from _common import machine_line
+
     times: dict[tuple[int, int, str], float] = {
         (row["n"], row["b"], row["implementation"]): row["us"][3] for row in results["rows"]
     }

@@ -11,10 +11,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_quick(*extra: str) -> subprocess.CompletedProcess[str]:
+def run_quick(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """A --quick run whose JSON and results section go under ``out``, not the repository."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    files = ["--out", str(out / "sampling.json"), "--markdown", str(out / "results.md")]
     return subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "sampling.py"), "--quick", *extra],
+        [sys.executable, str(ROOT / "benchmarks" / "sampling.py"), "--quick", *files, *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -24,8 +26,8 @@ def run_quick(*extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_sampling_benchmark_quick_run_prints_table() -> None:
-    result = run_quick()
+def test_sampling_benchmark_quick_run_prints_table(tmp_path: Path) -> None:
+    result = run_quick(tmp_path)
     assert result.returncode == 0, result.stderr
     assert (
         "| N | B | implementation | sample µs | update µs | extend µs | full step µs |"
@@ -38,13 +40,14 @@ def test_baseline_checkout_is_timed_in_the_same_table(tmp_path: Path) -> None:
     """``--baseline`` times another checkout's PriorityBuffer beside this one's (here a
     copy of the package; the run checks that it imported the copy)."""
     shutil.copytree(ROOT / "ssdkd", tmp_path / "ssdkd")
-    result = run_quick("--baseline", str(tmp_path), "--implementations", "priority-buffer")
+    baseline = ("--baseline", str(tmp_path), "--implementations", "priority-buffer")
+    result = run_quick(tmp_path, *baseline)
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if "| PriorityBuffer" in line]
     assert len(rows) == 2
-    baseline = [cell.strip() for cell in rows[1].strip("|").split("|")]
-    assert baseline[2].startswith("PriorityBuffer at ")
-    assert all(float(cell) > 0 for cell in baseline[3:])
+    cells = [cell.strip() for cell in rows[1].strip("|").split("|")]
+    assert cells[2].startswith("PriorityBuffer at ")
+    assert all(float(cell) > 0 for cell in cells[3:])
 
 
 def test_numpy_floor_draws_in_proportion_to_priority() -> None:
