@@ -1,8 +1,11 @@
-"""Shared test configuration: Hypothesis profiles, the ``cuda`` marker, torch threads."""
+"""Shared test configuration: Hypothesis profiles, the ``cuda`` marker, torch threads, and
+a check that the test run leaves the repository's files as it found them."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,3 +32,47 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip_cuda)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+_TREE_BEFORE = pytest.StashKey[str | None]()
+
+
+def _tree_state() -> str | None:
+    """The repository's changed and untracked files with their contents' hashes, or
+    ``None`` outside a git checkout."""
+    try:
+        listed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        paths = [line[3:] for line in listed.splitlines() if line[3:] and " -> " not in line]
+        hashed = subprocess.run(
+            ["git", "hash-object", "--", *[p for p in paths if (ROOT / p).is_file()]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return listed + hashed
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_TREE_BEFORE] = _tree_state()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a passing run whose tests wrote into the repository (a benchmark smoke test
+    once overwrote the committed results page and its JSON)."""
+    before = session.config.stash.get(_TREE_BEFORE, None)
+    after = _tree_state()
+    if exitstatus == 0 and before is not None and after is not None and before != after:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nThe tests changed files of the repository (git status before and after differ).")
