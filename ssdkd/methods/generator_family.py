@@ -88,7 +88,11 @@ class GeneratorFamilyFields(DistillationFields, PrioritySetFields):
     generator_width: int = 64
     """DCGAN width: the generator's convolutions have 2·width and width channels."""
     lr_g: float = 1e-3
-    """Adam learning rate of the generator (betas 0.5, 0.999), constant."""
+    """Adam learning rate of the generator (betas 0.5, 0.999)."""
+    lr_g_schedule: Literal["constant", "cosine"] = "constant"
+    """The generator's learning rate over the run: constant (DAFL, DFAD, DFQ), or annealed
+    to 0 with a cosine over its ``rounds × iterations × g_steps`` updates (ZSKT's paper,
+    which anneals the student's and the generator's together)."""
     bn_weight: float = 0.0
     """Weight of the BN-statistics loss (needs BatchNorm layers in the teacher)."""
     oh_weight: float = 0.0
@@ -140,6 +144,7 @@ class GeneratorFamilyFields(DistillationFields, PrioritySetFields):
         check_choice(self, "student_optimizer", ("sgd", "adam"))
         check_choice(self, "student_images", ("fresh", "same"))
         check_choice(self, "transfer", ("live", "buffer"))
+        check_choice(self, "lr_g_schedule", ("constant", "cosine"))
         check_non_negative(self, "gamma")
         self._check_priority_set()
         if self.refresh_policy == "lowest-phi":
@@ -239,6 +244,12 @@ class GeneratorFamily(DistillationMethod):
         self.generator_optimizer = torch.optim.Adam(
             self.generator.parameters(), lr=config.lr_g, betas=(0.5, 0.999)
         )
+        self.generator_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        if config.lr_g_schedule == "cosine":
+            self.generator_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.generator_optimizer,
+                T_max=max(1, config.rounds * config.iterations * config.g_steps),
+            )
         # Its own instance: the generator's loss needs its own fp16 gradient scale.
         self.generator_precision = Precision(self.precision.mode, self.device)
         self._last_batch: torch.Tensor | None = None
@@ -351,6 +362,8 @@ class GeneratorFamily(DistillationMethod):
                 self.generator_precision.step(
                     loss, self.generator_optimizer, parallel=self.parallel
                 )
+                if self.generator_scheduler is not None:
+                    self.generator_scheduler.step()
                 if self.transfer is not None:
                     logits = teacher_logits.detach()
                     self.transfer.admit(
@@ -409,6 +422,9 @@ class GeneratorFamily(DistillationMethod):
             "buffer": buffer,
             "generator": self.generator.state_dict(),
             "generator_optimizer": self.generator_optimizer.state_dict(),
+            "generator_scheduler": (
+                None if self.generator_scheduler is None else self.generator_scheduler.state_dict()
+            ),
             "generator_precision": self.generator_precision.state_dict(),
             "last_batch": self._last_batch,
         }
@@ -418,6 +434,8 @@ class GeneratorFamily(DistillationMethod):
             self.transfer.buffer.load_state_dict(state["buffer"])
         self.generator.load_state_dict(state["generator"])
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+        if self.generator_scheduler is not None:
+            self.generator_scheduler.load_state_dict(state["generator_scheduler"])
         self.generator_precision.load_state_dict(state["generator_precision"])
         last = state["last_batch"]
         self._last_batch = None if last is None else last.to(self.device)

@@ -28,10 +28,10 @@ class ZSKTConfig(GeneratorFamilyFields):
     80,000 iterations (80 rounds × 1,000) of one generator step and 10 student steps on
     the same 128 images, latent 100, Adam for both (student 2e-3, generator 1e-3), β 250.
 
-    Departures from the paper: the generator's learning rate is constant (the paper
-    anneals both with a cosine), gradients are not clipped (the paper: norm 5), and the
-    KL is summed over classes and averaged over the batch (the paper's code averaged over
-    batch × classes, K times smaller).
+    Both learning rates are annealed with a cosine, as in the paper. Departures from the
+    paper: gradients are not clipped (the paper: norm 5), and the KL is summed over
+    classes and averaged over the batch (the paper's code averaged over batch × classes,
+    K times smaller).
     """
 
     rounds: int = 80
@@ -41,6 +41,7 @@ class ZSKTConfig(GeneratorFamilyFields):
     kd_batch_size: int = 128
     latent_dim: int = 100
     lr_g: float = 1e-3
+    lr_g_schedule: Literal["constant", "cosine"] = "cosine"
     student_optimizer: Literal["sgd", "adam"] = "adam"
     student_lr: float = 2e-3
     student_weight_decay: float = 0.0
