@@ -38,27 +38,19 @@ ROOT = Path(__file__).resolve().parents[1]
 _TREE_BEFORE = pytest.StashKey[str | None]()
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+
+
 def _tree_state() -> str | None:
     """The repository's changed and untracked files with their contents' hashes, or
     ``None`` outside a git checkout."""
     try:
-        listed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=all"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
+        listed = _git("status", "--porcelain", "--untracked-files=all")
         paths = [line[3:] for line in listed.splitlines() if line[3:] and " -> " not in line]
-        hashed = subprocess.run(
-            ["git", "hash-object", "--", *[p for p in paths if (ROOT / p).is_file()]],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
+        hashed = _git("hash-object", "--", *[p for p in paths if (ROOT / p).is_file()])
     except (OSError, subprocess.SubprocessError):
         return None
     return listed + hashed

@@ -265,12 +265,16 @@ class NAYER(PoolMethod):
         warm = round_index < self.config.warmup_rounds
         return RoundPlan(1, 0 if warm else self.config.kd_steps)
 
-    def _new_generator(self) -> NoisyEmbeddingGenerator:
+    def _new_generator(self, seed: int | None = None) -> NoisyEmbeddingGenerator:
+        """A generator initialised from ``seed`` (default: one drawn from the synthesis
+        stream); torch's global random state is left as it was. ``_load_extra_state``
+        passes a fixed seed: the weights are then overwritten and no stream is drawn."""
         cfg = self.config
         channels, size, _ = self.image_shape
-        seed = int(
-            torch.randint(0, 2**62, (1,), generator=self.streams.synthesis, device=self.device)
-        )
+        if seed is None:
+            seed = int(
+                torch.randint(0, 2**62, (1,), generator=self.streams.synthesis, device=self.device)
+            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = NoisyEmbeddingGenerator(
@@ -367,27 +371,12 @@ class NAYER(PoolMethod):
         if state["generator"] is None:
             self.label_generator = None
         else:
-            generator = self.label_generator or self._generator_shell()
+            generator = self.label_generator or self._new_generator(seed=0)
             generator.load_state_dict(state["generator"])
             self.label_generator = generator
         self.bn_loss.load_state_dict(state["bn_loss"])
         self.bn_loss.to(self.device)
         self.synthesis_precision.load_state_dict(state["synthesis_precision"])
-
-    def _generator_shell(self) -> NoisyEmbeddingGenerator:
-        """A generator of the right shapes whose weights a checkpoint then overwrites
-        (built without drawing from the synthesis stream)."""
-        cfg = self.config
-        channels, size, _ = self.image_shape
-        with torch.random.fork_rng(devices=[]):
-            return NoisyEmbeddingGenerator(
-                self.embeddings,
-                chunks=self.batch_share // self.chunk,
-                noise_dim=cfg.noise_dim,
-                image_size=size,
-                channels=channels,
-                width=cfg.generator_width,
-            ).to(self.device)
 
 
 SPEC = MethodSpec(
