@@ -208,6 +208,8 @@ def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
         "buffer_size",
         "refresh_policy",
         "pool_size",
+        "train_images",
+        "target",
         "temperature",
         "student_lr",
     )
@@ -230,3 +232,59 @@ def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
             ]
         lines.append(f"- `{name}`: {', '.join(parts)}")
     return lines
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, Any]:
+    """Mean of ``a[s] − b[s]`` over the seeds both have, with its 95% Student-t interval.
+
+    The arms of a pair share their seeds and per-role random streams, so their difference
+    on one seed holds out the seed's own luck; the interval is that of the mean of the
+    per-seed differences (``nan`` with fewer than 2 seeds). ``wins``: seeds where a > b.
+    """
+    from scipy.stats import t
+
+    seeds = sorted(set(a) & set(b))
+    diffs = [a[s] - b[s] for s in seeds]
+    n = len(diffs)
+    mean = statistics.fmean(diffs) if diffs else math.nan
+    half = (
+        float(t.ppf(0.975, n - 1)) * statistics.stdev(diffs) / math.sqrt(n) if n >= 2 else math.nan
+    )
+    return {
+        "seeds": seeds,
+        "differences": diffs,
+        "mean": mean,
+        "low": mean - half,
+        "high": mean + half,
+        "wins": sum(d > 0 for d in diffs),
+    }
+
+
+def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) -> str:
+    """One row per (question, arm A, arm B): both medians and the paired A − B with its
+    95% interval, in points of final test accuracy."""
+    finals: dict[str, dict[int, float]] = {}
+    for run in runs:
+        finals.setdefault(run["name"], {})[run["seed"]] = float(run["history"][-1]["accuracy"])
+    lines = [
+        "| question | A | B | seeds | A median % | B median % "
+        "| A − B mean, points [95% interval] | seeds A > B |",
+        "|---|---|---|---:|---:|---:|---|---:|",
+    ]
+    for question, arm_a, arm_b in pairs:
+        a, b = finals.get(arm_a, {}), finals.get(arm_b, {})
+        pair = paired_difference(a, b)
+        n = len(pair["seeds"])
+        if n == 0:
+            continue
+        interval = (
+            f"{100 * pair['mean']:+.2f} [{100 * pair['low']:+.2f}, {100 * pair['high']:+.2f}]"
+            if n >= 2
+            else f"{100 * pair['mean']:+.2f} [–]"
+        )
+        medians = [_median([arm[s] for s in pair["seeds"]]) for arm in (a, b)]
+        lines.append(
+            f"| {question} | {arm_a} | {arm_b} | {n} | {_fmt_percent(medians[0])} "
+            f"| {_fmt_percent(medians[1])} | {interval} | {pair['wins']}/{n} |"
+        )
+    return "\n".join(lines)

@@ -14,19 +14,11 @@ import ssdkd
 from ssdkd.data import Dataset
 from ssdkd.engine.evaluation import evaluate_accuracy
 from ssdkd.engine.teacher import TEACHER_RECIPES, load_teacher, save_teacher, train_teacher
-from ssdkd.methods import MethodConfig
+from ssdkd.methods import MethodConfig, spec_of_config
 from ssdkd.models import create_model
 
 TEACHERS = {"fashion-mnist": FASHION_MNIST_TEACHER}
 """The study's default teacher per dataset."""
-LIBRARY_METHOD = {
-    "deepinversion": "deepinversion",
-    "fast-2": "fast-dfkd",
-    "fast-5": "fast-dfkd",
-    "noise-control": "noise-control",
-    "real-data": "real-data",
-}
-"""Benchmark name → ``ssdkd.distill`` method; every other name is an SSD-KD variant."""
 
 
 def get_teacher(args: argparse.Namespace, data: Dataset) -> tuple[torch.nn.Module, str]:
@@ -71,7 +63,6 @@ def _student(name: str, data: Dataset, seed: int) -> torch.nn.Module:
 
 
 def run_distill(
-    name: str,
     config: MethodConfig,
     seed: int,
     *,
@@ -79,17 +70,19 @@ def run_distill(
     args: Any,
     data: Dataset,
 ) -> tuple[list[dict[str, Any]], torch.nn.Module]:
-    """One ``ssdkd.distill`` run; returns its per-round history and final student."""
+    """One ``ssdkd.distill`` run of the method whose config ``config`` is; returns its
+    per-round history and final student."""
+    spec = spec_of_config(config)
     result = ssdkd.distill(
         teacher,
         _student(args.student, data, seed),
-        LIBRARY_METHOD.get(name, "ssd-kd"),
+        spec.name,
         num_classes=data.num_classes,
         image_shape=data.image_shape,
         normalization=(data.mean, data.std),
         config=config,
         eval_data=(data.x_test, data.y_test),
-        train_data=(data.x_train, data.y_train) if name == "real-data" else None,
+        train_data=(data.x_train, data.y_train) if spec.method_class.needs_train_data else None,
         device="cpu",
         seed=seed,
         progress=False,

@@ -17,7 +17,16 @@ Studies (``--study``), each a list of (name, seeds) pairs:
 - ``ablation``: SSD-KD's Table-4 variants (no diversity, no difficulty, no priority
   sampling, no φ) beside full SSD-KD;
 - ``buffer``: SSD-KD with buffers of 1%, 5%, 10% and 20% of the training set (Fig. 4)
-  beside the preset's own size.
+  beside the preset's own size;
+- ``regimes``: paired arms (5 seeds) where SSD-KD's modules should matter: φ on and off
+  with the published unconditional generator, priority and uniform draws from buffers of
+  1% and 2% of the training set, and the priority's form (w·KL, KL, uniform);
+- ``figure1``: the paper's Figure 1, SSD-KD with a buffer of N synthetic images against
+  the same student distilled (KL to the teacher, the same steps) on N real training
+  images, N = 1%, 5%, 10% of the training set (5 seeds).
+
+The paired studies' report adds, per pair of arms, the mean of the per-seed differences
+with its 95% Student-t interval: the arms share seeds and per-role random streams.
 
 **Resumable:** each run writes one JSON file, ``RESULTS/NAME_seedS.json``; a rerun skips
 runs whose file holds the same config and recomputes the others, so a study stopped at any
@@ -56,6 +65,7 @@ from _common import (
 from _efficiency_report import (
     load_runs,
     markdown_table,
+    paired_table,
     plot,
     schedule_lines,
     summarize,
@@ -70,6 +80,7 @@ from ssdkd.methods import (
     DeepInversionConfig,
     GeneratorFamilyFields,
     MethodConfig,
+    RealDataConfig,
     SSDKDConfig,
     config_from_dict,
     config_to_dict,
@@ -87,6 +98,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 BUFFER_SHARES = (0.01, 0.05, 0.10, 0.20)
 """Buffer sizes of the ``buffer`` study, as shares of the training set (with the preset's
 size)."""
+REGIME_SHARES = (0.01, 0.02)
+"""The small buffers of the ``regimes`` study, as shares of the training set."""
+FIGURE1_SHARES = (0.01, 0.05, 0.10)
+"""N of the ``figure1`` study, as shares of the training set."""
+STUDIES = ("main", "ablation", "buffer", "regimes", "figure1")
 PRESET_NAME = {"digits": "digits", "fashion-mnist": "fashion-mnist"}
 
 
@@ -118,6 +134,45 @@ def _shrink(config: MethodConfig) -> MethodConfig:
     return dataclasses.replace(config, rounds=3, warmup_rounds=1, kd_steps=4)
 
 
+def _buffer_run(ssd: SSDKDConfig, share: float, train_size: int) -> tuple[str, SSDKDConfig]:
+    """SSD-KD with a buffer of ``share`` of the training set (at least one synthesis batch),
+    named by its size (``ssd-kd`` at the preset's own)."""
+    size = max(ssd.synthesis_batch_size, round(share * train_size))
+    name = "ssd-kd" if size == ssd.buffer_size else f"buffer-{size}"
+    return name, dataclasses.replace(ssd, buffer_size=size)
+
+
+def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, str, str]]:
+    """(question, arm A, arm B) of every paired comparison of ``study`` (none for the
+    studies that are not paired)."""
+    ssd = _presets(dataset)["ssd-kd"]
+    assert isinstance(ssd, SSDKDConfig)
+    if study == "regimes":
+        pairs = [("unconditional generator: φ on vs off", "unconditional", "unconditional-no-phi")]
+        for share in REGIME_SHARES:
+            name, _ = _buffer_run(ssd, share, train_size)
+            question = f"{100 * share:g}% buffer: priority vs uniform draws"
+            pairs.append((question, name, f"{name}-uniform"))
+        pairs += [
+            ("priority δ = w·KL (paper) vs uniform", "ssd-kd", "no-priority"),
+            ("priority δ = KL vs uniform", "priority-kl", "no-priority"),
+            ("priority δ = KL vs w·KL", "priority-kl", "ssd-kd"),
+        ]
+    elif study == "figure1":
+        pairs = []
+        for share in FIGURE1_SHARES:
+            name, config = _buffer_run(ssd, share, train_size)
+            question = f"N = {config.buffer_size} ({100 * share:g}%): synthetic vs real"
+            pairs.append((question, name, f"real-kd-{config.buffer_size}"))
+    else:
+        return []
+    # Shares that round to the same size (a small training set) are one comparison.
+    unique: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for question, a, b in pairs:
+        unique.setdefault((a, b), (question, a, b))
+    return list(unique.values())
+
+
 def study_runs(
     dataset: str, study: str, train_size: int, quick: bool = False
 ) -> list[tuple[str, MethodConfig, list[int]]]:
@@ -146,16 +201,39 @@ def study_runs(
             (name, dataclasses.replace(ssd, **changes), three)
             for name, changes in ABLATIONS.items()
         ]
+    runs: list[tuple[str, MethodConfig, list[int]]] = []
     if study == "buffer":
-        runs: list[tuple[str, MethodConfig, list[int]]] = []
-        sizes = {
-            max(ssd.synthesis_batch_size, round(share * train_size)) for share in BUFFER_SHARES
-        }
-        for size in sorted(sizes | {ssd.buffer_size}):
-            name = "ssd-kd" if size == ssd.buffer_size else f"buffer-{size}"
-            runs.append((name, dataclasses.replace(ssd, buffer_size=size), three))
+        buffers = dict(_buffer_run(ssd, share, train_size) for share in BUFFER_SHARES)
+        buffers["ssd-kd"] = ssd
+        for name, config in sorted(buffers.items(), key=lambda item: item[1].buffer_size):
+            runs.append((name, config, three))
         return runs
-    raise ValueError(f"Expected study 'main', 'ablation' or 'buffer', got {study!r}")
+    if study == "regimes":
+        unconditional = dataclasses.replace(ssd, conditional_generator=False)
+        runs = [
+            ("unconditional", unconditional, five),
+            ("unconditional-no-phi", dataclasses.replace(unconditional, use_phi=False), five),
+        ]
+        for share in REGIME_SHARES:
+            name, config = _buffer_run(ssd, share, train_size)
+            uniform = dataclasses.replace(config, **ABLATIONS["no-priority"])
+            runs += [(name, config, five), (f"{name}-uniform", uniform, five)]
+        runs = list({name: (name, config, seeds) for name, config, seeds in runs}.values())
+        return [
+            *runs,
+            ("ssd-kd", ssd, five),
+            ("no-priority", dataclasses.replace(ssd, **ABLATIONS["no-priority"]), five),
+            ("priority-kl", dataclasses.replace(ssd, priority_form="kl"), five),
+        ]
+    if study == "figure1":
+        for share in FIGURE1_SHARES:
+            name, config = _buffer_run(ssd, share, train_size)
+            real = dataclasses.replace(
+                real_data_for(ssd), target="teacher", train_images=config.buffer_size
+            )
+            runs += [(name, config, five), (f"real-kd-{config.buffer_size}", real, five)]
+        return list({name: (name, config, seeds) for name, config, seeds in runs}.values())
+    raise ValueError(f"Expected study to be one of {STUDIES}, got {study!r}")
 
 
 # ---------------------------------------------------------------- running
@@ -227,10 +305,11 @@ def run_study(args: argparse.Namespace) -> None:
         if path.exists() and _is_current(json.loads(path.read_text()), recorded, header):
             continue
         start = time.perf_counter()
-        history, student = run_distill(name, config, seed, teacher=teacher, args=args, data=data)
+        history, student = run_distill(config, seed, teacher=teacher, args=args, data=data)
         wall = time.perf_counter() - start
-        # real-data trains on the validation images: not measured there.
-        validation = None if name == "real-data" else validation_accuracy(student, data)
+        # The real-data runs may train on the validation images: not measured there.
+        on_real = isinstance(config, RealDataConfig)
+        validation = None if on_real else validation_accuracy(student, data)
         run = {
             "name": name,
             "seed": seed,
@@ -245,8 +324,8 @@ def run_study(args: argparse.Namespace) -> None:
             "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "history": history,
         }
-        if name == "real-data":
-            run["train_images"] = int(data.x_train.shape[0])
+        if on_real:
+            run["train_images"] = config.train_images or int(data.x_train.shape[0])
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(run) + "\n")
         os.replace(tmp, path)
@@ -272,7 +351,7 @@ def report(args: argparse.Namespace) -> None:
     header = json.loads((results / "study.json").read_text())
     plans = {
         study: study_runs(args.dataset, study, header["train_size"], header["quick"])
-        for study in ("main", "ablation", "buffer")
+        for study in STUDIES
     }
     recorded = {name: config_to_dict(config) for plan in plans.values() for name, config, _ in plan}
     # Only runs of the planned configs from the study's teacher count; files left by an
@@ -327,6 +406,11 @@ def report(args: argparse.Namespace) -> None:
             "",
             markdown_table(summary, names),
             "",
+            *(
+                [paired_table(done, pairs), ""]
+                if (pairs := study_pairs(args.dataset, study, header["train_size"]))
+                else []
+            ),
             '??? info "Schedules"',
             "",
             *(f"    {line}" for line in schedule_lines(done, names)),
@@ -357,9 +441,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "one trained once into --cache-dir",
     )
     parser.add_argument("--student", default="tiny_cnn", help="student architecture")
-    parser.add_argument(
-        "--study", nargs="+", choices=("main", "ablation", "buffer"), default=["main"]
-    )
+    parser.add_argument("--study", nargs="+", choices=STUDIES, default=["main"])
     parser.add_argument(
         "--runs",
         nargs="+",

@@ -137,8 +137,9 @@ class DistillationMethod(ABC):
     config_class: ClassVar[type[DistillationFields]]
     """The one config class this method takes (not a subclass, not another method's)."""
     needs_batchnorm: ClassVar[bool] = True
-    learns_from_teacher: ClassVar[bool] = True
-    """Whether the student step's reference is the teacher's logits (otherwise: labels)."""
+    learns_from_teacher: bool = True
+    """Whether the student step's reference is the teacher's logits (otherwise: labels); a
+    method may decide it from its config before calling ``__init__``."""
     needs_train_data: ClassVar[bool] = False
     """Whether the method takes real training data (``train_data=``); only the real-data
     bound does."""

@@ -260,3 +260,64 @@ def test_equivalence_compares_final_students_of_two_runs(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "fast-dfkd: identical final student" in result.stdout
     assert page.read_text().count("| yes |") == 2
+
+
+def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_only():
+    """The paired studies' plans (benchmarks/efficiency.py): each pair names two runs of
+    the study, and on Fashion-MNIST's sizes their configs differ only where the question
+    says."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import efficiency
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from ssdkd.methods import config_to_dict
+
+    expected = {
+        "unconditional generator: φ on vs off": {"use_phi"},
+        "1% buffer: priority vs uniform draws": {"priority_sampling"},
+        "2% buffer: priority vs uniform draws": {"priority_sampling"},
+        "priority δ = w·KL (paper) vs uniform": {"priority_sampling"},
+        "priority δ = KL vs uniform": {"priority_sampling", "priority_form"},
+        "priority δ = KL vs w·KL": {"priority_form"},
+    }
+    for study in ("regimes", "figure1"):
+        runs = efficiency.study_runs("fashion-mnist", study, 60000)
+        configs = {name: config_to_dict(config) for name, config, _ in runs}
+        assert len(configs) == len(runs)  # names unique
+        assert all(len(seeds) == 5 for _, _, seeds in runs)
+        pairs = efficiency.study_pairs("fashion-mnist", study, 60000)
+        assert len(pairs) == (6 if study == "regimes" else 3)
+        for question, a, b in pairs:
+            if study == "regimes":
+                differ = {k for k in configs[a] if configs[a][k] != configs[b][k]}
+                assert differ == expected[question], question
+            else:
+                # The same student budget on N synthetic against N real images.
+                size = configs[a]["buffer_size"]
+                assert configs[b]["train_images"] == size
+                assert configs[b]["target"] == "teacher"
+                for key in ("kd_steps", "kd_batch_size", "temperature", "student_lr"):
+                    assert configs[a][key] == configs[b][key], key
+                steps = configs[a]["rounds"] - configs[a]["warmup_rounds"]
+                assert configs[b]["rounds"] == steps
+    sizes = [a for _, a, _ in efficiency.study_pairs("fashion-mnist", "figure1", 60000)]
+    assert sizes == ["buffer-600", "buffer-3000", "buffer-6000"]
+
+
+@pytest.mark.slow
+def test_efficiency_figure1_runs_the_real_images_arm_on_a_subset(
+    tmp_path: Path, digits_teacher: Path
+) -> None:
+    results = tmp_path / "runs"
+    args = ["--dataset", "digits", "--teacher", str(digits_teacher), "--quick"]
+    args += ["--results", str(results), "--figures", str(tmp_path / "figures")]
+    args += ["--markdown", str(tmp_path / "bench.md"), "--study", "figure1"]
+    result = _run("efficiency.py", *args)
+    assert result.returncode == 0, result.stderr
+    [real] = [json.loads(path.read_text()) for path in results.glob("real-kd-*_seed0.json")]
+    size = real["config"]["train_images"]
+    assert real["train_images"] == size == real["config"]["train_images"]
+    assert real["validation_accuracy"] is None  # it may have trained on them
+    text = (tmp_path / "bench.md").read_text()
+    assert f"| N = {size} (1%): synthetic vs real | buffer-{size} | real-kd-{size} | 1 |" in text

@@ -687,3 +687,62 @@ def test_fp16_on_the_cpu_warns_that_it_is_slow(tiny_ssdkd_config) -> None:
 
     with pytest.warns(SlowPrecisionWarning, match="'bf16' is the reduced precision"):
         build(SSDKD, tiny_ssdkd_config, precision="fp16")
+
+
+def _agreement(method: RealData, images: torch.Tensor, reference: torch.Tensor) -> float:
+    with torch.no_grad():
+        method.student.eval()
+        predictions = method.student(method.model_input(images)).argmax(1)
+    return float((predictions == reference).float().mean())
+
+
+def test_the_real_data_student_follows_the_teacher_not_the_labels_with_target_teacher():
+    """``target="teacher"``: distillation on real images (KL to the teacher), the labels
+    unused: with labels that contradict the teacher, the student learns the teacher."""
+    config = dataclasses.replace(
+        real_data_for(TINY_SSDKD),
+        kd_augment=False,
+        student_lr=0.1,
+        kd_steps=300,
+        rounds=1,
+        target="teacher",
+    )
+    images, _ = _separable(256, 0)
+    teacher = make_teacher()
+    with torch.no_grad():
+        teacher.eval()
+        teacher_classes = teacher(build(RealData, config).model_input(images)).argmax(1)
+    wrong = (teacher_classes + 1) % NUM_CLASSES  # never the teacher's class
+    method = build(RealData, config, train_data=(images, wrong))
+    assert "kl" in method.distill_step()
+    for _ in range(config.kd_steps - 1):
+        method.distill_step()
+    assert _agreement(method, images, teacher_classes) > 0.8
+    assert _agreement(method, images, wrong) < 0.2
+
+
+def test_the_real_data_subset_is_fixed_by_the_seed_and_drawn_from_only():
+    """``train_images=N``: the student learns from N images, the same N for a seed."""
+    config = dataclasses.replace(real_data_for(TINY_SSDKD), train_images=10)
+    data = _separable(64, 0)
+    first, again, other = (
+        build(RealData, config, seed=seed, train_data=data) for seed in (3, 3, 4)
+    )
+    assert first.images.shape[0] == 10
+    assert torch.equal(first.images, again.images)
+    assert torch.equal(first.labels, again.labels)
+    assert not torch.equal(first.images, other.images)
+    # Each subset image is one of the given images, with its own label.
+    matches = (first.images.flatten(1)[:, None] == data[0].flatten(1)[None]).all(2)
+    assert bool(matches.any(1).all())
+    assert torch.equal(first.labels, data[1][matches.float().argmax(1)])
+
+
+def test_a_real_data_subset_larger_than_the_data_is_refused_naming_it():
+    config = dataclasses.replace(real_data_for(TINY_SSDKD), train_images=65)
+    with pytest.raises(ValueError, match=r"`train_images` <= the 64 training images.*got 65"):
+        build(RealData, config, train_data=_separable(64, 0))
+    with pytest.raises(ValueError, match="target"):
+        dataclasses.replace(real_data_for(TINY_SSDKD), target="logits")
+    with pytest.raises(ValueError, match="train_images"):
+        dataclasses.replace(real_data_for(TINY_SSDKD), train_images=-1)

@@ -1,0 +1,54 @@
+"""The paired difference of two arms of a study (benchmarks/_efficiency_report.py)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from _efficiency_report import paired_difference, paired_table
+
+accuracies = st.lists(st.floats(0.0, 1.0), min_size=2, max_size=8)
+
+
+@given(accuracies, st.floats(-0.2, 0.2))
+def test_an_arm_shifted_by_a_constant_differs_by_it_with_no_spread(values, shift):
+    a = {seed: value + shift for seed, value in enumerate(values)}
+    b = dict(enumerate(values))
+    pair = paired_difference(a, b)
+    assert pair["mean"] == pytest.approx(shift, abs=1e-9)
+    assert pair["high"] - pair["low"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_interval_is_the_paired_t_interval_over_the_common_seeds():
+    a = {0: 0.84, 1: 0.82, 2: 0.85, 3: 0.83, 9: 0.5}
+    b = {0: 0.83, 1: 0.83, 2: 0.82, 3: 0.82, 7: 0.9}
+    pair = paired_difference(a, b)
+    diffs = [0.01, -0.01, 0.03, 0.01]
+    mean = sum(diffs) / 4
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 3)
+    half = 3.182446305284263 * sd / 2  # t(0.975, 3) · sd / √4
+    assert pair["seeds"] == [0, 1, 2, 3]
+    assert (pair["mean"], pair["low"], pair["high"]) == pytest.approx(
+        (mean, mean - half, mean + half)
+    )
+    assert pair["wins"] == 3
+
+
+def test_a_pair_with_one_common_seed_has_no_interval_and_the_table_says_so():
+    pair = paired_difference({0: 0.8}, {0: 0.7, 1: 0.6})
+    assert pair["mean"] == pytest.approx(0.1)
+    assert math.isnan(pair["low"])
+    assert math.isnan(pair["high"])
+    runs = [
+        {"name": name, "seed": 0, "history": [{"accuracy": acc}]}
+        for name, acc in (("x", 0.8), ("y", 0.7))
+    ]
+    table = paired_table(runs, [("x or y", "x", "y"), ("absent", "x", "z")])
+    assert "| x or y | x | y | 1 | 80.00 | 70.00 | +10.00 [–] | 1/1 |" in table
+    assert "absent" not in table
