@@ -48,7 +48,7 @@ def test_train_teacher_on_digits_reaches_95_percent(
         ["frobnicate"],
         ["train-teacher"],
         ["train-teacher", "--model", "resnet50", "--dataset", "digits", "--out", "x.pt"],
-        ["train-teacher", "--model", "small_cnn", "--dataset", "mnist", "--out", "x.pt"],
+        ["train-teacher", "--model", "small_cnn", "--dataset", "kmnist", "--out", "x.pt"],
         [
             "train-teacher",
             "--model",

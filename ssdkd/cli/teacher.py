@@ -45,7 +45,7 @@ def _add_train_teacher(subparsers: Subparsers) -> None:
         default=None,
         metavar="DIR",
         help="dataset directory (default: fashion-mnist: /usr/share/datasets/fashion-mnist; "
-        "cifar10/cifar100: required; digits: unused, it ships with scikit-learn)",
+        "mnist, cifar10, cifar100: required; digits: unused, it ships with scikit-learn)",
     )
     parser.add_argument("--out", required=True, metavar="PATH", help="checkpoint file to write")
     parser.add_argument(

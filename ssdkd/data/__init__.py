@@ -9,7 +9,7 @@ training split's per-channel mean/std. Missing files raise :class:`DatasetNotFou
 from ssdkd.data.base import Dataset, DatasetFormatError, DatasetNotFoundError, channel_stats
 from ssdkd.data.cifar import load_cifar, read_cifar_batch
 from ssdkd.data.digits import load_digits, stratified_split
-from ssdkd.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, read_idx
+from ssdkd.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist, read_idx
 from ssdkd.data.registry import DATASETS, load_dataset
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",
+    "load_mnist",
     "read_cifar_batch",
     "read_idx",
     "stratified_split",

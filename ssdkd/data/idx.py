@@ -1,4 +1,4 @@
-"""IDX files (the MNIST / Fashion-MNIST format) and the Fashion-MNIST loader."""
+"""IDX files (the MNIST / Fashion-MNIST format) and the MNIST and Fashion-MNIST loaders."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ssdkd.data.base import (
     from_uint8,
 )
 
-__all__ = ["FASHION_MNIST_DIR", "load_fashion_mnist", "read_idx"]
+__all__ = ["FASHION_MNIST_DIR", "load_fashion_mnist", "load_mnist", "read_idx"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 """Where the Debian package ``dataset-fashion-mnist`` installs the files."""
@@ -34,7 +34,7 @@ _IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x0E: np.dtype(">f8"),
 }
 
-_FASHION_FILES = {
+_IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
@@ -108,16 +108,22 @@ def _find(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def _missing_message(directory: Path, missing: list[str]) -> str:
-    hint = (
-        "install the Debian package: `sudo apt-get update && sudo apt-get install -y "
-        "dataset-fashion-mnist` (files go to /usr/share/datasets/fashion-mnist)"
-        if directory == FASHION_MNIST_DIR
-        else "pass a directory holding the four Fashion-MNIST IDX files (raw or .gz), or "
-        "omit it to use the Debian package `dataset-fashion-mnist` "
-        "(`sudo apt-get install -y dataset-fashion-mnist`)"
-    )
-    return f"Fashion-MNIST not found in {str(directory)!r}: missing {', '.join(missing)}; {hint}"
+def _missing_message(name: str, directory: Path, missing: list[str]) -> str:
+    if name == "mnist":
+        hint = "pass the directory holding the four MNIST IDX files (raw or .gz) as `data_dir`"
+    elif directory == FASHION_MNIST_DIR:
+        hint = (
+            "install the Debian package: `sudo apt-get update && sudo apt-get install -y "
+            "dataset-fashion-mnist` (files go to /usr/share/datasets/fashion-mnist)"
+        )
+    else:
+        hint = (
+            "pass a directory holding the four Fashion-MNIST IDX files (raw or .gz), or "
+            "omit it to use the Debian package `dataset-fashion-mnist` "
+            "(`sudo apt-get install -y dataset-fashion-mnist`)"
+        )
+    title = "MNIST" if name == "mnist" else "Fashion-MNIST"
+    return f"{title} not found in {str(directory)!r}: missing {', '.join(missing)}; {hint}"
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Dataset:
@@ -134,12 +140,37 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Datase
         DatasetFormatError: A file is corrupt, or images and labels disagree.
     """
     directory = FASHION_MNIST_DIR if data_dir is None else Path(data_dir)
-    found = {stem: _find(directory, stem) for pair in _FASHION_FILES.values() for stem in pair}
+    return _load_idx_dataset("fashion-mnist", directory)
+
+
+def load_mnist(data_dir: str | os.PathLike[str] | None) -> Dataset:
+    """MNIST (60,000 / 10,000 images ``(1, 28, 28)``, 10 classes) from IDX files.
+
+    Args:
+        data_dir: Directory holding the four MNIST IDX files, with the same names as
+            Fashion-MNIST's (:func:`load_fashion_mnist`). There is no default: no package
+            of the operating system ships MNIST.
+
+    Raises:
+        DatasetNotFoundError: No ``data_dir``, or a file is missing.
+        DatasetFormatError: A file is corrupt, or images and labels disagree.
+    """
+    if data_dir is None:
+        raise DatasetNotFoundError(
+            "MNIST has no default location: pass the directory holding its four IDX files "
+            "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+            "t10k-labels-idx1-ubyte; raw or .gz) as `data_dir` (`--data-dir`)"
+        )
+    return _load_idx_dataset("mnist", Path(data_dir))
+
+
+def _load_idx_dataset(name: str, directory: Path) -> Dataset:
+    found = {stem: _find(directory, stem) for pair in _IDX_FILES.values() for stem in pair}
     missing = [stem + "[.gz]" for stem, path in found.items() if path is None]
     if missing:
-        raise DatasetNotFoundError(_missing_message(directory, missing))
+        raise DatasetNotFoundError(_missing_message(name, directory, missing))
     splits = {}
-    for split, (image_stem, label_stem) in _FASHION_FILES.items():
+    for split, (image_stem, label_stem) in _IDX_FILES.items():
         image_file, label_file = found[image_stem], found[label_stem]
         assert image_file is not None
         assert label_file is not None
@@ -163,4 +194,4 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Datase
             torch.from_numpy(labels.astype(np.int64)),
         )
     mean, std = channel_stats(splits["train"][0])
-    return Dataset("fashion-mnist", *splits["train"], *splits["test"], 10, mean, std)
+    return Dataset(name, *splits["train"], *splits["test"], 10, mean, std)

@@ -7,11 +7,11 @@ import os
 from ssdkd.data.base import Dataset
 from ssdkd.data.cifar import load_cifar
 from ssdkd.data.digits import load_digits
-from ssdkd.data.idx import load_fashion_mnist
+from ssdkd.data.idx import load_fashion_mnist, load_mnist
 
 __all__ = ["DATASETS", "load_dataset"]
 
-DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "cifar10", "cifar100")
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100")
 """Names accepted by :func:`load_dataset`."""
 
 
@@ -20,6 +20,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
 
     - ``"digits"``: scikit-learn's 8×8 digits (needs scikit-learn; ``data_dir`` unused),
       a fixed stratified 70 / 30 split.
+    - ``"mnist"``: IDX files from ``data_dir`` (required); the official 10,000 test images
+      are held out.
     - ``"fashion-mnist"``: IDX files from ``data_dir`` or the Debian package directory
       ``/usr/share/datasets/fashion-mnist``; the official 10,000 test images are held out.
     - ``"cifar10"`` / ``"cifar100"``: the "python version" batches in ``data_dir``.
@@ -40,6 +42,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
     """
     if name == "digits":
         return load_digits()
+    if name == "mnist":
+        return load_mnist(data_dir)
     if name == "fashion-mnist":
         return load_fashion_mnist(data_dir)
     if name in ("cifar10", "cifar100"):

@@ -68,6 +68,7 @@ _CIFAR_RECIPE = TeacherRecipe(
 TEACHER_RECIPES: dict[str, TeacherRecipe] = {
     # Digits are not mirror-symmetric: shift by one pixel only, never flip.
     "digits": TeacherRecipe(epochs=40, lr=0.05, batch_size=32, weight_decay=5e-4, crop_padding=1),
+    "mnist": TeacherRecipe(epochs=10, lr=0.05, batch_size=128, weight_decay=5e-4, crop_padding=2),
     "fashion-mnist": TeacherRecipe(
         epochs=10, lr=0.05, batch_size=128, weight_decay=5e-4, crop_padding=2, flip=True
     ),
@@ -77,7 +78,8 @@ TEACHER_RECIPES: dict[str, TeacherRecipe] = {
 """Recipe per dataset name of :data:`ssdkd.data.DATASETS` (CIFAR-10 and -100 share one).
 
 The digits and Fashion-MNIST recipes are ssdkd's, sized for ``small_cnn`` on a few CPU
-cores (docs/recipes/teachers.md has measured accuracies and times); the CIFAR recipe is
+cores (docs/recipes/teachers.md has measured accuracies and times); MNIST's is
+Fashion-MNIST's without flips (digits are not mirror-symmetric); the CIFAR recipe is
 the usual 200-epoch SGD schedule used for the papers' teachers.
 """
 

@@ -321,3 +321,38 @@ def test_efficiency_figure1_runs_the_real_images_arm_on_a_subset(
     assert real["validation_accuracy"] is None  # it may have trained on them
     text = (tmp_path / "bench.md").read_text()
     assert f"| N = {size} (1%): synthetic vs real | buffer-{size} | real-kd-{size} | 1 |" in text
+
+
+def test_mnist_benchmark_writes_the_wheels_pickle_as_idx_files_ssdkd_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """benchmarks/mnist_lenet.py: the pickle's pixels v/256 come back as v/255 floats, its
+    training and validation images form the training split in their order."""
+    import gzip
+    import pickle
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import mnist_lenet
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        pixels = rng.integers(0, 256, (n, 784)).astype(np.float32) / 256.0
+        return pixels, rng.integers(0, 10, n)
+
+    splits = (split(6), split(4), split(5))
+    fake = tmp_path / "mnist.pkl.gz"
+    with gzip.open(fake, "wb") as handle:
+        pickle.dump(splits, handle)
+    monkeypatch.setattr(mnist_lenet, "mnist_pickle", lambda: fake)
+    mnist_lenet.write_idx_files(tmp_path / "idx")
+    data = load_dataset("mnist", tmp_path / "idx")
+    train_pixels = np.concatenate([splits[0][0], splits[1][0]]) * 256.0 / 255.0
+    assert np.allclose(data.x_train.flatten(1).numpy(), train_pixels, atol=1e-6)
+    assert data.y_train.tolist() == [*splits[0][1], *splits[1][1]]
+    assert data.y_test.tolist() == list(splits[2][1])
+    assert data.x_test.shape == (5, 1, 28, 28)

@@ -76,8 +76,8 @@ def test_missing_scikit_learn_gives_the_pip_command(monkeypatch: pytest.MonkeyPa
 
 
 def test_unknown_dataset_lists_known_ones() -> None:
-    with pytest.raises(ValueError, match="digits, fashion-mnist, cifar10, cifar100"):
-        load_dataset("mnist")
+    with pytest.raises(ValueError, match="digits, mnist, fashion-mnist, cifar10, cifar100"):
+        load_dataset("kmnist")
 
 
 def test_dataset_record_validates_and_is_frozen() -> None:

@@ -145,3 +145,25 @@ def test_installed_fashion_mnist_has_the_official_counts() -> None:
     assert data.x_train.shape == (60000, 1, 28, 28)
     assert data.x_test.shape == (10000, 1, 28, 28)
     assert torch.bincount(data.y_test).tolist() == [1000] * 10
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_load_mnist_reads_the_same_idx_files_from_its_directory(
+    tmp_path: Path, compress: bool
+) -> None:
+    write_fashion(tmp_path, compress)
+    data = load_dataset("mnist", tmp_path)
+    assert data.name == "mnist"
+    assert data.x_train.shape == (12, 1, 28, 28)
+    assert data.x_test.shape == (5, 1, 28, 28)
+    assert torch.equal(data.x_train, load_dataset("fashion-mnist", tmp_path).x_train)
+
+
+def test_mnist_without_a_directory_or_a_file_says_what_it_needs(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="MNIST has no default location"):
+        load_dataset("mnist")
+    write_fashion(tmp_path, False)
+    (tmp_path / "train-images-idx3-ubyte").unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"MNIST not found.*train-images") as info:
+        load_dataset("mnist", tmp_path)
+    assert "apt-get" not in str(info.value)  # no package ships MNIST
