@@ -293,6 +293,8 @@ def run_study(args: argparse.Namespace) -> None:
             known = sorted({name for name, _, _ in todo})
             raise SystemExit(f"--runs: {unknown} not in the chosen studies' runs {known}")
         todo = [item for item in todo if item[0] in args.runs]
+    if args.seeds is not None:
+        todo = [item for item in todo if item[2] in args.seeds]
     # Seeds outermost: a study stopped early holds every name for its first seeds.
     todo.sort(key=lambda item: item[2])
     seen: set[tuple[str, int]] = set()
@@ -372,6 +374,9 @@ def report(args: argparse.Namespace) -> None:
         names = [name for name, _, _ in planned]
         expected = sum(len(seeds) for _, _, seeds in planned)
         done = [r for r in runs if r["name"] in names]
+        if not done:
+            print(f"{study}: no current run files yet, no section written")
+            continue
         # Only this study's files: a section names its own runs, not the other studies'.
         outdated = sorted(
             f"{r['name']}_seed{r['seed']}"
@@ -449,6 +454,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME",
         help="run only these names of the chosen studies (e.g. ssd-kd fast-2), seed by seed; "
         "the report still covers every run",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="run only these seeds of the chosen runs; the report still covers every run",
     )
     parser.add_argument("--quick", action="store_true", help="tiny budget, one seed (smoke test)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
