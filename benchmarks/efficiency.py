@@ -11,7 +11,8 @@ the test set) and medians over seeds.
 
 Studies (``--study``), each a list of (name, seeds) pairs:
 
-- ``main``: DeepInversion, Fast-2, Fast-5, SSD-KD, the noise control (SSD-KD's KD budget on
+- ``main``: DeepInversion, Fast-2, Fast-5, SSD-KD, the generator family, CMI and NAYER
+  (those with a preset for the dataset), the noise control (SSD-KD's KD budget on
   uniform noise) and ``real-data`` (the student trained with cross-entropy on the real
   training set with SSD-KD's step budget: the upper bound);
 - ``ablation``: SSD-KD's Table-4 variants (no diversity, no difficulty, no priority
@@ -23,7 +24,9 @@ Studies (``--study``), each a list of (name, seeds) pairs:
   1% and 2% of the training set, and the priority's form (w·KL, KL, uniform);
 - ``figure1``: the paper's Figure 1, SSD-KD with a buffer of N synthetic images against
   the same student distilled (KL to the teacher, the same steps) on N real training
-  images, N = 1%, 5%, 10% of the training set (5 seeds).
+  images, N = 1%, 5%, 10% of the training set (5 seeds);
+- ``embeddings``: NAYER with label embeddings from a text encoder (``TEXT_EMBEDDINGS``)
+  against its fallback, random orthonormal codes (3 seeds).
 
 The paired studies' report adds, per pair of arms, the mean of the per-seed differences
 with its 95% Student-t interval: the arms share seeds and per-role random streams.
@@ -77,9 +80,11 @@ from ssdkd.engine.checkpoint import module_fingerprint
 from ssdkd.engine.evaluation import evaluate_accuracy
 from ssdkd.methods import (
     PRESETS,
+    CMIConfig,
     DeepInversionConfig,
     GeneratorFamilyFields,
     MethodConfig,
+    NAYERConfig,
     RealDataConfig,
     SSDKDConfig,
     config_from_dict,
@@ -102,12 +107,17 @@ REGIME_SHARES = (0.01, 0.02)
 """The small buffers of the ``regimes`` study, as shares of the training set."""
 FIGURE1_SHARES = (0.01, 0.05, 0.10)
 """N of the ``figure1`` study, as shares of the training set."""
-STUDIES = ("main", "ablation", "buffer", "regimes", "figure1")
+STUDIES = ("main", "ablation", "buffer", "regimes", "figure1", "embeddings")
 PRESET_NAME = {"digits": "digits", "fashion-mnist": "fashion-mnist"}
 
 
 GENERATOR_FAMILY = ("dafl", "dfad", "zskt", "dfq")
 """The generator-family methods the main study runs where they have the dataset's preset."""
+INVERSION_FAMILY = ("cmi", "nayer")
+"""CMI and NAYER, which the main study runs where they have the dataset's preset."""
+TEXT_EMBEDDINGS = {"fashion-mnist": "benchmarks/embeddings/fashion-mnist_all-MiniLM-L6-v2.pt"}
+"""NAYER's label embeddings from a text encoder (``benchmarks/label_embeddings.py``), by
+dataset; relative to the repository root, where the benchmarks run."""
 
 
 def _presets(dataset: str) -> dict[str, MethodConfig]:
@@ -120,7 +130,11 @@ def _presets(dataset: str) -> dict[str, MethodConfig]:
         "ssd-kd": PRESETS["ssd-kd"][preset],
     }
     presets.update(
-        {name: PRESETS[name][preset] for name in GENERATOR_FAMILY if preset in PRESETS[name]}
+        {
+            name: PRESETS[name][preset]
+            for name in GENERATOR_FAMILY + INVERSION_FAMILY
+            if preset in PRESETS[name]
+        }
     )
     return presets
 
@@ -131,6 +145,8 @@ def _shrink(config: MethodConfig) -> MethodConfig:
         return dataclasses.replace(config, rounds=2, kd_steps=4, iterations=4)
     if isinstance(config, GeneratorFamilyFields):
         return dataclasses.replace(config, rounds=2, warmup_rounds=0, kd_steps=2, iterations=2)
+    if isinstance(config, CMIConfig | NAYERConfig):
+        return dataclasses.replace(config, rounds=3, warmup_rounds=1, kd_steps=4, g_steps=2)
     return dataclasses.replace(config, rounds=3, warmup_rounds=1, kd_steps=4)
 
 
@@ -158,6 +174,8 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
             ("priority δ = KL vs uniform", "priority-kl", "no-priority"),
             ("priority δ = KL vs w·KL", "priority-kl", "ssd-kd"),
         ]
+    elif study == "embeddings":
+        pairs = [("NAYER: text embeddings vs random codes", "nayer-text", "nayer")]
     elif study == "figure1":
         pairs = []
         for share in FIGURE1_SHARES:
@@ -192,7 +210,11 @@ def study_runs(
             ("fast-2", presets["fast-2"], five),
             ("fast-5", presets["fast-5"], three),
             ("deepinversion", presets["deepinversion"], three),
-            *((name, presets[name], three) for name in GENERATOR_FAMILY if name in presets),
+            *(
+                (name, presets[name], three)
+                for name in GENERATOR_FAMILY + INVERSION_FAMILY
+                if name in presets
+            ),
             ("noise-control", noise, three),
             ("real-data", real_data_for(ssd), three),
         ]
@@ -233,6 +255,12 @@ def study_runs(
             )
             runs += [(name, config, five), (f"real-kd-{config.buffer_size}", real, five)]
         return list({name: (name, config, seeds) for name, config, seeds in runs}.values())
+    if study == "embeddings":
+        nayer, path = presets.get("nayer"), TEXT_EMBEDDINGS.get(dataset)
+        if not isinstance(nayer, NAYERConfig) or path is None:
+            return []
+        text = dataclasses.replace(nayer, embeddings_file=path)
+        return [("nayer", nayer, three), ("nayer-text", text, three)]
     raise ValueError(f"Expected study to be one of {STUDIES}, got {study!r}")
 
 

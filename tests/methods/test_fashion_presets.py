@@ -12,9 +12,11 @@ from ssdkd.methods import (
     DEEPINVERSION_FASHION_MNIST,
     FAST2_FASHION_MNIST,
     FAST5_FASHION_MNIST,
+    NAYER_FASHION_MNIST,
     PRESETS,
     SSDKD_FASHION_MNIST,
     DeepInversionConfig,
+    NAYERConfig,
     SSDKDConfig,
     apply_overrides,
 )
@@ -49,6 +51,9 @@ def _short(config):  # type: ignore[no-untyped-def]
     changes["synthesis_batch_size"] = 16
     if isinstance(config, SSDKDConfig):
         changes["buffer_size"] = 16  # the first round fills it, the second refreshes it
+    if isinstance(config, NAYERConfig):
+        # Loops of two images of each class, fewer generator steps.
+        changes |= {"synthesis_batch_size": 20, "g_steps": 2, "warmup_loops": 1}
     return dataclasses.replace(config, **changes)
 
 
@@ -57,6 +62,7 @@ def test_presets_are_registered_for_the_cli() -> None:
     assert PRESETS["fast-dfkd"]["fashion-mnist"] is FAST2_FASHION_MNIST
     assert PRESETS["fast-dfkd"]["fast-5-fashion-mnist"] is FAST5_FASHION_MNIST
     assert PRESETS["deepinversion"]["fashion-mnist"] is DEEPINVERSION_FASHION_MNIST
+    assert PRESETS["nayer"]["fashion-mnist"] is NAYER_FASHION_MNIST
 
 
 def test_ssdkd_preset_fills_and_refreshes_its_buffer() -> None:
@@ -106,8 +112,9 @@ def test_cli_style_overrides_apply_to_a_preset() -> None:
         ("fast-dfkd", FAST2_FASHION_MNIST),
         ("fast-dfkd", FAST5_FASHION_MNIST),
         ("deepinversion", DEEPINVERSION_FASHION_MNIST),
+        ("nayer", NAYER_FASHION_MNIST),
     ],
-    ids=["ssd-kd", "fast-2", "fast-5", "deepinversion"],
+    ids=["ssd-kd", "fast-2", "fast-5", "deepinversion", "nayer"],
 )
 def test_each_preset_runs_at_28x28_and_records_its_diagnostics(method, config) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(1)
