@@ -288,3 +288,26 @@ def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) 
             f"| {_fmt_percent(medians[1])} | {interval} | {pair['wins']}/{n} |"
         )
     return "\n".join(lines)
+
+
+CONTROLS = ("real-data", "noise-control")
+"""The runs that are not data-free methods (the bound and the floor)."""
+
+
+def ranking_line(summary: dict[str, Any], names: list[str]) -> str:
+    """The data-free runs of ``names`` ranked by median final accuracy, and SSD-KD's
+    place among them, in one sentence."""
+    entries = [
+        (name, summary["methods"][name]["final_accuracy_median"])
+        for name in names
+        if name in summary["methods"] and name not in CONTROLS
+    ]
+    if not entries:
+        return ""
+    entries.sort(key=lambda item: -item[1])
+    order = ", ".join(f"{name} {100 * acc:.2f}%" for name, acc in entries)
+    line = f"Data-free methods by median final accuracy: {order}."
+    place = [name for name, _ in entries].index("ssd-kd") + 1 if "ssd-kd" in dict(entries) else 0
+    if place:
+        line += f" SSD-KD ranks {place} of {len(entries)}."
+    return line

@@ -70,6 +70,7 @@ from _efficiency_report import (
     markdown_table,
     paired_table,
     plot,
+    ranking_line,
     schedule_lines,
     summarize,
 )
@@ -439,6 +440,7 @@ def report(args: argparse.Namespace) -> None:
             "",
             markdown_table(summary, names),
             "",
+            *([ranking_line(summary, names), ""] if study == "main" else []),
             *(
                 [paired_table(done, pairs), ""]
                 if (pairs := study_pairs(args.dataset, study, header["train_size"]))

@@ -1,4 +1,5 @@
-"""The paired difference of two arms of a study (benchmarks/_efficiency_report.py)."""
+"""The paired difference of two arms of a study and the ranking line of the main study
+(benchmarks/_efficiency_report.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _efficiency_report import paired_difference, paired_table
+from _efficiency_report import paired_difference, paired_table, ranking_line
 
 accuracies = st.lists(st.floats(0.0, 1.0), min_size=2, max_size=8)
 
@@ -52,3 +53,17 @@ def test_a_pair_with_one_common_seed_has_no_interval_and_the_table_says_so():
     table = paired_table(runs, [("x or y", "x", "y"), ("absent", "x", "z")])
     assert "| x or y | x | y | 1 | 80.00 | 70.00 | +10.00 [–] | 1/1 |" in table
     assert "absent" not in table
+
+
+def test_the_ranking_names_ssdkd_place_among_the_data_free_methods_only():
+    summary = {
+        "methods": {
+            name: {"final_accuracy_median": acc}
+            for name, acc in (("ssd-kd", 0.83), ("fast-2", 0.84), ("real-data", 0.90), ("di", 0.85))
+        }
+    }
+    line = ranking_line(summary, ["ssd-kd", "fast-2", "real-data", "di", "absent"])
+    assert line == (
+        "Data-free methods by median final accuracy: di 85.00%, fast-2 84.00%, "
+        "ssd-kd 83.00%. SSD-KD ranks 3 of 3."
+    )
