@@ -382,7 +382,8 @@ def test_a_method_without_a_preset_for_the_teachers_input_asks_for_one(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert (
-        "no preset of dfq was made for the teacher's 1x8x8 images (presets: paper (3x32x32))" in err
+        "no preset of dfq was made for the teacher's 1x8x8 images (presets: paper (3x32x32), "
+        "fashion-mnist (1x28x28))" in err
     )
 
 

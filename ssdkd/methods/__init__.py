@@ -28,7 +28,7 @@ from ssdkd.methods.deepinversion import (
     DeepInversionConfig,
 )
 from ssdkd.methods.dfad import DFAD, DFAD_MNIST, DFAD_PAPER, DFADConfig
-from ssdkd.methods.dfq import DFQ, DFQ_PAPER, DFQConfig
+from ssdkd.methods.dfq import DFQ, DFQ_FASHION_MNIST, DFQ_PAPER, DFQConfig
 from ssdkd.methods.fast_dfkd import (
     FAST2,
     FAST2_DIGITS,
@@ -87,6 +87,7 @@ __all__ = [
     "DFAD_MNIST",
     "DFAD_PAPER",
     "DFQ",
+    "DFQ_FASHION_MNIST",
     "DFQ_PAPER",
     "FAST2",
     "FAST2_DIGITS",
