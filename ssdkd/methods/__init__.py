@@ -11,7 +11,7 @@ from :data:`~ssdkd.methods.registry.REGISTRY`.
 from __future__ import annotations
 
 from ssdkd.methods.base import DistillationMethod, MethodSpec, PoolMethod, RoundPlan
-from ssdkd.methods.cmi import CMI, CMI_PAPER, CMIConfig
+from ssdkd.methods.cmi import CMI, CMI_FASHION_MNIST, CMI_PAPER, CMIConfig
 from ssdkd.methods.config import (
     DistillationFields,
     MetaGeneratorFields,
@@ -76,6 +76,7 @@ from ssdkd.methods.zskt import ZSKT, ZSKT_PAPER, ZSKTConfig
 
 __all__ = [
     "CMI",
+    "CMI_FASHION_MNIST",
     "CMI_PAPER",
     "DAFL",
     "DAFL_MNIST",

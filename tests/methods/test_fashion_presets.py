@@ -9,6 +9,7 @@ import torch
 
 import ssdkd
 from ssdkd.methods import (
+    CMI_FASHION_MNIST,
     DEEPINVERSION_FASHION_MNIST,
     DFQ_FASHION_MNIST,
     FAST2_FASHION_MNIST,
@@ -16,6 +17,7 @@ from ssdkd.methods import (
     NAYER_FASHION_MNIST,
     PRESETS,
     SSDKD_FASHION_MNIST,
+    CMIConfig,
     DeepInversionConfig,
     GeneratorFamilyFields,
     NAYERConfig,
@@ -55,6 +57,8 @@ def _short(config):  # type: ignore[no-untyped-def]
         changes["buffer_size"] = 16  # the first round fills it, the second refreshes it
     if isinstance(config, GeneratorFamilyFields):
         changes["iterations"] = 2
+    if isinstance(config, CMIConfig):
+        changes |= {"g_steps": 2, "warmup_rounds": 0}
     if isinstance(config, NAYERConfig):
         # Loops of two images of each class, fewer generator steps.
         changes |= {"synthesis_batch_size": 20, "g_steps": 2, "warmup_loops": 1}
@@ -68,6 +72,7 @@ def test_presets_are_registered_for_the_cli() -> None:
     assert PRESETS["deepinversion"]["fashion-mnist"] is DEEPINVERSION_FASHION_MNIST
     assert PRESETS["nayer"]["fashion-mnist"] is NAYER_FASHION_MNIST
     assert PRESETS["dfq"]["fashion-mnist"] is DFQ_FASHION_MNIST
+    assert PRESETS["cmi"]["fashion-mnist"] is CMI_FASHION_MNIST
 
 
 def test_ssdkd_preset_fills_and_refreshes_its_buffer() -> None:
@@ -119,8 +124,9 @@ def test_cli_style_overrides_apply_to_a_preset() -> None:
         ("deepinversion", DEEPINVERSION_FASHION_MNIST),
         ("nayer", NAYER_FASHION_MNIST),
         ("dfq", DFQ_FASHION_MNIST),
+        ("cmi", CMI_FASHION_MNIST),
     ],
-    ids=["ssd-kd", "fast-2", "fast-5", "deepinversion", "nayer", "dfq"],
+    ids=["ssd-kd", "fast-2", "fast-5", "deepinversion", "nayer", "dfq", "cmi"],
 )
 def test_each_preset_runs_at_28x28_and_records_its_diagnostics(method, config) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(1)
