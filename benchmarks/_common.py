@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -99,3 +100,12 @@ def write_section(path: Path, key: str, body: str) -> None:
         text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + block
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write ``payload`` as one JSON line to ``path`` atomically (a temporary file, then a
+    rename): a run stopped mid-write leaves no truncated result file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload) + "\n")
+    os.replace(tmp, path)

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import FASHION_MNIST_TEACHER, VALIDATION, command_line, machine_info
+from _common import FASHION_MNIST_TEACHER, VALIDATION, command_line, machine_info, write_json
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ssdkd.data import load_dataset
@@ -236,10 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "records": records,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result) + "\n")
-    tmp.replace(out)
+    write_json(out, result)
     final = records[-1]
     print(f"{args.name}: validation accuracy {final['val_accuracy']:.4f}, {overall:.0f} s overall")
     print(f"with BN statistics re-estimated: {final['final_bn_reestimated']}")

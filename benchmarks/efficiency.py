@@ -63,6 +63,7 @@ from _common import (
     command_line,
     machine_info,
     machine_line,
+    write_json,
     write_section,
 )
 from _efficiency_report import (
@@ -192,6 +193,14 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
     return list(unique.values())
 
 
+def _unique_names(
+    runs: list[tuple[str, MethodConfig, list[int]]],
+) -> list[tuple[str, MethodConfig, list[int]]]:
+    """``runs`` with one entry per name: shares that round to the same buffer size (a
+    small training set) plan one run."""
+    return list({name: (name, config, seeds) for name, config, seeds in runs}.values())
+
+
 def study_runs(
     dataset: str, study: str, train_size: int, quick: bool = False
 ) -> list[tuple[str, MethodConfig, list[int]]]:
@@ -241,7 +250,7 @@ def study_runs(
             name, config = _buffer_run(ssd, share, train_size)
             uniform = dataclasses.replace(config, **ABLATIONS["no-priority"])
             runs += [(name, config, five), (f"{name}-uniform", uniform, five)]
-        runs = list({name: (name, config, seeds) for name, config, seeds in runs}.values())
+        runs = _unique_names(runs)
         return [
             *runs,
             ("ssd-kd", ssd, five),
@@ -255,7 +264,7 @@ def study_runs(
                 real_data_for(ssd), target="teacher", train_images=config.buffer_size
             )
             runs += [(name, config, five), (f"real-kd-{config.buffer_size}", real, five)]
-        return list({name: (name, config, seeds) for name, config, seeds in runs}.values())
+        return _unique_names(runs)
     if study == "embeddings":
         nayer, path = presets.get("nayer"), TEXT_EMBEDDINGS.get(dataset)
         if not isinstance(nayer, NAYERConfig) or path is None:
@@ -357,9 +366,7 @@ def run_study(args: argparse.Namespace) -> None:
         }
         if on_real:
             run["train_images"] = config.train_images or int(data.x_train.shape[0])
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(run) + "\n")
-        os.replace(tmp, path)
+        write_json(path, run)
         final = history[-1]
         print(
             f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: acc {100 * final['accuracy']:.2f}% "

@@ -32,7 +32,6 @@ import datetime
 import gzip
 import importlib.util
 import json
-import os
 import pickle
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import ROOT, command_line, machine_info, machine_line, write_section
+from _common import ROOT, command_line, machine_info, machine_line, write_json, write_section
 
 import ssdkd
 from ssdkd.data import load_dataset
@@ -187,9 +186,7 @@ def run(args: argparse.Namespace) -> None:
                 ),
                 "history": result.history,
             }
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(record) + "\n")
-            os.replace(tmp, path)
+            write_json(path, record)
             final = result.history[-1]
             print(
                 f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: "

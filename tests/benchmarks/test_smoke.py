@@ -8,11 +8,13 @@ not what these tests check.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -46,6 +48,23 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _benchmark(name: str) -> Any:
+    """The module ``benchmarks/NAME.py``, imported as the benchmarks import each other."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _quick_args(teacher: Path, results: Path, figures: Path, markdown: Path) -> list[str]:
+    """efficiency.py's arguments for a quick digits run writing into the given places."""
+    return [
+        *("--dataset", "digits", "--teacher", str(teacher), "--quick"),
+        *("--results", str(results), "--figures", str(figures), "--markdown", str(markdown)),
+    ]
+
+
 @pytest.fixture(scope="module")
 def digits_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = load_dataset("digits")
@@ -70,8 +89,7 @@ def test_efficiency_quick_studies_write_one_file_per_run_and_resume(
 ) -> None:
     results, figures, markdown = tmp_path / "runs", tmp_path / "figures", tmp_path / "bench.md"
     markdown.write_text("# Benchmarks\n\nexisting section\n")
-    args = ["--dataset", "digits", "--teacher", str(digits_teacher), "--quick"]
-    args += ["--results", str(results), "--figures", str(figures), "--markdown", str(markdown)]
+    args = _quick_args(digits_teacher, results, figures, markdown)
     args += ["--study", "main", "ablation", "buffer"]
     result = _run("efficiency.py", *args)
     assert result.returncode == 0, result.stderr
@@ -122,9 +140,8 @@ def test_efficiency_runs_filter_runs_only_the_named_runs(
     tmp_path: Path, digits_teacher: Path
 ) -> None:
     results = tmp_path / "runs"
-    args = ["--dataset", "digits", "--teacher", str(digits_teacher), "--quick"]
-    args += ["--results", str(results), "--figures", str(tmp_path / "figures")]
-    args += ["--markdown", str(tmp_path / "bench.md"), "--study", "main"]
+    args = _quick_args(digits_teacher, results, tmp_path / "figures", tmp_path / "bench.md")
+    args += ["--study", "main"]
     result = _run("efficiency.py", *args, "--runs", "ssd-kd", "noise-control")
     assert result.returncode == 0, result.stderr
     files = sorted(path.name for path in results.glob("*_seed*.json"))
@@ -266,11 +283,7 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
     """The paired studies' plans (benchmarks/efficiency.py): each pair names two runs of
     the study, and on Fashion-MNIST's sizes their configs differ only where the question
     says."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import efficiency
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    efficiency = _benchmark("efficiency")
     from ssdkd.methods import config_to_dict
 
     expected = {
@@ -310,9 +323,8 @@ def test_efficiency_figure1_runs_the_real_images_arm_on_a_subset(
     tmp_path: Path, digits_teacher: Path
 ) -> None:
     results = tmp_path / "runs"
-    args = ["--dataset", "digits", "--teacher", str(digits_teacher), "--quick"]
-    args += ["--results", str(results), "--figures", str(tmp_path / "figures")]
-    args += ["--markdown", str(tmp_path / "bench.md"), "--study", "figure1"]
+    args = _quick_args(digits_teacher, results, tmp_path / "figures", tmp_path / "bench.md")
+    args += ["--study", "figure1"]
     result = _run("efficiency.py", *args)
     assert result.returncode == 0, result.stderr
     [real] = [json.loads(path.read_text()) for path in results.glob("real-kd-*_seed0.json")]
@@ -333,11 +345,7 @@ def test_mnist_benchmark_writes_the_wheels_pickle_as_idx_files_ssdkd_reads(
 
     import numpy as np
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import mnist_lenet
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    mnist_lenet = _benchmark("mnist_lenet")
     rng = np.random.default_rng(0)
 
     def split(n: int) -> tuple[np.ndarray, np.ndarray]:
