@@ -262,7 +262,7 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, Any
 
 def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) -> str:
     """One row per (question, arm A, arm B): both medians and the paired A − B with its
-    95% interval, in points of final test accuracy."""
+    95% interval, in points of final test accuracy; empty where no pair has a common seed."""
     finals: dict[str, dict[int, float]] = {}
     for run in runs:
         finals.setdefault(run["name"], {})[run["seed"]] = float(run["history"][-1]["accuracy"])
@@ -287,7 +287,7 @@ def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) 
             f"| {question} | {arm_a} | {arm_b} | {n} | {_fmt_percent(medians[0])} "
             f"| {_fmt_percent(medians[1])} | {interval} | {pair['wins']}/{n} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 CONTROLS = ("real-data", "noise-control")
@@ -311,3 +311,54 @@ def ranking_line(summary: dict[str, Any], names: list[str]) -> str:
     if place:
         line += f" SSD-KD ranks {place} of {len(entries)}."
     return line
+
+
+def same_machine_speed(runs: list[dict[str, Any]], method: str, reference: str = "fast-2") -> str:
+    """A markdown table of ``method``'s time to ``reference``'s final accuracy against the
+    reference's own, per seed whose two runs ran on the same kind of machine (``runs`` may
+    come from several run directories), and the median speed-up; empty without a pair.
+
+    The target of a seed is that seed's reference run's final accuracy; each time is the
+    overall seconds (synthesis + KD) at the first evaluated round at or above it, so the
+    reference's time is at most its whole run.
+    """
+    rows, speedups, reached = [], [], 0
+    references = [run for run in runs if run["name"] == reference]
+    for run in sorted((r for r in runs if r["name"] == method), key=lambda r: r["seed"]):
+        machine = machine_line(run["machine"])
+        twin = next(
+            (
+                r
+                for r in references
+                if r["seed"] == run["seed"] and machine_line(r["machine"]) == machine
+            ),
+            None,
+        )
+        if twin is None:
+            continue
+        target = float(twin["history"][-1]["accuracy"])
+        own = time_to_reach(twin["history"], target)
+        took = time_to_reach(run["history"], target)
+        speedup = own / took if math.isfinite(took) else math.nan
+        if math.isfinite(took):
+            reached += 1
+            speedups.append(speedup)
+        rows.append(
+            f"| {run['seed']} | {run['machine']['cpu']} | {100 * target:.2f} | {own:.0f} "
+            + (f"| {took:.0f} | {speedup:.2f}× |" if math.isfinite(took) else "| not reached | – |")
+        )
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            f"| seed | machine | {reference} final % | {reference} s to it | {method} s to it "
+            f"| speed-up ({reference} s / {method} s) |",
+            "|---:|---|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"{method} reached {reference}'s final accuracy on {reached} of {len(rows)} "
+            f"seed(s); median speed-up {_median(speedups):.2f}×."
+            if speedups
+            else f"{method} reached {reference}'s final accuracy on none of {len(rows)} seed(s).",
+        ]
+    )

@@ -381,25 +381,39 @@ def run_study(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- main
 
 
-def report(args: argparse.Namespace) -> None:
-    """Write each study's markdown section and plot from the run files."""
-    results = Path(args.results)
+def current_runs(
+    results: Path, dataset: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The study header of ``results``, its current runs and every run file in it.
+
+    Only runs of the planned configs from the study's teacher are current; files left by
+    an earlier preset or teacher are outdated until a rerun replaces them.
+    """
     if not (results / "study.json").is_file():
         raise SystemExit(f"no study in {results}: run the study first (without --report-only)")
     header = json.loads((results / "study.json").read_text())
-    plans = {
-        study: study_runs(args.dataset, study, header["train_size"], header["quick"])
+    recorded = {
+        name: config_to_dict(config)
         for study in STUDIES
+        for name, config, _ in study_runs(dataset, study, header["train_size"], header["quick"])
     }
-    recorded = {name: config_to_dict(config) for plan in plans.values() for name, config, _ in plan}
-    # Only runs of the planned configs from the study's teacher count; files left by an
-    # earlier preset or teacher are reported as outdated until a rerun replaces them.
     every_run = load_runs(results)
     runs = [
         run
         for run in every_run
         if run["name"] in recorded and _is_current(run, recorded[run["name"]], header)
     ]
+    return header, runs, every_run
+
+
+def report(args: argparse.Namespace) -> None:
+    """Write each study's markdown section and plot from the run files."""
+    results = Path(args.results)
+    header, runs, every_run = current_runs(results, args.dataset)
+    plans = {
+        study: study_runs(args.dataset, study, header["train_size"], header["quick"])
+        for study in STUDIES
+    }
     if not runs:
         raise SystemExit(f"no current run files in {results}")
     counted = {id(run) for run in runs}
@@ -449,8 +463,12 @@ def report(args: argparse.Namespace) -> None:
             "",
             *([ranking_line(summary, names), ""] if study == "main" else []),
             *(
-                [paired_table(done, pairs), ""]
-                if (pairs := study_pairs(args.dataset, study, header["train_size"]))
+                [table, ""]
+                if (
+                    table := paired_table(
+                        done, study_pairs(args.dataset, study, header["train_size"])
+                    )
+                )
                 else []
             ),
             '??? info "Schedules"',

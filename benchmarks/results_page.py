@@ -25,6 +25,7 @@ import efficiency
 import overhead
 import sampling
 from _common import write_section
+from _efficiency_report import same_machine_speed
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -50,6 +51,40 @@ def _recorded_date(path: Path, payload: dict[str, Any]) -> str:
         check=False,
     ).stdout.strip()
     return f"{shown} (commit date of its result file)" if shown else "date not recorded"
+
+
+def speed_section(study: Path, same_machine: Path) -> str:
+    """NAYER's time to Fast-2's final accuracy against Fast-2's, per seed, from the current
+    runs of the study and of a directory of runs repeated on another machine (the same
+    teacher), paired only where both runs of a seed ran on one kind of machine."""
+    header, runs, _ = efficiency.current_runs(study, "fashion-mnist")
+    other, more, _ = efficiency.current_runs(same_machine, "fashion-mnist")
+    if other["teacher_fingerprint"] != header["teacher_fingerprint"]:
+        return ""
+    table = same_machine_speed(runs + more, "nayer", "fast-2")
+    if not table:
+        return ""
+    command = (
+        "OMP_NUM_THREADS=2 python benchmarks/efficiency.py --dataset fashion-mnist "
+        f"--study main --runs fast-2 --seeds SEED --results {_shown(same_machine)}"
+    )
+    paired = [run for run in runs + more if run["name"] in ("nayer", "fast-2")]
+    finished = sorted(str(run["finished"])[:10] for run in paired)
+    return "\n".join(
+        [
+            f"Run files `{_shown(study)}/` and `{_shown(same_machine)}/` (Fast-2 repeated "
+            f"where NAYER ran: `{command}`); runs finished {finished[0]} to {finished[-1]}.",
+            "",
+            table,
+        ]
+    )
+
+
+def _shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,6 +113,11 @@ def main(argv: list[str] | None = None) -> None:
                 ]
             )
         )
+    same_machine = results / "efficiency_fashion-mnist_same-machine"
+    if (same_machine / "study.json").is_file():
+        body = speed_section(efficiency_dir, same_machine)
+        if body:
+            write_section(page, "speed-nayer-fashion-mnist", body)
     if (results / "sampling.json").is_file():
         payload = json.loads((results / "sampling.json").read_text())
         write_section(page, "sampling", sampling.markdown(payload))

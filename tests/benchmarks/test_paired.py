@@ -1,5 +1,5 @@
-"""The paired difference of two arms of a study and the ranking line of the main study
-(benchmarks/_efficiency_report.py)."""
+"""The paired difference of two arms of a study, the ranking line of the main study and the
+same-machine speed comparison (benchmarks/_efficiency_report.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _efficiency_report import paired_difference, paired_table, ranking_line
+from _efficiency_report import paired_difference, paired_table, ranking_line, same_machine_speed
 
 accuracies = st.lists(st.floats(0.0, 1.0), min_size=2, max_size=8)
 
@@ -53,6 +53,7 @@ def test_a_pair_with_one_common_seed_has_no_interval_and_the_table_says_so():
     table = paired_table(runs, [("x or y", "x", "y"), ("absent", "x", "z")])
     assert "| x or y | x | y | 1 | 80.00 | 70.00 | +10.00 [–] | 1/1 |" in table
     assert "absent" not in table
+    assert paired_table(runs, [("absent", "x", "z")]) == ""
 
 
 def test_the_ranking_names_ssdkd_place_among_the_data_free_methods_only():
@@ -67,3 +68,41 @@ def test_the_ranking_names_ssdkd_place_among_the_data_free_methods_only():
         "Data-free methods by median final accuracy: di 85.00%, fast-2 84.00%, "
         "ssd-kd 83.00%. SSD-KD ranks 3 of 3."
     )
+
+
+def _timed_run(name: str, seed: int, cpu: str, curve: list[tuple[float, float]]) -> dict:
+    machine = {"cpu": cpu, "cores": 2, "python": "3.11", "torch": "2", "torch_threads": 2}
+    history = [{"overall_seconds": t, "accuracy": a} for t, a in curve]
+    return {"name": name, "seed": seed, "machine": machine, "history": history}
+
+
+def test_speed_pairs_only_runs_of_one_seed_on_one_kind_of_machine():
+    """A method run on one machine compared with the reference's run of another machine
+    would turn a machine's speed into the method's: such seeds are left out."""
+    runs = [
+        _timed_run("fast-2", 0, "amd", [(100, 0.80), (200, 0.84), (300, 0.83)]),
+        _timed_run("fast-2", 1, "intel", [(100, 0.80), (400, 0.85)]),
+        _timed_run("nayer", 0, "intel", [(50, 0.86)]),
+        _timed_run("nayer", 1, "intel", [(80, 0.84), (100, 0.86)]),
+        _timed_run("nayer", 2, "intel", [(80, 0.84)]),
+    ]
+    table = same_machine_speed(runs, "nayer", "fast-2")
+    # Seed 1 only: the target is Fast-2's final 85%, which it reached at 400 s, NAYER at 100 s.
+    assert "| 1 | intel | 85.00 | 400 | 100 | 4.00× |" in table
+    assert "| 0 |" not in table
+    assert "| 2 |" not in table
+    assert "reached fast-2's final accuracy on 1 of 1 seed(s); median speed-up 4.00×" in table
+
+
+def test_speed_counts_the_reference_at_its_first_round_at_its_final_accuracy_and_misses():
+    runs = [
+        _timed_run("fast-2", 0, "amd", [(100, 0.80), (200, 0.84), (300, 0.83)]),
+        _timed_run("nayer", 0, "amd", [(100, 0.80), (150, 0.83)]),
+        _timed_run("fast-2", 1, "amd", [(100, 0.80)]),
+        _timed_run("nayer", 1, "amd", [(60, 0.70)]),
+    ]
+    table = same_machine_speed(runs, "nayer", "fast-2")
+    assert "| 0 | amd | 83.00 | 200 | 150 | 1.33× |" in table
+    assert "| 1 | amd | 80.00 | 100 | not reached | – |" in table
+    assert "on 1 of 2 seed(s)" in table
+    assert same_machine_speed(runs, "cmi", "fast-2") == ""
