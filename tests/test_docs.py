@@ -148,6 +148,7 @@ README_RUNS = {
     "SSD-KD": "ssd-kd",
     "Fast-DFKD, Fast-2": "fast-2",
     "DeepInversion": "deepinversion",
+    "NAYER": "nayer",
     "noise control": "noise-control",
     "real data, the bound": "real-data",
 }
