@@ -24,7 +24,7 @@ import distributed
 import efficiency
 import overhead
 import sampling
-from _common import write_section
+from _common import machine_line, write_section
 from _efficiency_report import same_machine_speed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,12 +68,18 @@ def speed_section(study: Path, same_machine: Path) -> str:
         "OMP_NUM_THREADS=2 python benchmarks/efficiency.py --dataset fashion-mnist "
         f"--study main --runs fast-2 --seeds SEED --results {_shown(same_machine)}"
     )
-    paired = [run for run in runs + more if run["name"] in ("nayer", "fast-2")]
-    finished = sorted(str(run["finished"])[:10] for run in paired)
+    machines = {machine_line(run["machine"]) for run in more}
+    paired = [
+        run
+        for run in runs + more
+        if run["name"] in ("nayer", "fast-2") and machine_line(run["machine"]) in machines
+    ]
+    dates = sorted({str(run["finished"])[:10] for run in paired})
+    finished = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
     return "\n".join(
         [
             f"Run files `{_shown(study)}/` and `{_shown(same_machine)}/` (Fast-2 repeated "
-            f"where NAYER ran: `{command}`); runs finished {finished[0]} to {finished[-1]}.",
+            f"where NAYER ran: `{command}`); runs finished {finished}.",
             "",
             table,
         ]
