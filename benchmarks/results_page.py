@@ -55,8 +55,9 @@ def _recorded_date(path: Path, payload: dict[str, Any]) -> str:
 
 def speed_section(study: Path, same_machine: Path) -> str:
     """NAYER's time to Fast-2's final accuracy against Fast-2's, per seed, from the current
-    runs of the study and of a directory of runs repeated on another machine (the same
-    teacher), paired only where both runs of a seed ran on one kind of machine."""
+    runs of the study and of a directory of Fast-2 runs repeated on the machine NAYER ran
+    on (the same teacher), paired only where both runs of a seed ran on one kind of
+    machine."""
     header, runs, _ = efficiency.current_runs(study, "fashion-mnist")
     other, more, _ = efficiency.current_runs(same_machine, "fashion-mnist")
     if other["teacher_fingerprint"] != header["teacher_fingerprint"]:
