@@ -26,7 +26,9 @@ Studies (``--study``), each a list of (name, seeds) pairs:
   the same student distilled (KL to the teacher, the same steps) on N real training
   images, N = 1%, 5%, 10% of the training set (5 seeds);
 - ``embeddings``: NAYER with label embeddings from a text encoder (``TEXT_EMBEDDINGS``)
-  against its fallback, random orthonormal codes (3 seeds).
+  against its fallback, random orthonormal codes (3 seeds);
+- ``schedule``: NAYER with the text encoder's embeddings over twice the preset's rounds
+  after the warm-up (the paper's longer schedules) against the preset's (3 seeds).
 
 The paired studies' report adds, per pair of arms, the mean of the per-seed differences
 with its 95% Student-t interval: the arms share seeds and per-role random streams.
@@ -109,7 +111,7 @@ REGIME_SHARES = (0.01, 0.02)
 """The small buffers of the ``regimes`` study, as shares of the training set."""
 FIGURE1_SHARES = (0.01, 0.05, 0.10)
 """N of the ``figure1`` study, as shares of the training set."""
-STUDIES = ("main", "ablation", "buffer", "regimes", "figure1", "embeddings")
+STUDIES = ("main", "ablation", "buffer", "regimes", "figure1", "embeddings", "schedule")
 PRESET_NAME = {"digits": "digits", "fashion-mnist": "fashion-mnist"}
 
 
@@ -178,6 +180,9 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
         ]
     elif study == "embeddings":
         pairs = [("NAYER: text embeddings vs random codes", "nayer-text", "nayer")]
+    elif study == "schedule":
+        question = "NAYER with text embeddings: twice the rounds after the warm-up vs the preset's"
+        pairs = [(question, "nayer-text-long", "nayer-text")]
     elif study == "figure1":
         pairs = []
         for share in FIGURE1_SHARES:
@@ -265,12 +270,15 @@ def study_runs(
             )
             runs += [(name, config, five), (f"real-kd-{config.buffer_size}", real, five)]
         return _unique_names(runs)
-    if study == "embeddings":
+    if study in ("embeddings", "schedule"):
         nayer, path = presets.get("nayer"), TEXT_EMBEDDINGS.get(dataset)
         if not isinstance(nayer, NAYERConfig) or path is None:
             return []
         text = dataclasses.replace(nayer, embeddings_file=path)
-        return [("nayer", nayer, three), ("nayer-text", text, three)]
+        if study == "embeddings":
+            return [("nayer", nayer, three), ("nayer-text", text, three)]
+        longer = dataclasses.replace(text, rounds=2 * text.rounds - text.warmup_rounds)
+        return [("nayer-text", text, three), ("nayer-text-long", longer, three)]
     raise ValueError(f"Expected study to be one of {STUDIES}, got {study!r}")
 
 

@@ -316,6 +316,14 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
                 assert configs[b]["rounds"] == steps
     sizes = [a for _, a, _ in efficiency.study_pairs("fashion-mnist", "figure1", 60000)]
     assert sizes == ["buffer-600", "buffer-3000", "buffer-6000"]
+    # NAYER's studies: one switch each (the embeddings, then the rounds with them).
+    for study, switch in (("embeddings", "embeddings_file"), ("schedule", "rounds")):
+        runs = efficiency.study_runs("fashion-mnist", study, 60000)
+        configs = {name: config_to_dict(config) for name, config, _ in runs}
+        ((_, a, b),) = efficiency.study_pairs("fashion-mnist", study, 60000)
+        assert {k for k in configs[a] if configs[a][k] != configs[b][k]} == {switch}, study
+    (_, short, _), (_, long, _) = efficiency.study_runs("fashion-mnist", "schedule", 60000)
+    assert long.rounds - long.warmup_rounds == 2 * (short.rounds - short.warmup_rounds)
 
 
 @pytest.mark.slow
