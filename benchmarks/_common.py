@@ -83,6 +83,15 @@ def command_line() -> str:
     return prefix + "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as a page shows it: relative to the repository root where it lies inside,
+    as given otherwise."""
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def write_section(path: Path, key: str, body: str) -> None:
     """Put ``body`` between ``<!-- key begin -->`` / ``<!-- key end -->`` markers in ``path``.
 

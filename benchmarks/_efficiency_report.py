@@ -322,7 +322,8 @@ def same_machine_speed(runs: list[dict[str, Any]], method: str, reference: str =
     overall seconds (synthesis + KD) at the first evaluated round at or above it, so the
     reference's time is at most its whole run.
     """
-    rows, speedups, reached = [], [], 0
+    rows: list[str] = []
+    speedups: list[float] = []
     references = [run for run in runs if run["name"] == reference]
     for run in sorted((r for r in runs if r["name"] == method), key=lambda r: r["seed"]):
         machine = machine_line(run["machine"])
@@ -339,14 +340,13 @@ def same_machine_speed(runs: list[dict[str, Any]], method: str, reference: str =
         target = float(twin["history"][-1]["accuracy"])
         own = time_to_reach(twin["history"], target)
         took = time_to_reach(run["history"], target)
-        speedup = own / took if math.isfinite(took) else math.nan
+        row = f"| {run['seed']} | {run['machine']['cpu']} | {100 * target:.2f} | {own:.0f} "
         if math.isfinite(took):
-            reached += 1
-            speedups.append(speedup)
-        rows.append(
-            f"| {run['seed']} | {run['machine']['cpu']} | {100 * target:.2f} | {own:.0f} "
-            + (f"| {took:.0f} | {speedup:.2f}× |" if math.isfinite(took) else "| not reached | – |")
-        )
+            speedups.append(own / took)
+            row += f"| {took:.0f} | {own / took:.2f}× |"
+        else:
+            row += "| not reached | – |"
+        rows.append(row)
     if not rows:
         return ""
     return "\n".join(
@@ -356,7 +356,7 @@ def same_machine_speed(runs: list[dict[str, Any]], method: str, reference: str =
             "|---:|---|---:|---:|---:|---:|",
             *rows,
             "",
-            f"{method} reached {reference}'s final accuracy on {reached} of {len(rows)} "
+            f"{method} reached {reference}'s final accuracy on {len(speedups)} of {len(rows)} "
             f"seed(s); median speed-up {_median(speedups):.2f}×."
             if speedups
             else f"{method} reached {reference}'s final accuracy on none of {len(rows)} seed(s).",

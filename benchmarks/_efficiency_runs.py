@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import FASHION_MNIST_TEACHER, ROOT, VALIDATION
+from _common import FASHION_MNIST_TEACHER, VALIDATION, shown_path
 
 import ssdkd
 from ssdkd.data import Dataset
@@ -49,10 +49,7 @@ def get_teacher(args: argparse.Namespace, data: Dataset) -> tuple[torch.nn.Modul
     teacher, meta = load_teacher(path)
     if meta["dataset"] != data.name:
         raise SystemExit(f"teacher {path} was trained on {meta['dataset']}, not {data.name}")
-    try:
-        return teacher, path.resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        return teacher, str(path)
+    return teacher, shown_path(path)
 
 
 def _student(name: str, data: Dataset, seed: int) -> torch.nn.Module:

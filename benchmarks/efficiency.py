@@ -65,6 +65,7 @@ from _common import (
     command_line,
     machine_info,
     machine_line,
+    shown_path,
     write_json,
     write_section,
 )
@@ -446,10 +447,7 @@ def report(args: argparse.Namespace) -> None:
         )
         machines = {machine_line(r["machine"]) for r in done}
         commits = sorted({str(r["machine"].get("git_commit")) for r in done})
-        try:
-            shown = results.resolve().relative_to(ROOT).as_posix()
-        except ValueError:
-            shown = str(results)
+        shown = shown_path(results)
         title = f"{args.dataset}: {study}"
         figure = Path(args.figures) / f"efficiency_{study}_{args.dataset}.png"
         finished = sorted(str(r["finished"])[:10] for r in done)

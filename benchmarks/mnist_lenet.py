@@ -42,7 +42,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import ROOT, command_line, machine_info, machine_line, write_json, write_section
+from _common import (
+    ROOT,
+    command_line,
+    machine_info,
+    machine_line,
+    shown_path,
+    write_json,
+    write_section,
+)
 
 import ssdkd
 from ssdkd.data import load_dataset
@@ -235,11 +243,7 @@ def report(args: argparse.Namespace) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(results.glob("*_seed*.json"))]
     if not runs:
         raise SystemExit(f"no run files in {results}")
-    try:
-        shown = results.resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        shown = str(results)
-    body = markdown(runs, shown)
+    body = markdown(runs, shown_path(results))
     write_section(Path(args.markdown), "mnist", body)
     print(body)
 

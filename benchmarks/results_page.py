@@ -24,10 +24,9 @@ import distributed
 import efficiency
 import overhead
 import sampling
-from _common import machine_line, write_section
+from _common import ROOT, machine_line, shown_path, write_section
 from _efficiency_report import same_machine_speed
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 
 
@@ -67,7 +66,7 @@ def speed_section(study: Path, same_machine: Path) -> str:
         return ""
     command = (
         "OMP_NUM_THREADS=2 python benchmarks/efficiency.py --dataset fashion-mnist "
-        f"--study main --runs fast-2 --seeds SEED --results {_shown(same_machine)}"
+        f"--study main --runs fast-2 --seeds SEED --results {shown_path(same_machine)}"
     )
     machines = {machine_line(run["machine"]) for run in more}
     paired = [
@@ -79,19 +78,12 @@ def speed_section(study: Path, same_machine: Path) -> str:
     finished = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
     return "\n".join(
         [
-            f"Run files `{_shown(study)}/` and `{_shown(same_machine)}/` (Fast-2 repeated "
+            f"Run files `{shown_path(study)}/` and `{shown_path(same_machine)}/` (Fast-2 repeated "
             f"where NAYER ran: `{command}`); runs finished {finished}.",
             "",
             table,
         ]
     )
-
-
-def _shown(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def main(argv: list[str] | None = None) -> None:
