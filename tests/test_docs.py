@@ -149,6 +149,7 @@ README_RUNS = {
     "Fast-DFKD, Fast-2": "fast-2",
     "DeepInversion": "deepinversion",
     "NAYER": "nayer",
+    "NAYER, text embeddings, 4 + 80 rounds": "nayer-text-long",
     "CMI": "cmi",
     "noise control": "noise-control",
     "real data, the bound": "real-data",
