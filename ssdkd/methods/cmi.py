@@ -115,7 +115,7 @@ T = 4, SGD 0.01, crop padding 2); a bank of 8,192 pairs (it keeps all 1,920 imag
 pairs) and 2,048 negatives. Chosen on a validation split (84.9% there, against 84.5% for
 30 calls of 60 steps at the same number of generator and KD steps); 120 steps instead of
 200 and width 32 instead of 64 keep the run at about 12 minutes on 2 CPU cores (200
-steps at width 64 took 3 minutes a call). Loss weights and τ as :data:`CMI_PAPER`."""
+steps at width 64 took about two minutes a call). Loss weights and τ as :data:`CMI_PAPER`."""
 
 
 def random_resized_crop(
