@@ -27,11 +27,19 @@ def load_runs(results: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(results.glob("*_seed*.json"))]
 
 
-def _pool_images(run: dict[str, Any]) -> float:
-    """Images the student learns from at the end: the buffer, the pool or the noise."""
+def images_learnt_from(run: dict[str, Any]) -> float:
+    """Images the student learns from: the buffer, the pool or the noise at the end, or,
+    for a generator-family method learning from its live stream, the images of its
+    student steps (a fresh batch per step, or one batch per alternation of ``kd_steps``
+    steps with ``student_images="same"``)."""
     config = run["config"]
     if config.get("config_class") == "RealDataConfig":
         return float(run["train_images"])
+    if config.get("transfer") == "live":
+        steps = run["history"][-1]["kd_steps"]
+        if config["student_images"] == "same":
+            return float(steps // config["kd_steps"] * config["synthesis_batch_size"])
+        return float(steps * config["kd_batch_size"])
     if "buffer_size" in config:
         return float(min(config["buffer_size"], run["history"][-1]["images_synthesized"]))
     if "pool_size" in config:
@@ -72,7 +80,7 @@ def summarize(
                 ]
             ),
             "images_synthesized": _median([r["images_synthesized"] for r in last]),
-            "pool_images": _median([_pool_images(run) for run in group]),
+            "pool_images": _median([images_learnt_from(run) for run in group]),
             "kd_steps": _median([r["kd_steps"] for r in last]),
             "overall_seconds": _median([r["overall_seconds"] for r in last]),
             "synthesis_seconds": _median(
@@ -194,7 +202,8 @@ def plot(
 
 
 def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
-    """One line per name: the budget fields of its config, then every other field in which
+    """One line per name: the budget fields of its config (a generator-family method's
+    buffer fields only where it learns from the buffer), then every other field in which
     it differs from the first name's config (what tells an ablation's variants apart)."""
     fields = (
         "rounds",
@@ -223,7 +232,8 @@ def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
     reference = next(iter(configs.values()))
     lines = []
     for name, config in configs.items():
-        parts = [f"{f}={config[f]}" for f in fields if f in config]
+        unused = ("buffer_size", "refresh_policy") if config.get("transfer") == "live" else ()
+        parts = [f"{f}={config[f]}" for f in fields if f in config and f not in unused]
         if config is not reference and config.get("config_class") == reference.get("config_class"):
             parts += [
                 f"**{key}={value}**"

@@ -1,5 +1,6 @@
-"""The paired difference of two arms of a study, the ranking line of the main study and the
-same-machine speed comparison (benchmarks/_efficiency_report.py)."""
+"""The paired difference of two arms of a study, the ranking line of the main study, the
+same-machine speed comparison, the images a run learnt from and the schedule lines
+(benchmarks/_efficiency_report.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _efficiency_report import paired_difference, paired_table, ranking_line, same_machine_speed
+from _efficiency_report import (
+    images_learnt_from,
+    paired_difference,
+    paired_table,
+    ranking_line,
+    same_machine_speed,
+    schedule_lines,
+)
 
 accuracies = st.lists(st.floats(0.0, 1.0), min_size=2, max_size=8)
 
@@ -106,3 +114,35 @@ def test_speed_counts_the_reference_at_its_first_round_at_its_final_accuracy_and
     assert "| 1 | amd | 80.00 | 100 | not reached | – |" in table
     assert "on 1 of 2 seed(s)" in table
     assert same_machine_speed(runs, "cmi", "fast-2") == ""
+
+
+def test_a_live_generator_stream_counts_the_images_of_its_student_steps():
+    """Prevents the DFQ row counting its config's default ``buffer_size`` (5,000, unused
+    with ``transfer="live"``) as the images its student learnt from."""
+    last = {"images_synthesized": 675840, "kd_steps": 4800}
+    live = {"buffer_size": 5000, "transfer": "live", "kd_steps": 10, "kd_batch_size": 128}
+    fresh = {"history": [last], "config": {**live, "student_images": "fresh"}}
+    # One generator batch of 256 per alternation of 10 student steps: 480 batches.
+    same = {
+        "history": [last],
+        "config": {**live, "student_images": "same", "synthesis_batch_size": 256},
+    }
+    buffered = {"history": [last], "config": {"buffer_size": 5000, "transfer": "buffer"}}
+    ssd_kd = {"history": [last], "config": {"buffer_size": 3840}}
+    assert images_learnt_from(fresh) == 4800 * 128
+    assert images_learnt_from(same) == 480 * 256
+    assert images_learnt_from(buffered) == 5000
+    assert images_learnt_from(ssd_kd) == 3840
+
+
+def test_a_live_stream_schedule_does_not_show_the_buffer_it_does_not_use():
+    """Prevents the DFQ schedule line showing ``buffer_size=5000, refresh_policy=fifo``,
+    defaults of a transfer set its live stream never builds."""
+    config = {"rounds": 16, "buffer_size": 5000, "refresh_policy": "fifo", "temperature": 1.0}
+    runs = [
+        {"name": "dfq", "config": {**config, "transfer": "live"}},
+        {"name": "dfq-buffer", "config": {**config, "transfer": "buffer"}},
+    ]
+    live, buffered = schedule_lines(runs, ["dfq", "dfq-buffer"])
+    assert live == "- `dfq`: rounds=16, temperature=1.0"
+    assert buffered.startswith("- `dfq-buffer`: rounds=16, buffer_size=5000, refresh_policy=fifo")
