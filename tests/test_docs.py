@@ -151,6 +151,7 @@ README_RUNS = {
     "NAYER": "nayer",
     "NAYER, text embeddings, 4 + 80 rounds": "nayer-text-long",
     "CMI": "cmi",
+    "DFQ": "dfq",
     "noise control": "noise-control",
     "real data, the bound": "real-data",
 }
