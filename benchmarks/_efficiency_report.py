@@ -27,6 +27,12 @@ def load_runs(results: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(results.glob("*_seed*.json"))]
 
 
+def _live_stream(config: dict[str, Any]) -> bool:
+    """Whether a run's student learnt from a generator's live stream, so the transfer-set
+    fields its config carries (``buffer_size``, ``refresh_policy``) went unused."""
+    return config.get("transfer") == "live"
+
+
 def images_learnt_from(run: dict[str, Any]) -> float:
     """Images the student learns from: the buffer, the pool or the noise at the end, or,
     for a generator-family method learning from its live stream, the images of its
@@ -35,7 +41,7 @@ def images_learnt_from(run: dict[str, Any]) -> float:
     config = run["config"]
     if config.get("config_class") == "RealDataConfig":
         return float(run["train_images"])
-    if config.get("transfer") == "live":
+    if _live_stream(config):
         steps = run["history"][-1]["kd_steps"]
         if config["student_images"] == "same":
             return float(steps // config["kd_steps"] * config["synthesis_batch_size"])
@@ -232,7 +238,7 @@ def schedule_lines(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
     reference = next(iter(configs.values()))
     lines = []
     for name, config in configs.items():
-        unused = ("buffer_size", "refresh_policy") if config.get("transfer") == "live" else ()
+        unused = ("buffer_size", "refresh_policy") if _live_stream(config) else ()
         parts = [f"{f}={config[f]}" for f in fields if f in config and f not in unused]
         if config is not reference and config.get("config_class") == reference.get("config_class"):
             parts += [
