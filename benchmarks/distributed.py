@@ -51,7 +51,7 @@ from _common import (
     write_section,
 )
 
-from ssdkd.engine.distributed import init_from_environment
+from ssdkd.engine.distributed import end_process, init_from_environment
 from ssdkd.engine.runner import run_rounds
 from ssdkd.engine.teacher import load_teacher
 from ssdkd.methods import PRESETS, DistillationMethod
@@ -188,11 +188,7 @@ def worker(argv: list[str]) -> None:
             )
         )
     if info is not None:
-        # Every rank past its last collective before any rank tears gloo down: a rank
-        # destroying its group while the other still wrote its output aborted now and
-        # then ("terminate called without an active exception") after a finished run.
-        dist.barrier()
-        dist.destroy_process_group()
+        end_process(0)  # a normal exit may abort in gloo's teardown after a finished run
 
 
 # ---------------------------------------------------------------------- driver
@@ -230,7 +226,10 @@ def measure(preset: str, method: str, processes: int, args: argparse.Namespace) 
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise RuntimeError(f"{preset} {method} on {processes}: {done.stderr[-2000:]}")
+            # The workers' own lines come first, torchrun's summary of the failure last.
+            head, tail = done.stderr[:2000], done.stderr[-2000:]
+            output = done.stderr if len(done.stderr) <= 4000 else f"{head}\n[...]\n{tail}"
+            raise RuntimeError(f"{preset} {method} on {processes} processes: {output}")
         raw = json.loads(out.read_text())
     measured = raw["rounds"][1:]  # the first round is the warm-up (no KD steps)
 

@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 import ssdkd
 import ssdkd.engine.distill as distill_module
-from ssdkd.engine.distributed import init_from_environment, shard_range
+from ssdkd.engine.distributed import end_process, init_from_environment, shard_range
 from ssdkd.methods import (
     DEEPINVERSION_DIGITS,
     FAST2_DIGITS,
@@ -236,13 +236,10 @@ def main() -> None:
     result |= scenarios[scenario](info.rank, info.world_size)
     (out / f"rank{info.rank}.json").write_text(json.dumps(result))
     if scenario == "dead-rank":
-        # The group is broken by design: tearing it down at interpreter exit may abort
-        # (a gloo thread destroyed while joinable); the result is written, so leave now.
+        # The group is broken by design: no barrier can pass; the result is written.
+        sys.stdout.flush()
         os._exit(0)
-    # Every rank past its last collective before any tears gloo down (see
-    # benchmarks/distributed.py: a finished run aborted now and then without it).
-    dist.barrier()
-    dist.destroy_process_group()
+    end_process(0)
 
 
 if __name__ == "__main__":

@@ -287,6 +287,7 @@ def _run_distill(args: argparse.Namespace) -> int:
     from ssdkd.cli.networks import build_network
     from ssdkd.data import load_dataset
     from ssdkd.engine.distill import distill
+    from ssdkd.engine.distributed import end_process
     from ssdkd.methods import METHODS, PRESETS, apply_overrides
     from ssdkd.methods.registry import PRESET_INPUTS, preset_for
 
@@ -379,20 +380,15 @@ def _run_distill(args: argparse.Namespace) -> int:
                 else None
             ),
         )
+    # Under torchrun every rank holds the same result; rank 0 reports it.
+    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+        last = result.history[-1]
+        print(
+            f"{args.method}: final-round held-out accuracy {result.final_accuracy:.2%} "
+            f"(teacher {meta['accuracy']:.2%}); {last['images_synthesized']} synthetic "
+            f"images, {last['kd_steps']} KD steps, {last['overall_seconds']:.1f} s "
+            f"synthesis + KD; run directory {args.run_dir}"
+        )
     if torch.distributed.is_initialized():
-        # Under torchrun: every rank holds the same result; rank 0 reports it.
-        rank = torch.distributed.get_rank()
-        # Every rank past its last collective before any tears the group down (a rank
-        # destroying gloo while another was still busy aborted the process at exit).
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-        if rank != 0:
-            return 0
-    last = result.history[-1]
-    print(
-        f"{args.method}: final-round held-out accuracy {result.final_accuracy:.2%} "
-        f"(teacher {meta['accuracy']:.2%}); {last['images_synthesized']} synthetic images, "
-        f"{last['kd_steps']} KD steps, {last['overall_seconds']:.1f} s synthesis + KD; "
-        f"run directory {args.run_dir}"
-    )
+        end_process(0)
     return 0

@@ -97,6 +97,29 @@ def test_global_reductions_are_the_local_values_in_one_process() -> None:
         global_mean_normalized(torch.tensor([], dtype=torch.float32))
 
 
+def test_end_process_flushes_output_and_skips_interpreter_finalisation(tmp_path: Path) -> None:
+    """Prevents a finished torchrun run from aborting at exit (exit code -6, "terminate
+    called without an active exception"): gloo threads still freeing tensors of finished
+    collectives were ended by the interpreter's finalisation, so the process must exit
+    without finalising, its status and buffered output intact."""
+    marker = tmp_path / "finalised"
+    script = (
+        "import atexit, pathlib, sys\n"
+        "from ssdkd.engine.distributed import end_process\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).touch)\n"
+        "sys.stdout.write('written, not yet flushed')\n"
+        "end_process(3)\n"
+        "print('never reached')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "written, not yet flushed"
+    assert not marker.exists()  # atexit handlers (finalisation) did not run
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
