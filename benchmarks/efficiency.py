@@ -112,7 +112,16 @@ REGIME_SHARES = (0.01, 0.02)
 """The small buffers of the ``regimes`` study, as shares of the training set."""
 FIGURE1_SHARES = (0.01, 0.05, 0.10)
 """N of the ``figure1`` study, as shares of the training set."""
-STUDIES = ("main", "ablation", "buffer", "regimes", "figure1", "embeddings", "schedule")
+STUDIES = (
+    "main",
+    "ablation",
+    "buffer",
+    "regimes",
+    "figure1",
+    "embeddings",
+    "schedule",
+    "plugins",
+)
 PRESET_NAME = {"digits": "digits", "fashion-mnist": "fashion-mnist"}
 
 
@@ -120,6 +129,14 @@ GENERATOR_FAMILY = ("dafl", "dfad", "zskt", "dfq")
 """The generator-family methods the main study runs where they have the dataset's preset."""
 INVERSION_FAMILY = ("cmi", "nayer")
 """CMI and NAYER, which the main study runs where they have the dataset's preset."""
+PLUGINS = {
+    "dafl-phi": ("dafl", {"phi_weight": True}, "DAFL: φ weighting its one-hot term vs plain"),
+    "dafl-buffer": ("dafl", {"transfer": "buffer"}, "DAFL: SSD-KD's transfer set vs live"),
+    "dfad-buffer": ("dfad", {"transfer": "buffer"}, "DFAD: SSD-KD's transfer set vs live"),
+}
+"""The ``plugins`` study: SSD-KD's parts in a generator-family method (name: method,
+switches, question). The transfer set has the SSD-KD preset's size; the student takes
+as many steps as with the live generator."""
 TEXT_EMBEDDINGS = {"fashion-mnist": "benchmarks/embeddings/fashion-mnist_all-MiniLM-L6-v2.pt"}
 """NAYER's label embeddings from a text encoder (``benchmarks/label_embeddings.py``), by
 dataset; relative to the repository root, where the benchmarks run."""
@@ -184,6 +201,13 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
     elif study == "schedule":
         question = "NAYER with text embeddings: twice the rounds after the warm-up vs the preset's"
         pairs = [(question, "nayer-text-long", "nayer-text")]
+    elif study == "plugins":
+        planned = {name for name, _, _ in study_runs(dataset, study, train_size)}
+        pairs = [
+            (question, name, method)
+            for name, (method, _, question) in PLUGINS.items()
+            if name in planned
+        ]
     elif study == "figure1":
         pairs = []
         for share in FIGURE1_SHARES:
@@ -270,6 +294,15 @@ def study_runs(
                 real_data_for(ssd), target="teacher", train_images=config.buffer_size
             )
             runs += [(name, config, five), (f"real-kd-{config.buffer_size}", real, five)]
+        return _unique_names(runs)
+    if study == "plugins":
+        for name, (method, switches, _) in PLUGINS.items():
+            base = presets.get(method)
+            if base is None:
+                continue  # the method has no preset for the dataset yet
+            if switches.get("transfer") == "buffer":
+                switches = {**switches, "buffer_size": ssd.buffer_size}
+            runs += [(method, base, three), (name, dataclasses.replace(base, **switches), three)]
         return _unique_names(runs)
     if study in ("embeddings", "schedule"):
         nayer, path = presets.get("nayer"), TEXT_EMBEDDINGS.get(dataset)

@@ -326,6 +326,40 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
     assert long.rounds - long.warmup_rounds == 2 * (short.rounds - short.warmup_rounds)
 
 
+def test_each_plugin_arm_differs_from_its_method_in_the_plugged_part_only(monkeypatch) -> None:
+    """The plugins study (benchmarks/efficiency.py) pairs a generator-family method with
+    itself plus one of SSD-KD's parts: the arms differ in that switch only (the transfer
+    set at the SSD-KD preset's size), and a method without the dataset's preset plans no
+    run."""
+    efficiency = _benchmark("efficiency")
+    from ssdkd.methods import PRESETS, config_to_dict
+
+    presets = efficiency._presets("fashion-mnist")
+    monkeypatch.setattr(efficiency, "_presets", lambda dataset: presets)
+    presets.pop("dafl", None)
+    presets.pop("dfad", None)
+    assert efficiency.study_runs("fashion-mnist", "plugins", 60000) == []
+    presets |= {"dafl": PRESETS["dafl"]["mnist"], "dfad": PRESETS["dfad"]["mnist"]}
+    runs = efficiency.study_runs("fashion-mnist", "plugins", 60000)
+    configs = {name: config_to_dict(config) for name, config, _ in runs}
+    assert sorted(configs) == ["dafl", "dafl-buffer", "dafl-phi", "dfad", "dfad-buffer"]
+    assert all(seeds == [0, 1, 2] for _, _, seeds in runs)
+    expected = {
+        "dafl-phi": {"phi_weight"},
+        "dafl-buffer": {"transfer", "buffer_size"},
+        "dfad-buffer": {"transfer", "buffer_size"},
+    }
+    pairs = efficiency.study_pairs("fashion-mnist", "plugins", 60000)
+    assert [(a, b) for _, a, b in pairs] == [
+        ("dafl-phi", "dafl"), ("dafl-buffer", "dafl"), ("dfad-buffer", "dfad")
+    ]  # fmt: skip
+    for _, a, b in pairs:
+        assert {k for k in configs[a] if configs[a][k] != configs[b][k]} == expected[a]
+        if "buffer" in a:
+            assert configs[a]["buffer_size"] == presets["ssd-kd"].buffer_size
+            assert configs[a]["kd_steps"] == configs[b]["kd_steps"]
+
+
 @pytest.mark.slow
 def test_efficiency_figure1_runs_the_real_images_arm_on_a_subset(
     tmp_path: Path, digits_teacher: Path
