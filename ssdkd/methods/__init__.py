@@ -19,7 +19,7 @@ from ssdkd.methods.config import (
     apply_overrides,
     config_to_dict,
 )
-from ssdkd.methods.dafl import DAFL, DAFL_MNIST, DAFL_PAPER, DAFLConfig
+from ssdkd.methods.dafl import DAFL, DAFL_FASHION_MNIST, DAFL_MNIST, DAFL_PAPER, DAFLConfig
 from ssdkd.methods.deepinversion import (
     DEEPINVERSION_DIGITS,
     DEEPINVERSION_FASHION_MNIST,
@@ -79,6 +79,7 @@ __all__ = [
     "CMI_FASHION_MNIST",
     "CMI_PAPER",
     "DAFL",
+    "DAFL_FASHION_MNIST",
     "DAFL_MNIST",
     "DAFL_PAPER",
     "DEEPINVERSION_DIGITS",

@@ -8,6 +8,7 @@ KL(teacher ‖ student) on the generator's images.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -15,7 +16,7 @@ from typing import Literal
 from ssdkd.methods.base import MethodSpec
 from ssdkd.methods.generator_family import GeneratorFamily, GeneratorFamilyFields
 
-__all__ = ["DAFL", "DAFL_MNIST", "DAFL_PAPER", "SPEC", "DAFLConfig"]
+__all__ = ["DAFL", "DAFL_FASHION_MNIST", "DAFL_MNIST", "DAFL_PAPER", "SPEC", "DAFLConfig"]
 
 _LOG10 = 1.0 / math.log(10.0)
 """The paper's entropy is in log₁₀; :func:`~ssdkd.losses.information_entropy` in nats."""
@@ -68,6 +69,25 @@ DAFL_MNIST = DAFLConfig(
 iterations, batch 512, generator Adam 0.2, student Adam 2e-3, latent 100,
 one-hot/entropy/activation 1/5 (log₁₀)/0.1."""
 
+DAFL_FASHION_MNIST = dataclasses.replace(
+    DAFL_MNIST,
+    rounds=30,
+    iterations=50,
+    kd_steps=5,
+    synthesis_batch_size=128,
+    kd_batch_size=128,
+    temperature=4.0,
+    lr_g=0.02,
+    generator_width=32,
+)
+"""DAFL at 28×28: 30 rounds of 50 iterations (1,500 generator steps), batches of 128,
+five student steps on each generator batch at T = 4 (at the MNIST setting's one step at
+T = 1 the student agreed with the teacher on 65% of the images it learnt from), the
+generator's rate 0.02 (the MNIST setting's 0.2 is for batches of 512) and width 32 (a
+quarter of the convolution work: 10 minutes on 2 CPU cores); the loss weights, the
+student's Adam at 2e-3 and the latent size as :data:`DAFL_MNIST`. Chosen on a validation
+split (80.7% there)."""
+
 
 class DAFL(GeneratorFamily):
     """DAFL: the generator family with the one-hot, information-entropy and activation
@@ -81,7 +101,7 @@ class DAFL(GeneratorFamily):
 SPEC = MethodSpec(
     name="dafl",
     method_class=DAFL,
-    presets={"paper": DAFL_PAPER, "mnist": DAFL_MNIST},
+    presets={"paper": DAFL_PAPER, "mnist": DAFL_MNIST, "fashion-mnist": DAFL_FASHION_MNIST},
     summary="DAFL (ICCV 2019): a generator of confident, class-balanced images; KD on its stream",
 )
 """DAFL in the registry."""

@@ -10,6 +10,7 @@ import torch
 import ssdkd
 from ssdkd.methods import (
     CMI_FASHION_MNIST,
+    DAFL_FASHION_MNIST,
     DEEPINVERSION_FASHION_MNIST,
     DFQ_FASHION_MNIST,
     FAST2_FASHION_MNIST,
@@ -73,6 +74,7 @@ def test_presets_are_registered_for_the_cli() -> None:
     assert PRESETS["nayer"]["fashion-mnist"] is NAYER_FASHION_MNIST
     assert PRESETS["dfq"]["fashion-mnist"] is DFQ_FASHION_MNIST
     assert PRESETS["cmi"]["fashion-mnist"] is CMI_FASHION_MNIST
+    assert PRESETS["dafl"]["fashion-mnist"] is DAFL_FASHION_MNIST
 
 
 def test_ssdkd_preset_fills_and_refreshes_its_buffer() -> None:
@@ -125,8 +127,9 @@ def test_cli_style_overrides_apply_to_a_preset() -> None:
         ("nayer", NAYER_FASHION_MNIST),
         ("dfq", DFQ_FASHION_MNIST),
         ("cmi", CMI_FASHION_MNIST),
+        ("dafl", DAFL_FASHION_MNIST),
     ],
-    ids=["ssd-kd", "fast-2", "fast-5", "deepinversion", "nayer", "dfq", "cmi"],
+    ids=["ssd-kd", "fast-2", "fast-5", "deepinversion", "nayer", "dfq", "cmi", "dafl"],
 )
 def test_each_preset_runs_at_28x28_and_records_its_diagnostics(method, config) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(1)
