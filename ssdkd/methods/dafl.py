@@ -101,7 +101,11 @@ class DAFL(GeneratorFamily):
 SPEC = MethodSpec(
     name="dafl",
     method_class=DAFL,
-    presets={"paper": DAFL_PAPER, "mnist": DAFL_MNIST, "fashion-mnist": DAFL_FASHION_MNIST},
+    presets={
+        "paper": DAFL_PAPER,
+        "fashion-mnist": DAFL_FASHION_MNIST,
+        "mnist": DAFL_MNIST,
+    },
     summary="DAFL (ICCV 2019): a generator of confident, class-balanced images; KD on its stream",
 )
 """DAFL in the registry."""
