@@ -152,6 +152,7 @@ README_RUNS = {
     "NAYER, text embeddings, 4 + 80 rounds": "nayer-text-long",
     "CMI": "cmi",
     "DFQ": "dfq",
+    "DAFL": "dafl",
     "noise control": "noise-control",
     "real data, the bound": "real-data",
 }
