@@ -72,7 +72,7 @@ from ssdkd.methods.ssd_kd import (
     SSDKDConfig,
 )
 from ssdkd.methods.student import StudentLoss, StudentStep, StudentStepResult
-from ssdkd.methods.zskt import ZSKT, ZSKT_PAPER, ZSKTConfig
+from ssdkd.methods.zskt import ZSKT, ZSKT_FASHION_MNIST, ZSKT_PAPER, ZSKTConfig
 
 __all__ = [
     "CMI",
@@ -112,6 +112,7 @@ __all__ = [
     "SSDKD_FASHION_MNIST",
     "SSDKD_PAPER",
     "ZSKT",
+    "ZSKT_FASHION_MNIST",
     "ZSKT_PAPER",
     "CMIConfig",
     "DAFLConfig",

@@ -7,6 +7,7 @@ An adversarial generator makes images on which student and teacher disagree most
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from ssdkd.methods.base import MethodSpec
 from ssdkd.methods.generator_family import GeneratorFamily, GeneratorFamilyFields
 from ssdkd.methods.student import StudentLoss
 
-__all__ = ["SPEC", "ZSKT", "ZSKT_PAPER", "ZSKTConfig", "matching_blocks"]
+__all__ = ["SPEC", "ZSKT", "ZSKT_FASHION_MNIST", "ZSKT_PAPER", "ZSKTConfig", "matching_blocks"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ class ZSKTConfig(GeneratorFamilyFields):
 
 ZSKT_PAPER = ZSKTConfig()
 """The paper's CIFAR-10 setting (see :class:`ZSKTConfig`)."""
+ZSKT_FASHION_MNIST = dataclasses.replace(ZSKT_PAPER, rounds=30, iterations=30, generator_width=32)
+"""ZSKT at 28×28: 30 rounds of 30 iterations (900 generator steps, 9,000 student steps on
+batches of 128) with both rates annealed over them, a generator of width 32 (a quarter
+of the convolution work: 11 minutes on 2 CPU cores); every other field as
+:data:`ZSKT_PAPER`. Chosen on a validation split (78.0% there; 40 rounds reached 78.5%
+in 25 minutes)."""
 
 
 def matching_blocks(
@@ -167,7 +174,7 @@ class ZSKT(GeneratorFamily):
 SPEC = MethodSpec(
     name="zskt",
     method_class=ZSKT,
-    presets={"paper": ZSKT_PAPER},
+    presets={"paper": ZSKT_PAPER, "fashion-mnist": ZSKT_FASHION_MNIST},
     summary="ZSKT (NeurIPS 2019): an adversarial generator; KD plus attention transfer",
 )
 """ZSKT in the registry."""

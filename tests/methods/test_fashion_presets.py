@@ -18,6 +18,7 @@ from ssdkd.methods import (
     NAYER_FASHION_MNIST,
     PRESETS,
     SSDKD_FASHION_MNIST,
+    ZSKT_FASHION_MNIST,
     CMIConfig,
     DeepInversionConfig,
     GeneratorFamilyFields,
@@ -75,6 +76,7 @@ def test_presets_are_registered_for_the_cli() -> None:
     assert PRESETS["dfq"]["fashion-mnist"] is DFQ_FASHION_MNIST
     assert PRESETS["cmi"]["fashion-mnist"] is CMI_FASHION_MNIST
     assert PRESETS["dafl"]["fashion-mnist"] is DAFL_FASHION_MNIST
+    assert PRESETS["zskt"]["fashion-mnist"] is ZSKT_FASHION_MNIST
 
 
 def test_ssdkd_preset_fills_and_refreshes_its_buffer() -> None:
@@ -128,8 +130,9 @@ def test_cli_style_overrides_apply_to_a_preset() -> None:
         ("dfq", DFQ_FASHION_MNIST),
         ("cmi", CMI_FASHION_MNIST),
         ("dafl", DAFL_FASHION_MNIST),
+        ("zskt", ZSKT_FASHION_MNIST),
     ],
-    ids=["ssd-kd", "fast-2", "fast-5", "deepinversion", "nayer", "dfq", "cmi", "dafl"],
+    ids=["ssd-kd", "fast-2", "fast-5", "deepinversion", "nayer", "dfq", "cmi", "dafl", "zskt"],
 )
 def test_each_preset_runs_at_28x28_and_records_its_diagnostics(method, config) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(1)
