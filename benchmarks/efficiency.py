@@ -202,11 +202,11 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
         question = "NAYER with text embeddings: twice the rounds after the warm-up vs the preset's"
         pairs = [(question, "nayer-text-long", "nayer-text")]
     elif study == "plugins":
-        planned = {name for name, _, _ in study_runs(dataset, study, train_size)}
+        presets = _presets(dataset)
         pairs = [
             (question, name, method)
             for name, (method, _, question) in PLUGINS.items()
-            if name in planned
+            if method in presets
         ]
     elif study == "figure1":
         pairs = []
