@@ -153,6 +153,7 @@ README_RUNS = {
     "CMI": "cmi",
     "DFQ": "dfq",
     "DAFL": "dafl",
+    "ZSKT": "zskt",
     "noise control": "noise-control",
     "real data, the bound": "real-data",
 }
