@@ -27,7 +27,7 @@ from ssdkd.methods.deepinversion import (
     DeepInversion,
     DeepInversionConfig,
 )
-from ssdkd.methods.dfad import DFAD, DFAD_MNIST, DFAD_PAPER, DFADConfig
+from ssdkd.methods.dfad import DFAD, DFAD_FASHION_MNIST, DFAD_MNIST, DFAD_PAPER, DFADConfig
 from ssdkd.methods.dfq import DFQ, DFQ_FASHION_MNIST, DFQ_PAPER, DFQConfig
 from ssdkd.methods.fast_dfkd import (
     FAST2,
@@ -86,6 +86,7 @@ __all__ = [
     "DEEPINVERSION_FASHION_MNIST",
     "DEEPINVERSION_PAPER",
     "DFAD",
+    "DFAD_FASHION_MNIST",
     "DFAD_MNIST",
     "DFAD_PAPER",
     "DFQ",

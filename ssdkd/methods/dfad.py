@@ -6,6 +6,7 @@ the generator's images, the generator maximises it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +15,7 @@ from ssdkd.methods.base import MethodSpec
 from ssdkd.methods.generator_family import GeneratorFamily, GeneratorFamilyFields
 from ssdkd.methods.student import StudentLoss
 
-__all__ = ["DFAD", "DFAD_MNIST", "DFAD_PAPER", "SPEC", "DFADConfig"]
+__all__ = ["DFAD", "DFAD_FASHION_MNIST", "DFAD_MNIST", "DFAD_PAPER", "SPEC", "DFADConfig"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,20 @@ DFAD_MNIST = DFADConfig(
 """The paper's MNIST setting (LeNet-5 → LeNet-5-half): 40 epochs × 50 iterations, batch
 512, student SGD 0.01 (weight decay 1e-4), latent 100."""
 
+DFAD_FASHION_MNIST = dataclasses.replace(
+    DFAD_MNIST,
+    rounds=12,
+    synthesis_batch_size=128,
+    kd_batch_size=128,
+    generator_width=32,
+)
+"""DFAD at 28×28: 12 rounds of 50 iterations (600 generator steps, 3,000 student steps on
+fresh batches of 128), a generator of width 32 (a quarter of the convolution work: 9
+minutes on 2 CPU cores); the student's SGD at 0.01, the generator's Adam at 1e-3 and the
+latent size as :data:`DFAD_MNIST`. Chosen on a validation split (72.8% there): its
+batches collapse onto one or two classes whatever the schedule, and 24 rounds, the
+generator's rate at 0.01 or the student's at 0.1 each ended lower."""
+
 
 class DFAD(GeneratorFamily):
     """DFAD: the generator family with the L1 adversarial term alone; the student learns
@@ -71,7 +86,7 @@ class DFAD(GeneratorFamily):
 SPEC = MethodSpec(
     name="dfad",
     method_class=DFAD,
-    presets={"paper": DFAD_PAPER, "mnist": DFAD_MNIST},
+    presets={"paper": DFAD_PAPER, "fashion-mnist": DFAD_FASHION_MNIST, "mnist": DFAD_MNIST},
     summary="DFAD (2019): min-max of the L1 logit distance between a generator and the student",
 )
 """DFAD in the registry."""

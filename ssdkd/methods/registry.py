@@ -92,7 +92,7 @@ def preset_for(method: str, channels: int, size: int) -> str | None:
     ``None`` if it has none.
 
     Examples:
-        >>> preset_for("ssd-kd", 1, 28), preset_for("dfad", 1, 28), preset_for("dfq", 1, 8)
+        >>> preset_for("ssd-kd", 1, 28), preset_for("dfad", 1, 32), preset_for("dfq", 1, 8)
         ('fashion-mnist', 'mnist', None)
     """
     for name in method_spec(method).presets:

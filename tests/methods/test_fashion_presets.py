@@ -12,6 +12,7 @@ from ssdkd.methods import (
     CMI_FASHION_MNIST,
     DAFL_FASHION_MNIST,
     DEEPINVERSION_FASHION_MNIST,
+    DFAD_FASHION_MNIST,
     DFQ_FASHION_MNIST,
     FAST2_FASHION_MNIST,
     FAST5_FASHION_MNIST,
@@ -77,6 +78,7 @@ def test_presets_are_registered_for_the_cli() -> None:
     assert PRESETS["cmi"]["fashion-mnist"] is CMI_FASHION_MNIST
     assert PRESETS["dafl"]["fashion-mnist"] is DAFL_FASHION_MNIST
     assert PRESETS["zskt"]["fashion-mnist"] is ZSKT_FASHION_MNIST
+    assert PRESETS["dfad"]["fashion-mnist"] is DFAD_FASHION_MNIST
 
 
 def test_ssdkd_preset_fills_and_refreshes_its_buffer() -> None:
@@ -131,8 +133,20 @@ def test_cli_style_overrides_apply_to_a_preset() -> None:
         ("cmi", CMI_FASHION_MNIST),
         ("dafl", DAFL_FASHION_MNIST),
         ("zskt", ZSKT_FASHION_MNIST),
+        ("dfad", DFAD_FASHION_MNIST),
     ],
-    ids=["ssd-kd", "fast-2", "fast-5", "deepinversion", "nayer", "dfq", "cmi", "dafl", "zskt"],
+    ids=[
+        "ssd-kd",
+        "fast-2",
+        "fast-5",
+        "deepinversion",
+        "nayer",
+        "dfq",
+        "cmi",
+        "dafl",
+        "zskt",
+        "dfad",
+    ],
 )
 def test_each_preset_runs_at_28x28_and_records_its_diagnostics(method, config) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(1)
