@@ -132,11 +132,17 @@ INVERSION_FAMILY = ("cmi", "nayer")
 PLUGINS = {
     "dafl-phi": ("dafl", {"phi_weight": True}, "DAFL: φ weighting its one-hot term vs plain"),
     "dafl-buffer": ("dafl", {"transfer": "buffer"}, "DAFL: SSD-KD's transfer set vs live"),
+    "dafl-buffer-uniform": (
+        "dafl-buffer",
+        {"priority_sampling": False},
+        "DAFL's transfer set: uniform vs priority draws",
+    ),
     "dfad-buffer": ("dfad", {"transfer": "buffer"}, "DFAD: SSD-KD's transfer set vs live"),
 }
-"""The ``plugins`` study: SSD-KD's parts in a generator-family method (name: method,
-switches, question). The transfer set has the SSD-KD preset's size; the student takes
-as many steps as with the live generator."""
+"""The ``plugins`` study: SSD-KD's parts in a generator-family method (name: the arm it is
+compared with, a method or an earlier arm; its switches on top of that arm; question).
+The transfer set has the SSD-KD preset's size; the student takes as many steps as with
+the live generator."""
 TEXT_EMBEDDINGS = {"fashion-mnist": "benchmarks/embeddings/fashion-mnist_all-MiniLM-L6-v2.pt"}
 """NAYER's label embeddings from a text encoder (``benchmarks/label_embeddings.py``), by
 dataset; relative to the repository root, where the benchmarks run."""
@@ -204,9 +210,9 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
     elif study == "plugins":
         presets = _presets(dataset)
         pairs = [
-            (question, name, method)
-            for name, (method, _, question) in PLUGINS.items()
-            if method in presets
+            (question, name, base)
+            for name, (base, _, question) in PLUGINS.items()
+            if _plugin_method(name) in presets
         ]
     elif study == "figure1":
         pairs = []
@@ -221,6 +227,13 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
     for question, a, b in pairs:
         unique.setdefault((a, b), (question, a, b))
     return list(unique.values())
+
+
+def _plugin_method(name: str) -> str:
+    """The method under a ``plugins`` arm (an arm may build on another arm)."""
+    while name in PLUGINS:
+        name = PLUGINS[name][0]
+    return name
 
 
 def _unique_names(
@@ -296,14 +309,16 @@ def study_runs(
             runs += [(name, config, five), (f"real-kd-{config.buffer_size}", real, five)]
         return _unique_names(runs)
     if study == "plugins":
-        for name, (method, switches, _) in PLUGINS.items():
-            base = presets.get(method)
-            if base is None:
+        planned: dict[str, MethodConfig] = {}
+        for name, (base, switches, _) in PLUGINS.items():
+            config = planned.get(base, presets.get(base))
+            if config is None:
                 continue  # the method has no preset for the dataset yet
             if switches.get("transfer") == "buffer":
                 switches = {**switches, "buffer_size": ssd.buffer_size}
-            runs += [(method, base, three), (name, dataclasses.replace(base, **switches), three)]
-        return _unique_names(runs)
+            planned.setdefault(base, config)
+            planned[name] = dataclasses.replace(config, **switches)
+        return [(name, config, three) for name, config in planned.items()]
     if study in ("embeddings", "schedule"):
         nayer, path = presets.get("nayer"), TEXT_EMBEDDINGS.get(dataset)
         if not isinstance(nayer, NAYERConfig) or path is None:

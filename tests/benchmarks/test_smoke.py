@@ -327,10 +327,10 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
 
 
 def test_each_plugin_arm_differs_from_its_method_in_the_plugged_part_only(monkeypatch) -> None:
-    """The plugins study (benchmarks/efficiency.py) pairs a generator-family method with
-    itself plus one of SSD-KD's parts: the arms differ in that switch only (the transfer
-    set at the SSD-KD preset's size), and a method without the dataset's preset plans no
-    run."""
+    """The plugins study (benchmarks/efficiency.py) pairs a generator-family method, or one
+    of its arms, with itself plus one of SSD-KD's parts: the arms differ in that switch only
+    (the transfer set at the SSD-KD preset's size), and a method without the dataset's
+    preset plans no run and no pair."""
     efficiency = _benchmark("efficiency")
     from ssdkd.methods import PRESETS, config_to_dict
 
@@ -339,20 +339,28 @@ def test_each_plugin_arm_differs_from_its_method_in_the_plugged_part_only(monkey
     presets.pop("dafl", None)
     presets.pop("dfad", None)
     assert efficiency.study_runs("fashion-mnist", "plugins", 60000) == []
+    assert efficiency.study_pairs("fashion-mnist", "plugins", 60000) == []
     presets |= {"dafl": PRESETS["dafl"]["mnist"], "dfad": PRESETS["dfad"]["mnist"]}
     runs = efficiency.study_runs("fashion-mnist", "plugins", 60000)
     configs = {name: config_to_dict(config) for name, config, _ in runs}
-    assert sorted(configs) == ["dafl", "dafl-buffer", "dafl-phi", "dfad", "dfad-buffer"]
+    assert sorted(configs) == [
+        "dafl", "dafl-buffer", "dafl-buffer-uniform", "dafl-phi", "dfad", "dfad-buffer"
+    ]  # fmt: skip
+    assert len(configs) == len(runs)  # each arm planned once
     assert all(seeds == [0, 1, 2] for _, _, seeds in runs)
     expected = {
         "dafl-phi": {"phi_weight"},
         "dafl-buffer": {"transfer", "buffer_size"},
+        "dafl-buffer-uniform": {"priority_sampling"},
         "dfad-buffer": {"transfer", "buffer_size"},
     }
     pairs = efficiency.study_pairs("fashion-mnist", "plugins", 60000)
     assert [(a, b) for _, a, b in pairs] == [
-        ("dafl-phi", "dafl"), ("dafl-buffer", "dafl"), ("dfad-buffer", "dfad")
-    ]  # fmt: skip
+        ("dafl-phi", "dafl"),
+        ("dafl-buffer", "dafl"),
+        ("dafl-buffer-uniform", "dafl-buffer"),
+        ("dfad-buffer", "dfad"),
+    ]
     for _, a, b in pairs:
         assert {k for k in configs[a] if configs[a][k] != configs[b][k]} == expected[a]
         if "buffer" in a:
