@@ -154,6 +154,7 @@ README_RUNS = {
     "DFQ": "dfq",
     "DAFL": "dafl",
     "ZSKT": "zskt",
+    "DFAD": "dfad",
     "noise control": "noise-control",
     "real data, the bound": "real-data",
 }
