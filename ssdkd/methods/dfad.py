@@ -63,10 +63,10 @@ DFAD_FASHION_MNIST = dataclasses.replace(
     generator_width=32,
 )
 """DFAD at 28×28: 12 rounds of 50 iterations (600 generator steps, 3,000 student steps on
-fresh batches of 128), a generator of width 32 (a quarter of the convolution work: 9
+fresh batches of 128), a generator of width 32 (a quarter of the convolution work: 7
 minutes on 2 CPU cores); the student's SGD at 0.01, the generator's Adam at 1e-3 and the
 latent size as :data:`DFAD_MNIST`. Chosen on a validation split (72.8% there): its
-batches collapse onto one or two classes whatever the schedule, and 24 rounds, the
+batches collapse onto one or two classes in every schedule tried, and 24 rounds, the
 generator's rate at 0.01 or the student's at 0.1 each ended lower."""
 
 
