@@ -138,11 +138,17 @@ PLUGINS = {
         "DAFL's transfer set: uniform vs priority draws",
     ),
     "dfad-buffer": ("dfad", {"transfer": "buffer"}, "DFAD: SSD-KD's transfer set vs live"),
+    "dfad-buffer-reservoir": (
+        "dfad-buffer",
+        {"refresh_policy": "reservoir"},
+        "DFAD's transfer set: reservoir vs FIFO refresh",
+    ),
 }
 """The ``plugins`` study: SSD-KD's parts in a generator-family method (name: the arm it is
 compared with, a method or an earlier arm; its switches on top of that arm; question).
-The transfer set has the SSD-KD preset's size; the student takes as many steps as with
-the live generator."""
+The transfer set has the SSD-KD preset's size and the transfer set's default FIFO refresh
+(the SSD-KD preset's reservoir is an arm of its own); the student takes as many steps as
+with the live generator."""
 TEXT_EMBEDDINGS = {"fashion-mnist": "benchmarks/embeddings/fashion-mnist_all-MiniLM-L6-v2.pt"}
 """NAYER's label embeddings from a text encoder (``benchmarks/label_embeddings.py``), by
 dataset; relative to the repository root, where the benchmarks run."""

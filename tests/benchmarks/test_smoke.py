@@ -344,8 +344,14 @@ def test_each_plugin_arm_differs_from_its_method_in_the_plugged_part_only(monkey
     runs = efficiency.study_runs("fashion-mnist", "plugins", 60000)
     configs = {name: config_to_dict(config) for name, config, _ in runs}
     assert sorted(configs) == [
-        "dafl", "dafl-buffer", "dafl-buffer-uniform", "dafl-phi", "dfad", "dfad-buffer"
-    ]  # fmt: skip
+        "dafl",
+        "dafl-buffer",
+        "dafl-buffer-uniform",
+        "dafl-phi",
+        "dfad",
+        "dfad-buffer",
+        "dfad-buffer-reservoir",
+    ]
     assert len(configs) == len(runs)  # each arm planned once
     assert all(seeds == [0, 1, 2] for _, _, seeds in runs)
     expected = {
@@ -353,6 +359,7 @@ def test_each_plugin_arm_differs_from_its_method_in_the_plugged_part_only(monkey
         "dafl-buffer": {"transfer", "buffer_size"},
         "dafl-buffer-uniform": {"priority_sampling"},
         "dfad-buffer": {"transfer", "buffer_size"},
+        "dfad-buffer-reservoir": {"refresh_policy"},
     }
     pairs = efficiency.study_pairs("fashion-mnist", "plugins", 60000)
     assert [(a, b) for _, a, b in pairs] == [
@@ -360,6 +367,7 @@ def test_each_plugin_arm_differs_from_its_method_in_the_plugged_part_only(monkey
         ("dafl-buffer", "dafl"),
         ("dafl-buffer-uniform", "dafl-buffer"),
         ("dfad-buffer", "dfad"),
+        ("dfad-buffer-reservoir", "dfad-buffer"),
     ]
     for _, a, b in pairs:
         assert {k for k in configs[a] if configs[a][k] != configs[b][k]} == expected[a]
