@@ -20,8 +20,9 @@ Studies (``--study``), each a list of (name, seeds) pairs:
 - ``buffer``: SSD-KD with buffers of 1%, 5%, 10% and 20% of the training set (Fig. 4)
   beside the preset's own size;
 - ``regimes``: paired arms (5 seeds) where SSD-KD's modules should matter: φ on and off
-  with the published unconditional generator, priority and uniform draws from buffers of
-  1% and 2% of the training set, and the priority's form (w·KL, KL, uniform);
+  with the published unconditional generator and with a harder synthesis
+  (``HARDER_SYNTHESIS``), priority and uniform draws from buffers of 1% and 2% of the
+  training set, and the priority's form (w·KL, KL, uniform);
 - ``figure1``: the paper's Figure 1, SSD-KD with a buffer of N synthetic images against
   the same student distilled (KL to the teacher, the same steps) on N real training
   images, N = 1%, 5%, 10% of the training set (5 seeds);
@@ -110,6 +111,12 @@ BUFFER_SHARES = (0.01, 0.05, 0.10, 0.20)
 size)."""
 REGIME_SHARES = (0.01, 0.02)
 """The small buffers of the ``regimes`` study, as shares of the training set."""
+HARDER_SYNTHESIS: dict[str, Any] = {"adv_weight": 45.0}
+"""The ``regimes`` study's harder synthesis, switches on the SSD-KD preset: three times the
+adversarial weight, so the generator's images land less often in the class they are
+asked for. Chosen on the validation split between two probes with φ off
+(``docs/notes/2026-12-05-regime-4-probes.md``) as the one whose synthetic batches were
+the least class-balanced and the least often of their target class."""
 FIGURE1_SHARES = (0.01, 0.05, 0.10)
 """N of the ``figure1`` study, as shares of the training set."""
 STUDIES = (
@@ -198,7 +205,10 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
     ssd = _presets(dataset)["ssd-kd"]
     assert isinstance(ssd, SSDKDConfig)
     if study == "regimes":
-        pairs = [("unconditional generator: φ on vs off", "unconditional", "unconditional-no-phi")]
+        pairs = [
+            ("unconditional generator: φ on vs off", "unconditional", "unconditional-no-phi"),
+            ("harder synthesis: φ on vs off", "harder", "harder-no-phi"),
+        ]
         for share in REGIME_SHARES:
             name, _ = _buffer_run(ssd, share, train_size)
             question = f"{100 * share:g}% buffer: priority vs uniform draws"
@@ -291,9 +301,12 @@ def study_runs(
         return runs
     if study == "regimes":
         unconditional = dataclasses.replace(ssd, conditional_generator=False)
+        harder = dataclasses.replace(ssd, **HARDER_SYNTHESIS)
         runs = [
             ("unconditional", unconditional, five),
             ("unconditional-no-phi", dataclasses.replace(unconditional, use_phi=False), five),
+            ("harder", harder, five),
+            ("harder-no-phi", dataclasses.replace(harder, use_phi=False), five),
         ]
         for share in REGIME_SHARES:
             name, config = _buffer_run(ssd, share, train_size)

@@ -288,6 +288,7 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
 
     expected = {
         "unconditional generator: φ on vs off": {"use_phi"},
+        "harder synthesis: φ on vs off": {"use_phi"},
         "1% buffer: priority vs uniform draws": {"priority_sampling"},
         "2% buffer: priority vs uniform draws": {"priority_sampling"},
         "priority δ = w·KL (paper) vs uniform": {"priority_sampling"},
@@ -300,7 +301,7 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
         assert len(configs) == len(runs)  # names unique
         assert all(len(seeds) == 5 for _, _, seeds in runs)
         pairs = efficiency.study_pairs("fashion-mnist", study, 60000)
-        assert len(pairs) == (6 if study == "regimes" else 3)
+        assert len(pairs) == (7 if study == "regimes" else 3)
         for question, a, b in pairs:
             if study == "regimes":
                 differ = {k for k in configs[a] if configs[a][k] != configs[b][k]}
@@ -314,6 +315,14 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
                     assert configs[a][key] == configs[b][key], key
                 steps = configs[a]["rounds"] - configs[a]["warmup_rounds"]
                 assert configs[b]["rounds"] == steps
+    # The harder synthesis is the SSD-KD preset with HARDER_SYNTHESIS's switches only.
+    runs = {
+        name: config_to_dict(config)
+        for name, config, _ in efficiency.study_runs("fashion-mnist", "regimes", 60000)
+    }
+    preset = config_to_dict(efficiency._presets("fashion-mnist")["ssd-kd"])
+    differ = {k for k in preset if preset[k] != runs["harder"][k]}
+    assert differ == set(efficiency.HARDER_SYNTHESIS)
     sizes = [a for _, a, _ in efficiency.study_pairs("fashion-mnist", "figure1", 60000)]
     assert sizes == ["buffer-600", "buffer-3000", "buffer-6000"]
     # NAYER's studies: one switch each (the embeddings, then the rounds with them).
