@@ -151,6 +151,24 @@ def test_efficiency_runs_filter_runs_only_the_named_runs(
     assert "--runs: ['fast-7'] not in the chosen studies' runs" in wrong.stderr
 
 
+def test_regimes_runs_default_to_their_own_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: the regimes study's pairs took the shared directory's SSD-KD runs,
+    made before per-role random streams, as the partners of runs made after them, so
+    paired arms did not share their random numbers."""
+    efficiency = _benchmark("efficiency")
+    shared = efficiency.parse_args(["--dataset", "fashion-mnist", "--study", "main", "buffer"])
+    own = efficiency.parse_args(["--dataset", "fashion-mnist", "--study", "regimes"])
+    assert Path(shared.results).name == "efficiency_fashion-mnist"
+    assert Path(own.results).name == "efficiency_fashion-mnist_regimes"
+    given = efficiency.parse_args(["--study", "regimes", "main", "--results", "/tmp/r"])
+    assert given.results == "/tmp/r"
+    with pytest.raises(SystemExit):
+        efficiency.parse_args(["--dataset", "fashion-mnist", "--study", "regimes", "main"])
+    assert "--study: ['regimes'] keep their run files in a directory of their own" in (
+        capsys.readouterr().err
+    )
+
+
 def test_sampling_quick_run_writes_rows_and_the_results_section(tmp_path: Path) -> None:
     out, markdown = tmp_path / "s.json", tmp_path / "results.md"
     result = subprocess.run(
