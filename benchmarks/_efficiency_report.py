@@ -56,9 +56,15 @@ def images_learnt_from(run: dict[str, Any]) -> float:
 
 
 def summarize(
-    runs: list[dict[str, Any]], teacher_accuracy: float, num_classes: int
+    runs: list[dict[str, Any]],
+    teacher_accuracy: float,
+    num_classes: int,
+    fast2_runs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Per-name medians over seeds and times to reach Fast-2's and the teacher's accuracy."""
+    """Per-name medians over seeds and times to reach Fast-2's and the teacher's accuracy.
+
+    Fast-2's runs are those of ``runs``, or where it has none ``fast2_runs`` (another
+    directory's, for a study that does not run Fast-2 itself)."""
     chance = 1.0 / num_classes
     names = list(dict.fromkeys(run["name"] for run in runs))
     by_name = {name: [run for run in runs if run["name"] == name] for name in names}
@@ -66,9 +72,10 @@ def summarize(
         name: [float(run["history"][-1]["accuracy"]) for run in group]
         for name, group in by_name.items()
     }
+    fast2_group = by_name.get("fast-2") or fast2_runs or []
     targets = {"teacher_95": 0.95 * teacher_accuracy}
-    if finals.get("fast-2"):
-        targets["fast-2"] = _median(finals["fast-2"])
+    if fast2_group:
+        targets["fast-2"] = _median([float(run["history"][-1]["accuracy"]) for run in fast2_group])
     summary: dict[str, Any] = {"targets": targets, "chance": chance, "methods": {}}
     for name, group in by_name.items():
         last = [run["history"][-1] for run in group]
@@ -105,7 +112,7 @@ def summarize(
         # Per seed, SSD-KD's time to Fast-2's median accuracy over the same seed's Fast-2
         # run, for the seeds whose two runs ran on the same kind of machine: a study
         # continued on another machine still compares times measured on one machine.
-        fast2 = {run["seed"]: run for run in by_name["fast-2"]}
+        fast2 = {run["seed"]: run for run in fast2_group}
         ratios = [
             time_to_reach(run["history"], targets["fast-2"])
             / fast2[run["seed"]]["history"][-1]["overall_seconds"]
@@ -303,6 +310,58 @@ def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) 
             f"| {question} | {arm_a} | {arm_b} | {n} | {_fmt_percent(medians[0])} "
             f"| {_fmt_percent(medians[1])} | {interval} | {pair['wins']}/{n} |"
         )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+DIAGNOSTICS = (
+    ("synth_class_entropy", "synthetic batches' class entropy"),
+    ("target_agreement", "synthetic images in their target class"),
+    ("phi_mean", "φ mean"),
+    ("data_class_entropy", "buffer's class entropy"),
+    ("weight_ess", "importance weights' ESS / batch"),
+    ("kl_ratio", "drawn KL / buffer KL"),
+)
+"""The per-round quantities of the diagnostics table (key in a round's record, column):
+the teacher's class entropies are normalised by log(classes); "drawn KL / buffer KL" is
+the mean KL of the drawn batch over its importance-weighted estimate for the whole
+buffer (1 for uniform draws, above 1 as priority draws favour high-KL images)."""
+
+
+def _round_value(record: dict[str, Any], key: str) -> float | None:
+    if key == "kl_ratio":
+        drawn, whole = record.get("kl_drawn"), record.get("kl")
+        return drawn / whole if drawn is not None and whole else None
+    value = record.get(key)
+    return None if value is None else float(value)
+
+
+def diagnostics_table(runs: list[dict[str, Any]], names: list[str]) -> str:
+    """Per name, each ``DIAGNOSTICS`` quantity averaged over a run's rounds after its
+    warm-up, the median over its seeds ("–" where no run records it); empty without runs.
+    What tells a reader why two arms differ: how balanced and on-target the synthesis
+    was, what the buffer held and how far the draws departed from uniform."""
+    lines = [
+        "| run | seeds | " + " | ".join(header for _, header in DIAGNOSTICS) + " |",
+        "|---|---:|" + "---:|" * len(DIAGNOSTICS),
+    ]
+    for name in names:
+        own = [run for run in runs if run["name"] == name]
+        if not own:
+            continue
+        cells = []
+        for key, _ in DIAGNOSTICS:
+            means = []
+            for run in own:
+                warmup = run["config"].get("warmup_rounds", 0)
+                values = [
+                    value
+                    for record in run["history"]
+                    if record["round"] > warmup and (value := _round_value(record, key)) is not None
+                ]
+                if values:
+                    means.append(statistics.fmean(values))
+            cells.append(f"{_median(means):.3f}" if means else "–")
+        lines.append(f"| {name} | {len(own)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 

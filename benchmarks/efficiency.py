@@ -72,6 +72,7 @@ from _common import (
     write_section,
 )
 from _efficiency_report import (
+    diagnostics_table,
     load_runs,
     markdown_table,
     paired_table,
@@ -136,6 +137,9 @@ STUDIES = (
     "plugins",
 )
 PRESET_NAME = {"digits": "digits", "fashion-mnist": "fashion-mnist"}
+DIAGNOSED = ("regimes",)
+"""The studies whose report adds the diagnostics table (``DIAGNOSTICS``): what the
+synthesis, the buffer and the draws of each arm were like."""
 
 
 GENERATOR_FAMILY = ("dafl", "dfad", "zskt", "dfq")
@@ -497,7 +501,12 @@ def report(args: argparse.Namespace) -> None:
     if not runs:
         raise SystemExit(f"no current run files in {results}")
     counted = {id(run) for run in runs}
-    summary = summarize(runs, header["teacher_accuracy"], header["num_classes"])
+    # A study in a directory of its own takes Fast-2's median from the shared directory.
+    shared = results.parent / f"efficiency_{args.dataset}"
+    fast2: list[dict[str, Any]] = []
+    if not any(run["name"] == "fast-2" for run in runs) and (shared / "study.json").is_file():
+        fast2 = [run for run in current_runs(shared, args.dataset)[1] if run["name"] == "fast-2"]
+    summary = summarize(runs, header["teacher_accuracy"], header["num_classes"], fast2)
     (results / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     for study in args.study:
         planned = plans[study]
@@ -529,7 +538,12 @@ def report(args: argparse.Namespace) -> None:
             f"Machine: {'; '.join(sorted(machines))}. Runs finished {finished[0]}"
             + (f" to {finished[-1]}" if finished[-1] != finished[0] else "")
             + f"; library {', '.join(commits)}; run files `{shown}/`"
-            + (f" ({len(outdated)} outdated file(s) not counted)." if outdated else "."),
+            + (f" ({len(outdated)} outdated file(s) not counted)" if outdated else "")
+            + (
+                f"; Fast-2's runs from `{shown_path(shared)}/`."
+                if fast2 and any(name in summary["methods"] for name in names)
+                else "."
+            ),
             "",
             "```bash",
             f"OMP_NUM_THREADS=2 python benchmarks/efficiency.py --dataset {args.dataset} "
@@ -546,6 +560,17 @@ def report(args: argparse.Namespace) -> None:
                         done, study_pairs(args.dataset, study, header["train_size"])
                     )
                 )
+                else []
+            ),
+            *(
+                [
+                    "Diagnostics (the mean over a run's rounds after its warm-up, the "
+                    "median over its seeds):",
+                    "",
+                    diagnostics_table(done, names),
+                    "",
+                ]
+                if study in DIAGNOSED
                 else []
             ),
             '??? info "Schedules"',

@@ -1,5 +1,6 @@
 """The paired difference of two arms of a study, the ranking line of the main study, the
-same-machine speed comparison, the images a run learnt from and the schedule lines
+same-machine speed comparison, the images a run learnt from, the schedule lines, the
+diagnostics table and Fast-2's target from another directory
 (benchmarks/_efficiency_report.py)."""
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _efficiency_report import (
+    diagnostics_table,
     images_learnt_from,
     paired_difference,
     paired_table,
     ranking_line,
     same_machine_speed,
     schedule_lines,
+    summarize,
 )
 
 accuracies = st.lists(st.floats(0.0, 1.0), min_size=2, max_size=8)
@@ -146,3 +149,49 @@ def test_a_live_stream_schedule_does_not_show_the_buffer_it_does_not_use():
     live, buffered = schedule_lines(runs, ["dfq", "dfq-buffer"])
     assert live == "- `dfq`: rounds=16, temperature=1.0"
     assert buffered.startswith("- `dfq-buffer`: rounds=16, buffer_size=5000, refresh_policy=fifo")
+
+
+def _round(number: int, **values: float) -> dict[str, float]:
+    return {"round": number, "accuracy": 0.5, "overall_seconds": 10.0 * number, **values}
+
+
+def test_diagnostics_average_the_rounds_after_the_warmup_then_take_the_median_seed():
+    def run(seed: int, ess: list[float]) -> dict:
+        history = [_round(1, weight_ess=0.0, kl=0.1, kl_drawn=0.9)] + [
+            _round(r + 2, weight_ess=value, kl=0.2, kl_drawn=0.3) for r, value in enumerate(ess)
+        ]
+        return {"name": "a", "seed": seed, "config": {"warmup_rounds": 1}, "history": history}
+
+    runs = [run(0, [0.9, 0.7]), run(1, [0.5, 0.5]), run(2, [1.0, 0.9])]
+    other = {"name": "b", "seed": 0, "config": {}, "history": []}
+    table = diagnostics_table([*runs, other], ["a"])
+    row = next(line for line in table.splitlines() if line.startswith("| a |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    # Rounds after the warm-up only: ESS means 0.8, 0.5, 0.95, median 0.8; KL ratio 1.5.
+    assert cells[1] == "3"
+    assert cells[2:] == ["–", "–", "–", "–", "0.800", "1.500"]
+    assert diagnostics_table(runs, ["absent"]) == ""
+
+
+def test_a_study_without_fast2_takes_its_target_and_ratios_from_given_runs():
+    machine = {"cpu": "x", "cores": 2, "python": "3", "torch": "2", "torch_threads": 2}
+
+    def run(name: str, seed: int, accuracies: list[float]) -> dict:
+        history = [_round(r + 1) | {"accuracy": a} for r, a in enumerate(accuracies)]
+        for record in history:
+            record.update(images_synthesized=0, kd_steps=0, synthesis_seconds=1.0, kd_seconds=2.0)
+        return {"name": name, "seed": seed, "config": {}, "machine": machine, "history": history}
+
+    ssd = [run("ssd-kd", 0, [0.7, 0.85, 0.86])]
+    fast2 = [run("fast-2", 0, [0.5, 0.8, 0.84, 0.84]), run("fast-2", 1, [0.82])]
+    alone = summarize(ssd, 0.9, 10)
+    assert "fast-2" not in alone["targets"]
+    summary = summarize(ssd, 0.9, 10, fast2)
+    assert summary["targets"]["fast-2"] == pytest.approx(0.83)  # median of 0.84, 0.82
+    assert summary["methods"]["ssd-kd"]["time_to_fast-2_median"] == 20.0
+    assert "fast-2" not in summary["methods"]  # the reference is not a row of the study
+    # SSD-KD's 20 s to 83% over the same seed's Fast-2 overall 40 s.
+    assert summary["paired_time_ratio"] == {"median": 0.5, "seeds": 1}
+    # A study's own Fast-2 runs win over the given ones.
+    own = summarize([*ssd, run("fast-2", 0, [0.86])], 0.9, 10, fast2)
+    assert own["targets"]["fast-2"] == pytest.approx(0.86)
