@@ -22,7 +22,9 @@ Studies (``--study``), each a list of (name, seeds) pairs:
 - ``regimes``: paired arms (5 seeds) where SSD-KD's modules should matter: φ on and off
   with the published unconditional generator and with a harder synthesis
   (``HARDER_SYNTHESIS``), priority and uniform draws from buffers of 1% and 2% of the
-  training set, and the priority's form (w·KL, KL, uniform);
+  training set, the priority's form (w·KL, KL, uniform), and KD without augmentation on
+  the teacher logits stored at admission (the paper's reuse of φ's values) against the
+  preset's augmented KD;
 - ``figure1``: the paper's Figure 1, SSD-KD with a buffer of N synthetic images against
   the same student distilled (KL to the teacher, the same steps) on N real training
   images, N = 1%, 5%, 10% of the training set (5 seeds);
@@ -227,6 +229,11 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
             ("priority δ = w·KL (paper) vs uniform", "ssd-kd", "no-priority"),
             ("priority δ = KL vs uniform", "priority-kl", "no-priority"),
             ("priority δ = KL vs w·KL", "priority-kl", "ssd-kd"),
+            (
+                "KD on stored teacher logits (no augmentation) vs the preset",
+                "stored-logits",
+                "ssd-kd",
+            ),
         ]
     elif study == "embeddings":
         pairs = [("NAYER: text embeddings vs random codes", "nayer-text", "nayer")]
@@ -317,6 +324,7 @@ def study_runs(
             ("ssd-kd", ssd, five),
             ("no-priority", dataclasses.replace(ssd, **ABLATIONS["no-priority"]), five),
             ("priority-kl", dataclasses.replace(ssd, priority_form="kl"), five),
+            ("stored-logits", dataclasses.replace(ssd, kd_augment=False), five),
             ("unconditional", unconditional, five),
             ("unconditional-no-phi", dataclasses.replace(unconditional, use_phi=False), five),
             ("harder", harder, five),
