@@ -220,6 +220,7 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
         pairs = [
             ("unconditional generator: φ on vs off", "unconditional", "unconditional-no-phi"),
             ("harder synthesis: φ on vs off", "harder", "harder-no-phi"),
+            ("harder synthesis vs the preset (φ on)", "harder", "ssd-kd"),
         ]
         for share in REGIME_SHARES:
             name, _ = _buffer_run(ssd, share, train_size)
