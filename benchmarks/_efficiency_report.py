@@ -145,10 +145,11 @@ def _fmt_acc(entry: dict[str, Any]) -> str:
 
 def markdown_table(summary: dict[str, Any], names: list[str]) -> str:
     """One row per name present in ``summary``."""
-    fast2 = summary["targets"].get("fast-2", math.nan)
+    fast2 = summary["targets"].get("fast-2")
+    target = f"{100 * fast2:.2f}%" if fast2 is not None else "no Fast-2 runs"
     lines = [
         "| run | seeds | final accuracy % median (min–max) | runs at chance "
-        f"| time to Fast-2's median ({100 * fast2:.2f}%) "
+        f"| time to Fast-2's median ({target}) "
         "| images synthesised | images learnt from | KD steps | overall s (synthesis + KD) "
         "| validation accuracy % median |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -285,14 +286,24 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, Any
 
 def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) -> str:
     """One row per (question, arm A, arm B): both medians and the paired A − B with its
-    95% interval, in points of final test accuracy; empty where no pair has a common seed."""
+    95% interval, in points of final test accuracy; empty where no pair has a common seed.
+
+    The last column counts the seeds whose two arms ran on different machines (by
+    ``machine_line``; a run without a machine record counts as its own machine): the same
+    seed and streams give the same run only on one kind of CPU, so such a seed's pair
+    shares its random numbers but not its floating-point arithmetic."""
     finals: dict[str, dict[int, float]] = {}
+    machines: dict[str, dict[int, str | None]] = {}
     for run in runs:
         finals.setdefault(run["name"], {})[run["seed"]] = float(run["history"][-1]["accuracy"])
+        machine = run.get("machine")
+        machines.setdefault(run["name"], {})[run["seed"]] = (
+            machine_line(machine) if machine else None
+        )
     lines = [
         "| question | A | B | seeds | A median % | B median % "
-        "| A − B mean, points [95% interval] | seeds A > B |",
-        "|---|---|---|---:|---:|---:|---|---:|",
+        "| A − B mean, points [95% interval] | seeds A > B | seeds on two machines |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|",
     ]
     for question, arm_a, arm_b in pairs:
         a, b = finals.get(arm_a, {}), finals.get(arm_b, {})
@@ -306,9 +317,13 @@ def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) 
             else f"{100 * pair['mean']:+.2f} [–]"
         )
         medians = [_median([arm[s] for s in pair["seeds"]]) for arm in (a, b)]
+        mixed = sum(
+            machines[arm_a][s] is None or machines[arm_a][s] != machines[arm_b][s]
+            for s in pair["seeds"]
+        )
         lines.append(
             f"| {question} | {arm_a} | {arm_b} | {n} | {_fmt_percent(medians[0])} "
-            f"| {_fmt_percent(medians[1])} | {interval} | {pair['wins']}/{n} |"
+            f"| {_fmt_percent(medians[1])} | {interval} | {pair['wins']}/{n} | {mixed} |"
         )
     return "\n".join(lines) if len(lines) > 2 else ""
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _efficiency_report import (
     diagnostics_table,
     images_learnt_from,
+    markdown_table,
     paired_difference,
     paired_table,
     ranking_line,
@@ -62,9 +63,37 @@ def test_a_pair_with_one_common_seed_has_no_interval_and_the_table_says_so():
         for name, acc in (("x", 0.8), ("y", 0.7))
     ]
     table = paired_table(runs, [("x or y", "x", "y"), ("absent", "x", "z")])
-    assert "| x or y | x | y | 1 | 80.00 | 70.00 | +10.00 [–] | 1/1 |" in table
+    assert "| x or y | x | y | 1 | 80.00 | 70.00 | +10.00 [–] | 1/1 | 1 |" in table
     assert "absent" not in table
     assert paired_table(runs, [("absent", "x", "z")]) == ""
+
+
+def test_the_table_counts_the_seeds_whose_arms_ran_on_different_machines():
+    """Guards against a pair table that hid seeds whose two arms ran on different CPUs
+    (not the same arithmetic, so not the same run for the same seed and streams)."""
+    intel = {"cpu": "Intel", "cores": 2, "python": "3", "torch": "2", "torch_threads": 2}
+    amd = intel | {"cpu": "AMD"}
+    cpus = {("x", 0): intel, ("y", 0): intel, ("x", 1): intel, ("y", 1): amd, ("x", 2): amd}
+    cpus[("y", 2)] = amd
+    runs = [
+        {"name": name, "seed": seed, "machine": machine, "history": [{"accuracy": 0.8}]}
+        for (name, seed), machine in cpus.items()
+    ]
+    table = paired_table(runs, [("x or y", "x", "y")])
+    # Seed 0 both on Intel, seed 2 both on AMD: only seed 1's arms ran on two machines.
+    assert table.splitlines()[-1].endswith("| 3 | 80.00 | 80.00 | +0.00 [+0.00, +0.00] | 0/3 | 1 |")
+
+
+def test_a_table_without_fast2_runs_says_so_in_its_header():
+    """Guards against a header reading "Fast-2's median (nan%)" for a results directory
+    with no Fast-2 runs of its own or beside it."""
+    machine = {"cpu": "x", "cores": 2, "python": "3", "torch": "2", "torch_threads": 2}
+    history = [_round(1) | {"accuracy": 0.8, "images_synthesized": 0, "kd_steps": 0}]
+    history[0].update(synthesis_seconds=1.0, kd_seconds=1.0)
+    run = {"name": "ssd-kd", "seed": 0, "config": {}, "machine": machine, "history": history}
+    header = markdown_table(summarize([run], 0.9, 10), ["ssd-kd"]).splitlines()[0]
+    assert "time to Fast-2's median (no Fast-2 runs)" in header
+    assert "nan" not in header
 
 
 def test_the_ranking_names_ssdkd_place_among_the_data_free_methods_only():
