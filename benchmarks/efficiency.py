@@ -219,6 +219,11 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
     if study == "regimes":
         pairs = [
             ("unconditional generator: φ on vs off", "unconditional", "unconditional-no-phi"),
+            (
+                "unconditional generator vs the preset's conditional (φ on)",
+                "unconditional",
+                "ssd-kd",
+            ),
             ("harder synthesis: φ on vs off", "harder", "harder-no-phi"),
             ("harder synthesis vs the preset (φ on)", "harder", "ssd-kd"),
         ]

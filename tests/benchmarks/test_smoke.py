@@ -306,6 +306,7 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
 
     expected = {
         "unconditional generator: φ on vs off": {"use_phi"},
+        "unconditional generator vs the preset's conditional (φ on)": {"conditional_generator"},
         "harder synthesis: φ on vs off": {"use_phi"},
         "harder synthesis vs the preset (φ on)": set(efficiency.HARDER_SYNTHESIS),
         "1% buffer: priority vs uniform draws": {"priority_sampling"},
@@ -321,7 +322,7 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
         assert len(configs) == len(runs)  # names unique
         assert all(len(seeds) == 5 for _, _, seeds in runs)
         pairs = efficiency.study_pairs("fashion-mnist", study, 60000)
-        assert len(pairs) == (9 if study == "regimes" else 3)
+        assert len(pairs) == (10 if study == "regimes" else 3)
         for question, a, b in pairs:
             if study == "regimes":
                 differ = {k for k in configs[a] if configs[a][k] != configs[b][k]}
