@@ -333,13 +333,19 @@ DIAGNOSTICS = (
     ("target_agreement", "synthetic images in their target class"),
     ("phi_mean", "φ mean"),
     ("data_class_entropy", "buffer's class entropy"),
+    ("data_teacher_confidence", "teacher's confidence on the buffer"),
+    ("kl", "buffer's KL·T² teacher‖student"),
     ("weight_ess", "importance weights' ESS / batch"),
     ("kl_ratio", "drawn KL / buffer KL"),
 )
 """The per-round quantities of the diagnostics table (key in a round's record, column):
-the teacher's class entropies are normalised by log(classes); "drawn KL / buffer KL" is
-the mean KL of the drawn batch over its importance-weighted estimate for the whole
-buffer (1 for uniform draws, above 1 as priority draws favour high-KL images)."""
+the teacher's class entropies are normalised by log(classes); its confidence is its mean
+top softmax probability on the images stored in the buffer (how close to a class
+boundary the images lie); the KL is the round's estimate of the buffer's mean KL·T²
+(unbiased under priority draws: each drawn image's KL over N·P(i)), how much the student
+still disagrees with the teacher on what it learns from; "drawn KL / buffer KL" is the
+mean KL of the drawn batch over that estimate (1 for uniform draws, above 1 as priority
+draws favour high-KL images)."""
 
 
 def _round_value(record: dict[str, Any], key: str) -> float | None:

@@ -196,9 +196,10 @@ def test_diagnostics_average_the_rounds_after_the_warmup_then_take_the_median_se
     table = diagnostics_table([*runs, other], ["a"])
     row = next(line for line in table.splitlines() if line.startswith("| a |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    # Rounds after the warm-up only: ESS means 0.8, 0.5, 0.95, median 0.8; KL ratio 1.5.
+    # Rounds after the warm-up only: KL 0.2, ESS means 0.8, 0.5, 0.95, median 0.8; KL
+    # ratio 1.5.
     assert cells[1] == "3"
-    assert cells[2:] == ["–", "–", "–", "–", "0.800", "1.500"]
+    assert cells[2:] == ["–", "–", "–", "–", "–", "0.200", "0.800", "1.500"]
     assert diagnostics_table(runs, ["absent"]) == ""
 
 
