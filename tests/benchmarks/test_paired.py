@@ -73,8 +73,14 @@ def test_the_table_counts_the_seeds_whose_arms_ran_on_different_machines():
     (not the same arithmetic, so not the same run for the same seed and streams)."""
     intel = {"cpu": "Intel", "cores": 2, "python": "3", "torch": "2", "torch_threads": 2}
     amd = intel | {"cpu": "AMD"}
-    cpus = {("x", 0): intel, ("y", 0): intel, ("x", 1): intel, ("y", 1): amd, ("x", 2): amd}
-    cpus[("y", 2)] = amd
+    cpus = {
+        ("x", 0): intel,
+        ("y", 0): intel,
+        ("x", 1): intel,
+        ("y", 1): amd,
+        ("x", 2): amd,
+        ("y", 2): amd,
+    }
     runs = [
         {"name": name, "seed": seed, "machine": machine, "history": [{"accuracy": 0.8}]}
         for (name, seed), machine in cpus.items()
