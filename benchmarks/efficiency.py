@@ -20,8 +20,9 @@ Studies (``--study``), each a list of (name, seeds) pairs:
 - ``buffer``: SSD-KD with buffers of 1%, 5%, 10% and 20% of the training set (Fig. 4)
   beside the preset's own size;
 - ``regimes``: paired arms (5 seeds) where SSD-KD's modules should matter: φ on and off
-  with the published unconditional generator and with a harder synthesis
-  (``HARDER_SYNTHESIS``), priority and uniform draws from buffers of 1% and 2% of the
+  with the preset's z-only generator (whose batches are class-imbalanced) and with a
+  harder synthesis (``HARDER_SYNTHESIS``), the preset's generator against the
+  class-conditional one, priority and uniform draws from buffers of 1% and 2% of the
   training set, the priority's form (w·KL, KL, uniform), and KD without augmentation on
   the teacher logits stored at admission (the paper's reuse of φ's values) against the
   preset's augmented KD;
@@ -119,8 +120,9 @@ HARDER_SYNTHESIS: dict[str, Any] = {"adv_weight": 45.0}
 """The ``regimes`` study's harder synthesis, switches on the SSD-KD preset: three times the
 adversarial weight, so the generator's images land less often in the class they are
 asked for. Chosen on the validation split between two probes with φ off
-(``docs/notes/2026-12-05-regime-4-probes.md``) as the one whose synthetic batches were
-the least class-balanced and the least often of their target class."""
+(``docs/notes/2026-12-05-regime-4-probes.md``), made with the class-conditional
+generator, as the one whose synthetic batches were the least class-balanced and the
+least often of their target class."""
 FIGURE1_SHARES = (0.01, 0.05, 0.10)
 """N of the ``figure1`` study, as shares of the training set."""
 OWN_DIRECTORY = ("regimes",)
@@ -218,12 +220,8 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
     assert isinstance(ssd, SSDKDConfig)
     if study == "regimes":
         pairs = [
-            ("unconditional generator: φ on vs off", "unconditional", "unconditional-no-phi"),
-            (
-                "unconditional generator vs the preset's conditional (φ on)",
-                "unconditional",
-                "ssd-kd",
-            ),
+            ("the preset's z-only generator: φ on vs off", "ssd-kd", "no-phi"),
+            ("z-only generator (the preset) vs class-conditional (φ on)", "ssd-kd", "conditional"),
             ("harder synthesis: φ on vs off", "harder", "harder-no-phi"),
             ("harder synthesis vs the preset (φ on)", "harder", "ssd-kd"),
         ]
@@ -323,16 +321,15 @@ def study_runs(
             runs.append((name, config, three))
         return runs
     if study == "regimes":
-        unconditional = dataclasses.replace(ssd, conditional_generator=False)
         harder = dataclasses.replace(ssd, **HARDER_SYNTHESIS)
         # The preset first: the report's schedules list the other arms' switches on it.
         runs = [
             ("ssd-kd", ssd, five),
+            ("no-phi", dataclasses.replace(ssd, **ABLATIONS["no-phi"]), five),
+            ("conditional", dataclasses.replace(ssd, conditional_generator=True), five),
             ("no-priority", dataclasses.replace(ssd, **ABLATIONS["no-priority"]), five),
             ("priority-kl", dataclasses.replace(ssd, priority_form="kl"), five),
             ("stored-logits", dataclasses.replace(ssd, kd_augment=False), five),
-            ("unconditional", unconditional, five),
-            ("unconditional-no-phi", dataclasses.replace(unconditional, use_phi=False), five),
             ("harder", harder, five),
             ("harder-no-phi", dataclasses.replace(harder, use_phi=False), five),
         ]
@@ -527,23 +524,43 @@ def report(args: argparse.Namespace) -> None:
         names = [name for name, _, _ in planned]
         expected = sum(len(seeds) for _, _, seeds in planned)
         done = [r for r in runs if r["name"] in names]
-        if not done:
-            print(f"{study}: no current run files yet, no section written")
-            continue
         # Only this study's files: a section names its own runs, not the other studies'.
         outdated = sorted(
             f"{r['name']}_seed{r['seed']}"
             for r in every_run
             if id(r) not in counted and r["name"] in names
         )
+        shown = shown_path(results)
+        figure = Path(args.figures) / f"efficiency_{study}_{args.dataset}.png"
+        command = (
+            f"OMP_NUM_THREADS=2 python benchmarks/efficiency.py --dataset {args.dataset} "
+            f"--study {study}"
+        )
+        if not done:
+            if not outdated:
+                print(f"{study}: no run files yet, no section written")
+                continue
+            # A section drawn from runs that are no longer current would stand as if it were.
+            figure.unlink(missing_ok=True)
+            body = [
+                f"No current runs: the {len(outdated)} run file(s) of this study in `{shown}/` "
+                "are of an earlier preset or teacher and are not counted. Rerun the study:",
+                "",
+                "```bash",
+                command,
+                "```",
+            ]
+            write_section(
+                Path(args.markdown), f"efficiency-{study}-{args.dataset}", "\n".join(body)
+            )
+            print("\n".join(body))
+            continue
         status = (
             "complete" if len(done) >= expected else f"**partial: {len(done)} of {expected} runs**"
         )
         machines = {machine_line(r["machine"]) for r in done}
         commits = sorted({str(r["machine"].get("git_commit")) for r in done})
-        shown = shown_path(results)
         title = f"{args.dataset}: {study}"
-        figure = Path(args.figures) / f"efficiency_{study}_{args.dataset}.png"
         finished = sorted(str(r["finished"])[:10] for r in done)
         body = [
             f"Teacher `{header['teacher']}` ({100 * header['teacher_accuracy']:.2f}% test), "
@@ -560,8 +577,7 @@ def report(args: argparse.Namespace) -> None:
             ),
             "",
             "```bash",
-            f"OMP_NUM_THREADS=2 python benchmarks/efficiency.py --dataset {args.dataset} "
-            f"--study {study}",
+            command,
             "```",
             "",
             markdown_table(summary, names),

@@ -86,6 +86,21 @@ def speed_section(study: Path, same_machine: Path) -> str:
     )
 
 
+def efficiency_directories(results: Path) -> list[tuple[Path, list[str]]]:
+    """(run-file directory, studies) of each Fashion-MNIST efficiency report under
+    ``results`` that holds a study: the shared directory's studies, then each study that
+    keeps a directory of its own (``efficiency.OWN_DIRECTORY``), drawn from that one."""
+    shared = [study for study in efficiency.STUDIES if study not in efficiency.OWN_DIRECTORY]
+    plans = [(results / "efficiency_fashion-mnist", shared)]
+    plans += [
+        (results / f"efficiency_fashion-mnist_{study}", [study])
+        for study in efficiency.OWN_DIRECTORY
+    ]
+    return [
+        (directory, studies) for directory, studies in plans if (directory / "study.json").is_file()
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "results.md")
@@ -94,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     page, results = args.page, args.results
 
     efficiency_dir = results / "efficiency_fashion-mnist"
-    if (efficiency_dir / "study.json").is_file():
+    for directory, studies in efficiency_directories(results):
         efficiency.report(
             efficiency.parse_args(
                 [
@@ -102,9 +117,9 @@ def main(argv: list[str] | None = None) -> None:
                     "fashion-mnist",
                     "--report-only",
                     "--study",
-                    *efficiency.STUDIES,
+                    *studies,
                     "--results",
-                    str(efficiency_dir),
+                    str(directory),
                     "--markdown",
                     str(page),
                     "--figures",

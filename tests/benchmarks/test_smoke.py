@@ -133,6 +133,42 @@ def test_efficiency_quick_studies_write_one_file_per_run_and_resume(
     assert "1 outdated file(s) not counted" in main
     assert "| fast-5 |" not in main
     assert "| fast-2 |" in main
+    # A study left with no current run (a preset changed under it) says so in its section
+    # instead of keeping the tables of its outdated runs, and its plot goes.
+    for path in results.glob("*_seed0.json"):
+        if not path.name.startswith(("deepinversion", "fast-2")):
+            run = json.loads(path.read_text())
+            run["teacher_fingerprint"] = "another teacher"
+            path.write_text(json.dumps(run))
+    report = _run("efficiency.py", *args, "--report-only")
+    assert report.returncode == 0, report.stderr
+    text = markdown.read_text()
+    ablation = text.split("<!-- efficiency-ablation-digits begin -->")[1].split("end -->")[0]
+    assert ablation.startswith("\nNo current runs: the 5 run file(s) of this study in")
+    assert "--dataset digits --study ablation" in ablation
+    assert "| no-phi |" not in ablation
+    assert not (figures / "efficiency_ablation_digits.png").exists()
+    assert (figures / "efficiency_main_digits.png").exists()
+
+
+def test_results_page_draws_each_study_from_its_own_directory(tmp_path: Path) -> None:
+    """Regression: the results page redrew every study from the shared directory, so the
+    regimes section took the shared directory's SSD-KD runs (another library's random
+    streams) instead of its own directory's."""
+    results_page = _benchmark("results_page")
+    efficiency = _benchmark("efficiency")
+    shared = tmp_path / "efficiency_fashion-mnist"
+    own = tmp_path / "efficiency_fashion-mnist_regimes"
+    shared.mkdir()
+    (shared / "study.json").write_text("{}")
+    shared_studies = [s for s in efficiency.STUDIES if s != "regimes"]
+    assert results_page.efficiency_directories(tmp_path) == [(shared, shared_studies)]
+    own.mkdir()
+    (own / "study.json").write_text("{}")
+    assert results_page.efficiency_directories(tmp_path) == [
+        (shared, shared_studies),
+        (own, ["regimes"]),
+    ]
 
 
 @pytest.mark.slow
@@ -305,8 +341,8 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
     from ssdkd.methods import config_to_dict
 
     expected = {
-        "unconditional generator: φ on vs off": {"use_phi"},
-        "unconditional generator vs the preset's conditional (φ on)": {"conditional_generator"},
+        "the preset's z-only generator: φ on vs off": {"use_phi"},
+        "z-only generator (the preset) vs class-conditional (φ on)": {"conditional_generator"},
         "harder synthesis: φ on vs off": {"use_phi"},
         "harder synthesis vs the preset (φ on)": set(efficiency.HARDER_SYNTHESIS),
         "1% buffer: priority vs uniform draws": {"priority_sampling"},
