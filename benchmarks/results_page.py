@@ -56,18 +56,29 @@ def speed_section(study: Path, same_machine: Path) -> str:
     """NAYER's time to Fast-2's final accuracy against Fast-2's, per seed, from the current
     runs of the study and of a directory of Fast-2 runs repeated on the machine NAYER ran
     on (the same teacher), paired only where both runs of a seed ran on one kind of
-    machine."""
+    machine; where no seed pairs, a section that says so and how to repeat Fast-2."""
     header, runs, _ = efficiency.current_runs(study, "fashion-mnist")
     other, more, _ = efficiency.current_runs(same_machine, "fashion-mnist")
     if other["teacher_fingerprint"] != header["teacher_fingerprint"]:
         return ""
     table = same_machine_speed(runs + more, "nayer", "fast-2")
-    if not table:
-        return ""
     command = (
         "OMP_NUM_THREADS=2 python benchmarks/efficiency.py --dataset fashion-mnist "
         f"--study main --runs fast-2 --seeds SEED --results {shown_path(same_machine)}"
     )
+    if not table:
+        # Without this the section of an earlier preset's pairs would stand as if current.
+        return "\n".join(
+            [
+                "No current pair: no current Fast-2 run ran on the kind of machine of a "
+                f"current NAYER run of the same seed (run files `{shown_path(study)}/` and "
+                f"`{shown_path(same_machine)}/`). Repeat Fast-2 where NAYER ran:",
+                "",
+                "```bash",
+                command,
+                "```",
+            ]
+        )
     machines = {machine_line(run["machine"]) for run in more}
     paired = [
         run

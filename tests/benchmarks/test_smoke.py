@@ -8,6 +8,7 @@ not what these tests check.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -169,6 +170,36 @@ def test_results_page_draws_each_study_from_its_own_directory(tmp_path: Path) ->
         (shared, shared_studies),
         (own, ["regimes"]),
     ]
+
+
+def test_nayer_speed_section_says_when_no_fast2_run_pairs(tmp_path: Path) -> None:
+    """Regression: when Fast-2's preset changed, the Fast-2 runs repeated on NAYER's machine
+    stopped counting and the results page kept the earlier pairs' section as if current."""
+    results_page = _benchmark("results_page")
+    efficiency = _benchmark("efficiency")
+    from ssdkd.methods import config_to_dict
+
+    presets = efficiency._presets("fashion-mnist")
+    header = {"teacher_fingerprint": "t", "train_size": 60000, "quick": False}
+    machine = {"cpu": "intel", "cores": 2, "python": "3.11", "torch": "2", "torch_threads": 2}
+
+    def write(directory: Path, name: str, config: Any, curve: list[tuple[float, float]]) -> None:
+        directory.mkdir(exist_ok=True)
+        (directory / "study.json").write_text(json.dumps(header))
+        history = [{"overall_seconds": t, "accuracy": a} for t, a in curve]
+        run = {"name": name, "seed": 0, "config": config_to_dict(config), "history": history}
+        run |= {"teacher_fingerprint": "t", "machine": machine, "finished": "2026-12-06"}
+        (directory / f"{name}_seed0.json").write_text(json.dumps(run))
+
+    study, same = tmp_path / "study", tmp_path / "same"
+    write(study, "nayer", presets["nayer"], [(50.0, 0.80), (100.0, 0.86)])
+    earlier = dataclasses.replace(presets["fast-2"], synthesis_batch_size=64)
+    write(same, "fast-2", earlier, [(100.0, 0.80), (400.0, 0.85)])
+    section = results_page.speed_section(study, same)
+    assert section.startswith("No current pair:")
+    assert "--runs fast-2 --seeds SEED --results" in section
+    write(same, "fast-2", presets["fast-2"], [(100.0, 0.80), (400.0, 0.85)])
+    assert "| 0 | intel | 85.00 | 400 | 100 | 4.00× |" in results_page.speed_section(study, same)
 
 
 @pytest.mark.slow
