@@ -169,6 +169,16 @@ def markdown_table(summary: dict[str, Any], names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def line_styles(count: int) -> list[tuple[str, str]]:
+    """(colour, line style) of ``count`` plotted runs, each pair distinct: matplotlib's ten
+    default colours, solid, then dashed, then dotted."""
+    colours = [f"C{i}" for i in range(10)]
+    styles = ["-", "--", ":", "-."]
+    if count > len(colours) * len(styles):
+        raise ValueError(f"Expected at most {len(colours) * len(styles)} runs, got {count}")
+    return [(colours[i % 10], styles[i // 10]) for i in range(count)]
+
+
 def plot(
     runs: list[dict[str, Any]], names: list[str], summary: dict[str, Any], path: Path, title: str
 ) -> None:
@@ -179,21 +189,21 @@ def plot(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for name in names:
+    present = [name for name in names if any(run["name"] == name for run in runs)]
+    for name, (colour, style) in zip(present, line_styles(len(present)), strict=True):
         group = [run for run in runs if run["name"] == name]
-        if not group:
-            continue
         rounds = min(len(run["history"]) for run in group)
         x = [
             _median([run["history"][i]["overall_seconds"] for run in group]) for i in range(rounds)
         ]
         y = [_median([100 * run["history"][i]["accuracy"] for run in group]) for i in range(rounds)]
-        (line,) = ax.plot(x, y, label=name)
+        ax.plot(x, y, label=name, color=colour, linestyle=style)
         for run in group:
             ax.plot(
                 [r["overall_seconds"] for r in run["history"]],
                 [100 * r["accuracy"] for r in run["history"]],
-                color=line.get_color(),
+                color=colour,
+                linestyle=style,
                 linewidth=0.6,
                 alpha=0.4,
             )

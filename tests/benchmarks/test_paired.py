@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _efficiency_report import (
     diagnostics_table,
     images_learnt_from,
+    line_styles,
     markdown_table,
     paired_difference,
     paired_table,
@@ -231,3 +232,14 @@ def test_a_study_without_fast2_takes_its_target_and_ratios_from_given_runs():
     # A study's own Fast-2 runs win over the given ones.
     own = summarize([*ssd, run("fast-2", 0, [0.86])], 0.9, 10, fast2)
     assert own["targets"]["fast-2"] == pytest.approx(0.86)
+
+
+def test_every_plotted_run_has_its_own_colour_and_line_style():
+    """Regression: the main plot's eleventh run (real-data) took the first run's colour
+    (ssd-kd's), so the two lines could not be told apart."""
+    styles = line_styles(12)
+    assert len(set(styles)) == 12
+    assert styles[0] == ("C0", "-")
+    assert styles[10] == ("C0", "--")
+    with pytest.raises(ValueError, match="Expected at most 40 runs, got 41"):
+        line_styles(41)
