@@ -50,13 +50,13 @@ FASHION_GENERATOR: dict[str, Any] = {
     "adv_weight": 15.0,
 }
 """The meta generator at 28×28: the published z-only generator, adversarial weight 15
-instead of the published 1.33. With 1.33 the generator collapses within each class (the
-teacher-feature diversity of its images falls from 0.45, that of real images, to 0.09 by
-round 150) and the student plateaus; 15 keeps it at real data's level and gained 2 points
-of validation accuracy on two seeds. At 1.33 the z-only generator also piled its batches
-onto 3–4 of the 10 classes, which a class-conditional generator (labels beside z,
-``conditional_generator=True``) avoided; at 15 the z-only generator is the better of the
-two on the validation split: SSD-KD 86.08% against 84.10% (medians of 5 seeds), Fast-2
+instead of the published 1.33. The first calibration, at 1.33, found the z-only generator
+piling its batches onto 3–4 of the 10 classes, which a class-conditional generator
+(labels beside z, ``conditional_generator=True``) avoided; that generator collapsed
+within each class at 1.33 (the teacher-feature diversity of its images fell from 0.45,
+that of real images, to 0.09 by round 150) and its student plateaued, while 15 kept it
+at real data's level and gained 2 points of validation accuracy on two seeds. At 15 the
+z-only generator is the better of the two on the validation split: SSD-KD 86.08% against 84.10% (medians of 5 seeds), Fast-2
 86.78% and 86.26% against 84.14% and 84.68% (seeds 0 and 1), with batches less
 class-balanced and images the teacher is less sure of
 (``docs/notes/2026-12-06-unconditional-generator.md``). Fast-5 takes Fast-2's generator
