@@ -63,6 +63,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -503,6 +504,22 @@ def current_runs(
     return header, runs, every_run
 
 
+def study_status(done: list[dict[str, Any]], planned: list[tuple[str, Any, list[int]]]) -> str:
+    """ "complete", or how many of the study's planned (name, seed) runs are done: a run
+    shared with another study that plans more seeds (the main study's five SSD-KD seeds in
+    the three-seed ablation) counts once per planned seed, not per file."""
+    wanted = {(name, seed) for name, _, seeds in planned for seed in seeds}
+    have = wanted & {(run["name"], run["seed"]) for run in done}
+    return "complete" if have == wanted else f"**partial: {len(have)} of {len(wanted)} runs**"
+
+
+def seed_range(seeds: Iterable[int]) -> str:
+    """ "seed 0" or "seeds 0–4": the lowest and highest of ``seeds``."""
+    values = list(seeds)
+    low, high = min(values), max(values)
+    return f"seed {low}" if low == high else f"seeds {low}–{high}"
+
+
 def report(args: argparse.Namespace) -> None:
     """Write each study's markdown section and plot from the run files."""
     results = Path(args.results)
@@ -524,7 +541,6 @@ def report(args: argparse.Namespace) -> None:
     for study in args.study:
         planned = plans[study]
         names = [name for name, _, _ in planned]
-        expected = sum(len(seeds) for _, _, seeds in planned)
         done = [r for r in runs if r["name"] in names]
         # Only this study's files: a section names its own runs, not the other studies'.
         outdated = sorted(
@@ -557,17 +573,15 @@ def report(args: argparse.Namespace) -> None:
             )
             print("\n".join(body))
             continue
-        status = (
-            "complete" if len(done) >= expected else f"**partial: {len(done)} of {expected} runs**"
-        )
+        status = study_status(done, planned)
         machines = {machine_line(r["machine"]) for r in done}
         commits = sorted({str(r["machine"].get("git_commit")) for r in done})
         title = f"{args.dataset}: {study}"
         finished = sorted(str(r["finished"])[:10] for r in done)
         body = [
             f"Teacher `{header['teacher']}` ({100 * header['teacher_accuracy']:.2f}% test), "
-            f"student `{header['student']}`; final-round test accuracy, seeds "
-            f"{min(r['seed'] for r in done)}–{max(r['seed'] for r in done)} ({status}). "
+            f"student `{header['student']}`; final-round test accuracy, "
+            f"{seed_range(r['seed'] for r in done)} ({status}). "
             f"Machine: {'; '.join(sorted(machines))}. Runs finished {finished[0]}"
             + (f" to {finished[-1]}" if finished[-1] != finished[0] else "")
             + f"; library {', '.join(commits)}; run files `{shown}/`"

@@ -172,6 +172,20 @@ def test_results_page_draws_each_study_from_its_own_directory(tmp_path: Path) ->
     ]
 
 
+def test_a_study_counts_its_planned_runs_not_the_files_of_a_study_sharing_them() -> None:
+    """Regression: the three-seed ablation study read "partial: 5 of 15 runs" (and
+    "complete" once it had 15 files) when five of its files were the main study's
+    five SSD-KD seeds and the other arms had none."""
+    efficiency = _benchmark("efficiency")
+    planned = [("ssd-kd", None, [0, 1, 2]), ("no-phi", None, [0, 1, 2])]
+    done = [{"name": "ssd-kd", "seed": seed} for seed in range(5)]
+    assert efficiency.study_status(done, planned) == "**partial: 3 of 6 runs**"
+    done += [{"name": "no-phi", "seed": seed} for seed in range(3)]
+    assert efficiency.study_status(done, planned) == "complete"
+    assert efficiency.seed_range([0]) == "seed 0"
+    assert efficiency.seed_range([3, 0, 4]) == "seeds 0–4"
+
+
 def test_nayer_speed_section_says_when_no_fast2_run_pairs(tmp_path: Path) -> None:
     """Regression: when Fast-2's preset changed, the Fast-2 runs repeated on NAYER's machine
     stopped counting and the results page kept the earlier pairs' section as if current."""
