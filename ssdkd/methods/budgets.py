@@ -56,9 +56,9 @@ piling its batches onto 3–4 of the 10 classes, which a class-conditional gener
 within each class at 1.33 (the teacher-feature diversity of its images fell from 0.45,
 that of real images, to 0.09 by round 150) and its student plateaued, while 15 kept it
 at real data's level and gained 2 points of validation accuracy on two seeds. At 15 the
-z-only generator is the better of the two on the validation split: SSD-KD 86.08% against 84.10% (medians of 5 seeds), Fast-2
-86.78% and 86.26% against 84.14% and 84.68% (seeds 0 and 1), with batches less
-class-balanced and images the teacher is less sure of
+z-only generator is the better of the two on the validation split: SSD-KD 86.08%
+against 84.10% (medians of 5 seeds), Fast-2 86.78% and 86.26% against 84.14% and 84.68%
+(seeds 0 and 1), with batches less class-balanced and images the teacher is less sure of
 (``docs/notes/2026-12-06-unconditional-generator.md``). Fast-5 takes Fast-2's generator
 without a probe of its own. The generator (with its sigmoid output in [0, 1], normalised
 by the data set's mean and std as the real images are) starts from a 7×7 map instead of
