@@ -122,29 +122,32 @@ def test_efficiency_quick_studies_write_one_file_per_run_and_resume(
     run = json.loads(older.read_text())
     del run["config"]["synthesis_share"]
     older.write_text(json.dumps(run))
+
+    def outdate(path: Path) -> None:
+        """Make ``path`` a run file from another teacher: outdated."""
+        run = json.loads(path.read_text())
+        run["teacher_fingerprint"] = "another teacher"
+        path.write_text(json.dumps(run))
+
+    def redrawn(study: str) -> str:
+        """``study``'s section after a --report-only redraw."""
+        report = _run("efficiency.py", *args, "--report-only")
+        assert report.returncode == 0, report.stderr
+        begin = f"<!-- efficiency-{study}-digits begin -->"
+        return markdown.read_text().split(begin)[1].split("end -->")[0]
+
     # A run file from another teacher is outdated: not counted, and named as such.
-    stale = results / "fast-5_seed0.json"
-    run = json.loads(stale.read_text())
-    run["teacher_fingerprint"] = "another teacher"
-    stale.write_text(json.dumps(run))
-    report = _run("efficiency.py", *args, "--report-only")
-    assert report.returncode == 0, report.stderr
-    text = markdown.read_text()
-    main = text.split("<!-- efficiency-main-digits begin -->")[1].split("end -->")[0]
+    outdate(results / "fast-5_seed0.json")
+    main = redrawn("main")
     assert "1 outdated file(s) not counted" in main
     assert "| fast-5 |" not in main
     assert "| fast-2 |" in main
     # A study left with no current run (a preset changed under it) says so in its section
     # instead of keeping the tables of its outdated runs, and its plot goes.
     for path in results.glob("*_seed0.json"):
-        if not path.name.startswith(("deepinversion", "fast-2")):
-            run = json.loads(path.read_text())
-            run["teacher_fingerprint"] = "another teacher"
-            path.write_text(json.dumps(run))
-    report = _run("efficiency.py", *args, "--report-only")
-    assert report.returncode == 0, report.stderr
-    text = markdown.read_text()
-    ablation = text.split("<!-- efficiency-ablation-digits begin -->")[1].split("end -->")[0]
+        if not path.name.startswith(("deepinversion", "fast-2", "fast-5")):
+            outdate(path)
+    ablation = redrawn("ablation")
     assert ablation.startswith("\nNo current runs: the 5 run file(s) of this study in")
     assert "--dataset digits --study ablation" in ablation
     assert "| no-phi |" not in ablation
