@@ -505,7 +505,7 @@ def current_runs(
 
 
 def study_status(done: list[dict[str, Any]], planned: list[tuple[str, Any, list[int]]]) -> str:
-    """ "complete", or how many of the study's planned (name, seed) runs are done: a run
+    """A study's status: "complete", or how many of its planned (name, seed) runs are done: a run
     shared with another study that plans more seeds (the main study's five SSD-KD seeds in
     the three-seed ablation) counts once per planned seed, not per file."""
     wanted = {(name, seed) for name, _, seeds in planned for seed in seeds}
@@ -514,7 +514,7 @@ def study_status(done: list[dict[str, Any]], planned: list[tuple[str, Any, list[
 
 
 def seed_range(seeds: Iterable[int]) -> str:
-    """ "seed 0" or "seeds 0–4": the lowest and highest of ``seeds``."""
+    """A section's seeds, "seed 0" or "seeds 0–4": the lowest and highest of ``seeds``."""
     values = list(seeds)
     low, high = min(values), max(values)
     return f"seed {low}" if low == high else f"seeds {low}–{high}"
