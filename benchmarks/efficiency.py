@@ -375,6 +375,13 @@ def study_runs(
 # ---------------------------------------------------------------- running
 
 
+def results_directory(root: Path, dataset: str, study: str | None = None) -> Path:
+    """The run-file directory under ``root`` of ``study`` (one of ``OWN_DIRECTORY``) or,
+    without one, the directory the other studies share."""
+    suffix = f"_{study}" if study is not None else ""
+    return root / f"efficiency_{dataset}{suffix}"
+
+
 def run_file(results: Path, name: str, seed: int) -> Path:
     return results / f"{name}_seed{seed}.json"
 
@@ -532,7 +539,7 @@ def report(args: argparse.Namespace) -> None:
         raise SystemExit(f"no current run files in {results}")
     counted = {id(run) for run in runs}
     # A study in a directory of its own takes Fast-2's median from the shared directory.
-    shared = results.parent / f"efficiency_{args.dataset}"
+    shared = results_directory(results.parent, args.dataset)
     fast2: list[dict[str, Any]] = []
     if not any(run["name"] == "fast-2" for run in runs) and (shared / "study.json").is_file():
         fast2 = [run for run in current_runs(shared, args.dataset)[1] if run["name"] == "fast-2"]
@@ -681,8 +688,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 f"--study: {own} keep their run files in a directory of their own; "
                 f"run them alone or give --results, got {args.study}"
             )
-        suffix = f"_{own[0]}" if own else ""
-        args.results = str(ROOT / "docs" / "results" / f"efficiency_{args.dataset}{suffix}")
+        args.results = str(
+            results_directory(ROOT / "docs" / "results", args.dataset, own[0] if own else None)
+        )
     return args
 
 

@@ -102,9 +102,9 @@ def efficiency_directories(results: Path) -> list[tuple[Path, list[str]]]:
     ``results`` that holds a study: the shared directory's studies, then each study that
     keeps a directory of its own (``efficiency.OWN_DIRECTORY``), drawn from that one."""
     shared = [study for study in efficiency.STUDIES if study not in efficiency.OWN_DIRECTORY]
-    plans = [(results / "efficiency_fashion-mnist", shared)]
+    plans = [(efficiency.results_directory(results, "fashion-mnist"), shared)]
     plans += [
-        (results / f"efficiency_fashion-mnist_{study}", [study])
+        (efficiency.results_directory(results, "fashion-mnist", study), [study])
         for study in efficiency.OWN_DIRECTORY
     ]
     return [
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     page, results = args.page, args.results
 
-    efficiency_dir = results / "efficiency_fashion-mnist"
+    efficiency_dir = efficiency.results_directory(results, "fashion-mnist")
     for directory, studies in efficiency_directories(results):
         efficiency.report(
             efficiency.parse_args(
