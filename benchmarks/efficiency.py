@@ -41,8 +41,9 @@ with its 95% Student-t interval: the arms share seeds and per-role random stream
 
 **Resumable:** each run writes one JSON file, ``RESULTS/NAME_seedS.json``; a rerun skips
 runs whose file holds the same config and recomputes the others, so a study stopped at any
-point continues where it stopped. Runs shared by studies (full SSD-KD) are run once, except
-that the ``regimes`` study keeps its runs in a directory of its own (``OWN_DIRECTORY``).
+point continues where it stopped. A run shared by studies (the same name and config: full
+SSD-KD, the 1% buffer of ``regimes`` and ``figure1``, ``no-phi`` and ``no-priority`` of
+``ablation`` and ``regimes``) is run once, in the directory every study shares.
 
     # the Fashion-MNIST studies (hours on 2 CPU cores; run in the background)
     OMP_NUM_THREADS=2 nohup python benchmarks/efficiency.py --dataset fashion-mnist \\
@@ -128,11 +129,6 @@ generator, as the one whose synthetic batches were the least class-balanced and 
 least often of their target class."""
 FIGURE1_SHARES = (0.01, 0.05, 0.10)
 """N of the ``figure1`` study, as shares of the training set."""
-OWN_DIRECTORY = ("regimes",)
-"""Studies whose run files live in a directory of their own (``efficiency_DATASET_STUDY``)
-by default, so that every arm of a pair, the preset's runs included, is made by a library
-with per-role random streams: the shared directory's SSD-KD runs predate them, and a pair
-of runs with different random numbers would not share a seed's luck."""
 STUDIES = (
     "main",
     "ablation",
@@ -375,11 +371,9 @@ def study_runs(
 # ---------------------------------------------------------------- running
 
 
-def results_directory(root: Path, dataset: str, study: str | None = None) -> Path:
-    """The run-file directory under ``root`` of ``study`` (one of ``OWN_DIRECTORY``) or,
-    without one, the directory the other studies share."""
-    suffix = f"_{study}" if study is not None else ""
-    return root / f"efficiency_{dataset}{suffix}"
+def results_directory(root: Path, dataset: str) -> Path:
+    """The run-file directory under ``root`` that the studies of ``dataset`` share."""
+    return root / f"efficiency_{dataset}"
 
 
 def run_file(results: Path, name: str, seed: int) -> Path:
@@ -538,7 +532,7 @@ def report(args: argparse.Namespace) -> None:
     if not runs:
         raise SystemExit(f"no current run files in {results}")
     counted = {id(run) for run in runs}
-    # A study in a directory of its own takes Fast-2's median from the shared directory.
+    # Runs kept in another directory (--results) take Fast-2's median from the shared one.
     shared = results_directory(results.parent, args.dataset)
     fast2: list[dict[str, Any]] = []
     if not any(run["name"] == "fast-2" for run in runs) and (shared / "study.json").is_file():
@@ -682,15 +676,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "ssdkd-bench"))
     args = parser.parse_args(argv)
     if args.results is None:
-        own = sorted(set(args.study) & set(OWN_DIRECTORY))
-        if own and len(set(args.study)) > 1:
-            parser.error(
-                f"--study: {own} keep their run files in a directory of their own; "
-                f"run them alone or give --results, got {args.study}"
-            )
-        args.results = str(
-            results_directory(ROOT / "docs" / "results", args.dataset, own[0] if own else None)
-        )
+        args.results = str(results_directory(ROOT / "docs" / "results", args.dataset))
     return args
 
 

@@ -97,21 +97,6 @@ def speed_section(study: Path, same_machine: Path) -> str:
     )
 
 
-def efficiency_directories(results: Path) -> list[tuple[Path, list[str]]]:
-    """(run-file directory, studies) of each Fashion-MNIST efficiency report under
-    ``results`` that holds a study: the shared directory's studies, then each study that
-    keeps a directory of its own (``efficiency.OWN_DIRECTORY``), drawn from that one."""
-    shared = [study for study in efficiency.STUDIES if study not in efficiency.OWN_DIRECTORY]
-    plans = [(efficiency.results_directory(results, "fashion-mnist"), shared)]
-    plans += [
-        (efficiency.results_directory(results, "fashion-mnist", study), [study])
-        for study in efficiency.OWN_DIRECTORY
-    ]
-    return [
-        (directory, studies) for directory, studies in plans if (directory / "study.json").is_file()
-    ]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "results.md")
@@ -120,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     page, results = args.page, args.results
 
     efficiency_dir = efficiency.results_directory(results, "fashion-mnist")
-    for directory, studies in efficiency_directories(results):
+    if (efficiency_dir / "study.json").is_file():
         efficiency.report(
             efficiency.parse_args(
                 [
@@ -128,9 +113,9 @@ def main(argv: list[str] | None = None) -> None:
                     "fashion-mnist",
                     "--report-only",
                     "--study",
-                    *studies,
+                    *efficiency.STUDIES,
                     "--results",
-                    str(directory),
+                    str(efficiency_dir),
                     "--markdown",
                     str(page),
                     "--figures",

@@ -155,26 +155,6 @@ def test_efficiency_quick_studies_write_one_file_per_run_and_resume(
     assert (figures / "efficiency_main_digits.png").exists()
 
 
-def test_results_page_draws_each_study_from_its_own_directory(tmp_path: Path) -> None:
-    """Regression: the results page redrew every study from the shared directory, so the
-    regimes section took the shared directory's SSD-KD runs (another library's random
-    streams) instead of its own directory's."""
-    results_page = _benchmark("results_page")
-    efficiency = _benchmark("efficiency")
-    shared = tmp_path / "efficiency_fashion-mnist"
-    own = tmp_path / "efficiency_fashion-mnist_regimes"
-    shared.mkdir()
-    (shared / "study.json").write_text("{}")
-    shared_studies = [s for s in efficiency.STUDIES if s != "regimes"]
-    assert results_page.efficiency_directories(tmp_path) == [(shared, shared_studies)]
-    own.mkdir()
-    (own / "study.json").write_text("{}")
-    assert results_page.efficiency_directories(tmp_path) == [
-        (shared, shared_studies),
-        (own, ["regimes"]),
-    ]
-
-
 def test_a_study_counts_its_planned_runs_not_the_files_of_a_study_sharing_them() -> None:
     """Regression: the three-seed ablation study read "partial: 5 of 15 runs" (and
     "complete" once it had 15 files) when five of its files were the main study's
@@ -235,22 +215,29 @@ def test_efficiency_runs_filter_runs_only_the_named_runs(
     assert "--runs: ['fast-7'] not in the chosen studies' runs" in wrong.stderr
 
 
-def test_regimes_runs_default_to_their_own_directory(capsys: pytest.CaptureFixture[str]) -> None:
-    """Regression: the regimes study's pairs took the shared directory's SSD-KD runs,
-    made before per-role random streams, as the partners of runs made after them, so
-    paired arms did not share their random numbers."""
+def test_studies_share_one_directory_where_a_name_means_one_config() -> None:
+    """Regression: the regimes study kept its runs in a directory of its own, so the runs it
+    plans with another study (the 1% buffer with figure1 and buffer; no-phi, no-priority
+    and full SSD-KD with ablation) were made twice."""
     efficiency = _benchmark("efficiency")
-    shared = efficiency.parse_args(["--dataset", "fashion-mnist", "--study", "main", "buffer"])
-    own = efficiency.parse_args(["--dataset", "fashion-mnist", "--study", "regimes"])
-    assert Path(shared.results).name == "efficiency_fashion-mnist"
-    assert Path(own.results).name == "efficiency_fashion-mnist_regimes"
-    given = efficiency.parse_args(["--study", "regimes", "main", "--results", "/tmp/r"])
-    assert given.results == "/tmp/r"
-    with pytest.raises(SystemExit):
-        efficiency.parse_args(["--dataset", "fashion-mnist", "--study", "regimes", "main"])
-    assert "--study: ['regimes'] keep their run files in a directory of their own" in (
-        capsys.readouterr().err
-    )
+    from ssdkd.methods import config_to_dict
+
+    for dataset, train_size in (("fashion-mnist", 60000), ("digits", 1797)):
+        configs: dict[str, list[Any]] = {}
+        for study in efficiency.STUDIES:
+            for name, config, _ in efficiency.study_runs(dataset, study, train_size):
+                configs.setdefault(name, []).append(config_to_dict(config))
+        for name, recorded in configs.items():
+            assert all(config == recorded[0] for config in recorded), (dataset, name)
+    planned = {
+        study: {name for name, _, _ in efficiency.study_runs("fashion-mnist", study, 60000)}
+        for study in ("regimes", "figure1", "ablation")
+    }
+    assert "buffer-600" in planned["regimes"] & planned["figure1"]
+    assert {"ssd-kd", "no-phi", "no-priority"} <= planned["regimes"] & planned["ablation"]
+    for studies in (["regimes"], ["main", "regimes", "figure1"]):
+        args = efficiency.parse_args(["--dataset", "fashion-mnist", "--study", *studies])
+        assert Path(args.results).name == "efficiency_fashion-mnist"
 
 
 def test_sampling_quick_run_writes_rows_and_the_results_section(tmp_path: Path) -> None:
