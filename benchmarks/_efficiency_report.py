@@ -294,26 +294,51 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, Any
     }
 
 
+def _interval(pair: dict[str, Any]) -> str:
+    """``pair``'s mean difference with its 95% interval, in points ("[–]" on one seed)."""
+    if len(pair["seeds"]) < 2:
+        return f"{100 * pair['mean']:+.2f} [–]"
+    return f"{100 * pair['mean']:+.2f} [{100 * pair['low']:+.2f}, {100 * pair['high']:+.2f}]"
+
+
+def pair_reading(pair: dict[str, Any]) -> str:
+    """What a pair's test interval says: "A higher" or "B higher" where it excludes zero,
+    "not separated" where it holds zero, "one seed" where there is no interval."""
+    if len(pair["seeds"]) < 2:
+        return "one seed"
+    if pair["low"] > 0:
+        return "A higher"
+    if pair["high"] < 0:
+        return "B higher"
+    return "not separated"
+
+
 def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) -> str:
     """One row per (question, arm A, arm B): both medians and the paired A − B with its
-    95% interval, in points of final test accuracy; empty where no pair has a common seed.
+    95% interval, in points of final test accuracy, the same on the validation split
+    (over the seeds where both arms measured it; "–" where none did), and what the test
+    interval says (``pair_reading``); empty where no pair has a common seed.
 
     The last column counts the seeds whose two arms ran on different machines (by
     ``machine_line``; a run without a machine record counts as its own machine): the same
     seed and streams give the same run only on one kind of CPU, so such a seed's pair
     shares its random numbers but not its floating-point arithmetic."""
     finals: dict[str, dict[int, float]] = {}
+    validation: dict[str, dict[int, float]] = {}
     machines: dict[str, dict[int, str | None]] = {}
     for run in runs:
         finals.setdefault(run["name"], {})[run["seed"]] = float(run["history"][-1]["accuracy"])
+        if run.get("validation_accuracy") is not None:
+            validation.setdefault(run["name"], {})[run["seed"]] = float(run["validation_accuracy"])
         machine = run.get("machine")
         machines.setdefault(run["name"], {})[run["seed"]] = (
             machine_line(machine) if machine else None
         )
     lines = [
         "| question | A | B | seeds | A median % | B median % "
-        "| A − B mean, points [95% interval] | seeds A > B | seeds on two machines |",
-        "|---|---|---|---:|---:|---:|---|---:|---:|",
+        "| A − B mean, points [95% interval] | seeds A > B "
+        "| validation A − B, points [95% interval] | reading | seeds on two machines |",
+        "|---|---|---|---:|---:|---:|---|---:|---|---|---:|",
     ]
     for question, arm_a, arm_b in pairs:
         a, b = finals.get(arm_a, {}), finals.get(arm_b, {})
@@ -321,11 +346,7 @@ def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) 
         n = len(pair["seeds"])
         if n == 0:
             continue
-        interval = (
-            f"{100 * pair['mean']:+.2f} [{100 * pair['low']:+.2f}, {100 * pair['high']:+.2f}]"
-            if n >= 2
-            else f"{100 * pair['mean']:+.2f} [–]"
-        )
+        on_validation = paired_difference(validation.get(arm_a, {}), validation.get(arm_b, {}))
         medians = [_median([arm[s] for s in pair["seeds"]]) for arm in (a, b)]
         mixed = sum(
             machines[arm_a][s] is None or machines[arm_a][s] != machines[arm_b][s]
@@ -333,7 +354,9 @@ def paired_table(runs: list[dict[str, Any]], pairs: list[tuple[str, str, str]]) 
         )
         lines.append(
             f"| {question} | {arm_a} | {arm_b} | {n} | {_fmt_percent(medians[0])} "
-            f"| {_fmt_percent(medians[1])} | {interval} | {pair['wins']}/{n} | {mixed} |"
+            f"| {_fmt_percent(medians[1])} | {_interval(pair)} | {pair['wins']}/{n} "
+            f"| {_interval(on_validation) if on_validation['seeds'] else '–'} "
+            f"| {pair_reading(pair)} | {mixed} |"
         )
     return "\n".join(lines) if len(lines) > 2 else ""
 

@@ -64,9 +64,36 @@ def test_a_pair_with_one_common_seed_has_no_interval_and_the_table_says_so():
         for name, acc in (("x", 0.8), ("y", 0.7))
     ]
     table = paired_table(runs, [("x or y", "x", "y"), ("absent", "x", "z")])
-    assert "| x or y | x | y | 1 | 80.00 | 70.00 | +10.00 [–] | 1/1 | 1 |" in table
+    assert "| x or y | x | y | 1 | 80.00 | 70.00 | +10.00 [–] | 1/1 | – | one seed | 1 |" in table
     assert "absent" not in table
     assert paired_table(runs, [("absent", "x", "z")]) == ""
+
+
+def test_the_table_reads_each_pair_and_gives_its_validation_difference():
+    """Guards against a pair table a reader must decode interval by interval, and one that
+    showed only the test split, which no preset may be chosen on."""
+
+    def run(name: str, seed: int, test: float, validation: float | None) -> dict:
+        return {
+            "name": name,
+            "seed": seed,
+            "validation_accuracy": validation,
+            "history": [{"accuracy": test}],
+        }
+
+    runs = [run("a", s, 0.85 + 0.01 * s, 0.86 + 0.01 * s) for s in range(3)]
+    runs += [run("b", s, 0.84 + 0.01 * s + 0.001 * s, 0.87 + 0.01 * s) for s in range(3)]
+    runs += [run("c", s, 0.85 + 0.02 * (s % 2) - 0.01, None) for s in range(3)]
+    table = paired_table(runs, [("a or b", "a", "b"), ("b or a", "b", "a"), ("a or c", "a", "c")])
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table.splitlines()[2:]}
+    # a − b on test: 1.0, 0.9, 0.8 points; on validation −1.0 on every seed.
+    assert rows["a or b"][6].startswith("+0.90 [")
+    assert rows["a or b"][8] == "-1.00 [-1.00, -1.00]"
+    assert rows["a or b"][9] == "A higher"
+    assert rows["b or a"][9] == "B higher"
+    # a − c: 1.0, 0.0, 3.0 points, an interval holding zero; c has no validation.
+    assert rows["a or c"][9] == "not separated"
+    assert rows["a or c"][8] == "–"
 
 
 def test_the_table_counts_the_seeds_whose_arms_ran_on_different_machines():
@@ -88,7 +115,9 @@ def test_the_table_counts_the_seeds_whose_arms_ran_on_different_machines():
     ]
     table = paired_table(runs, [("x or y", "x", "y")])
     # Seed 0 both on Intel, seed 2 both on AMD: only seed 1's arms ran on two machines.
-    assert table.splitlines()[-1].endswith("| 3 | 80.00 | 80.00 | +0.00 [+0.00, +0.00] | 0/3 | 1 |")
+    assert table.splitlines()[-1].endswith(
+        "| 3 | 80.00 | 80.00 | +0.00 [+0.00, +0.00] | 0/3 | – | not separated | 1 |"
+    )
 
 
 def test_a_table_without_fast2_runs_says_so_in_its_header():
