@@ -37,7 +37,8 @@ Studies (``--study``), each a list of (name, seeds) pairs:
   after the warm-up (the paper's longer schedules) against the preset's (3 seeds).
 
 The paired studies' report adds, per pair of arms, the mean of the per-seed differences
-with its 95% Student-t interval: the arms share seeds and per-role random streams.
+with its 95% Student-t interval on the test and the validation split, and whether the test
+interval excludes zero: the arms share seeds and per-role random streams.
 
 **Resumable:** each run writes one JSON file, ``RESULTS/NAME_seedS.json``; a rerun skips
 runs whose file holds the same config and recomputes the others, so a study stopped at any
