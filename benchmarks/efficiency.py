@@ -23,9 +23,10 @@ Studies (``--study``), each a list of (name, seeds) pairs:
   with the preset's z-only generator (whose batches are class-imbalanced) and with a
   harder synthesis (``HARDER_SYNTHESIS``), the preset's generator against the
   class-conditional one, priority and uniform draws from buffers of 1% and 2% of the
-  training set, the priority's form (w·KL, KL, uniform), and KD without augmentation on
+  training set, the priority's form (w·KL, KL, uniform), KD without augmentation on
   the teacher logits stored at admission (the paper's reuse of φ's values) against the
-  preset's augmented KD;
+  preset's augmented KD, and the preset with Fast-2's KD steps per round (whether the
+  preset's shortfall against Fast-2 is its smaller KD budget);
 - ``figure1``: the paper's Figure 1, SSD-KD with a buffer of N synthetic images against
   the same student distilled (KL to the teacher, the same steps) on N real training
   images, N = 1%, 5%, 10% of the training set (3 seeds: at seed 0 of the earlier,
@@ -239,6 +240,12 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
                 "ssd-kd",
             ),
         ]
+        fast2 = _presets(dataset)["fast-2"]
+        if fast2.kd_steps != ssd.kd_steps:
+            question = (
+                f"Fast-2's {fast2.kd_steps} KD steps per round vs the preset's {ssd.kd_steps}"
+            )
+            pairs.append((question, f"kd-steps-{fast2.kd_steps}", "ssd-kd"))
     elif study == "embeddings":
         pairs = [("NAYER: text embeddings vs random codes", "nayer-text", "nayer")]
     elif study == "schedule":
@@ -333,6 +340,12 @@ def study_runs(
             ("harder", harder, five),
             ("harder-no-phi", dataclasses.replace(harder, use_phi=False), five),
         ]
+        # Named by the full presets' KD steps, as study_pairs names it (a quick run
+        # shrinks both presets' steps).
+        steps = _presets(dataset)["fast-2"].kd_steps
+        if steps != _presets(dataset)["ssd-kd"].kd_steps:
+            more = dataclasses.replace(ssd, kd_steps=presets["fast-2"].kd_steps)
+            runs.append((f"kd-steps-{steps}", more, five))
         for share in REGIME_SHARES:
             name, config = _buffer_run(ssd, share, train_size)
             uniform = dataclasses.replace(config, **ABLATIONS["no-priority"])

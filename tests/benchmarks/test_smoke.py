@@ -386,6 +386,7 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
         "priority δ = KL vs uniform": {"priority_sampling", "priority_form"},
         "priority δ = KL vs w·KL": {"priority_form"},
         "KD on stored teacher logits (no augmentation) vs the preset": {"kd_augment"},
+        "Fast-2's 90 KD steps per round vs the preset's 60": {"kd_steps"},
     }
     for study in ("regimes", "figure1"):
         runs = efficiency.study_runs("fashion-mnist", study, 60000)
@@ -393,7 +394,7 @@ def test_every_paired_arm_is_a_run_of_its_study_differing_in_the_studied_switch_
         assert len(configs) == len(runs)  # names unique
         assert all(len(seeds) == (5 if study == "regimes" else 3) for _, _, seeds in runs)
         pairs = efficiency.study_pairs("fashion-mnist", study, 60000)
-        assert len(pairs) == (10 if study == "regimes" else 3)
+        assert len(pairs) == (11 if study == "regimes" else 3)
         for question, a, b in pairs:
             if study == "regimes":
                 differ = {k for k in configs[a] if configs[a][k] != configs[b][k]}
