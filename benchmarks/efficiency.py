@@ -214,6 +214,15 @@ def _buffer_run(ssd: SSDKDConfig, share: float, train_size: int) -> tuple[str, S
     return name, dataclasses.replace(ssd, buffer_size=size)
 
 
+def _kd_steps_arm(dataset: str) -> str | None:
+    """The name of the ``regimes`` arm that gives SSD-KD Fast-2's KD steps per round,
+    from the full presets (a quick run shrinks both presets' steps), or None where the
+    two presets' steps agree."""
+    presets = _presets(dataset)
+    steps = presets["fast-2"].kd_steps
+    return None if steps == presets["ssd-kd"].kd_steps else f"kd-steps-{steps}"
+
+
 def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, str, str]]:
     """(question, arm A, arm B) of every paired comparison of ``study`` (none for the
     studies that are not paired)."""
@@ -240,12 +249,11 @@ def study_pairs(dataset: str, study: str, train_size: int) -> list[tuple[str, st
                 "ssd-kd",
             ),
         ]
-        fast2 = _presets(dataset)["fast-2"]
-        if fast2.kd_steps != ssd.kd_steps:
-            question = (
-                f"Fast-2's {fast2.kd_steps} KD steps per round vs the preset's {ssd.kd_steps}"
-            )
-            pairs.append((question, f"kd-steps-{fast2.kd_steps}", "ssd-kd"))
+        kd_arm = _kd_steps_arm(dataset)
+        if kd_arm is not None:
+            steps = _presets(dataset)["fast-2"].kd_steps
+            question = f"Fast-2's {steps} KD steps per round vs the preset's {ssd.kd_steps}"
+            pairs.append((question, kd_arm, "ssd-kd"))
     elif study == "embeddings":
         pairs = [("NAYER: text embeddings vs random codes", "nayer-text", "nayer")]
     elif study == "schedule":
@@ -340,12 +348,10 @@ def study_runs(
             ("harder", harder, five),
             ("harder-no-phi", dataclasses.replace(harder, use_phi=False), five),
         ]
-        # Named by the full presets' KD steps, as study_pairs names it (a quick run
-        # shrinks both presets' steps).
-        steps = _presets(dataset)["fast-2"].kd_steps
-        if steps != _presets(dataset)["ssd-kd"].kd_steps:
+        kd_arm = _kd_steps_arm(dataset)
+        if kd_arm is not None:
             more = dataclasses.replace(ssd, kd_steps=presets["fast-2"].kd_steps)
-            runs.append((f"kd-steps-{steps}", more, five))
+            runs.append((kd_arm, more, five))
         for share in REGIME_SHARES:
             name, config = _buffer_run(ssd, share, train_size)
             uniform = dataclasses.replace(config, **ABLATIONS["no-priority"])
